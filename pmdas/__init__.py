@@ -1,0 +1,1 @@
+"""pcp-hpc performance metrics domain agents (PMDAs) for HPC clusters."""

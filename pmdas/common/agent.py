@@ -1,0 +1,39 @@
+"""The contract every agent fulfils: its sources, how they combine, what it exports."""
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+from .config import Config, Option
+from .sources import Results, Source
+from .table import Indom, Metric
+
+
+class Agent:
+    """Subclass per agent.  Pure Python: the PCP glue (pmdas.common.pmda) drives it.
+
+    ``sources()`` is called once per refresh and may depend on what is present
+    (filesystems mounted, ports plugged in).  ``build()`` turns the source results
+    into one immutable snapshot that the metric table's extractors read.  It is
+    called from a single refresh thread, so an agent may keep state between
+    refreshes (previous counters, for example) on ``self``.
+    """
+
+    name: str = ""            # pmcd.conf label, e.g. "hpcib"
+    domain: int = 0           # PMDA domain number
+    root: str = ""            # metric root, e.g. "hpc.ib"
+    options: Mapping[str, Option] = {}
+    metrics: Sequence[Metric] = ()
+    indoms: Sequence[Indom] = ()
+
+    def __init__(self, config: Config):
+        self.config = config
+
+    def sources(self) -> Sequence[Source]:
+        raise NotImplementedError
+
+    def build(self, results: Results) -> Any:
+        raise NotImplementedError
+
+    def domain_labels(self) -> Mapping[str, Any]:
+        """Labels for every metric of this agent (PCP domain labels)."""
+        return {"agent": self.name}

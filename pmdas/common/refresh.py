@@ -1,0 +1,157 @@
+"""The refresh loop: sources → agent snapshot → flat values, published atomically.
+
+Runs in one background thread.  Fetches never wait for it: they read whatever
+``Published`` object is current.  Everything slow (I/O, parsing, evaluating the
+metric table, numbering instances) happens here, not on the fetch path.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+from .agent import Agent
+from .health import SOURCE_INDOM, Health, SourceHealth, health_metrics
+from .instances import InstanceIds
+from .sources import Results, SourceRunner
+from .table import Indom, Metric, check_table
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Published:
+    """One refresh's outcome, ready to serve.
+
+    values:     full metric name → scalar, or {instance name: value}
+    instances:  indom name → {instance name: (instance id, labels)}
+    """
+
+    taken: float
+    values: Mapping[str, Any]
+    instances: Mapping[str, Mapping[str, tuple[int, Mapping[str, Any]]]]
+    health: Health
+    snapshot: Any = None
+    extras: dict = field(default_factory=dict)  # room for the glue's prebuilt structures
+
+
+class Refresher:
+    def __init__(self, agent: Agent, state_dir: str | None = None,
+                 on_publish: Callable[[Published], None] | None = None):
+        self.agent = agent
+        self.metrics: list[Metric] = [*agent.metrics, *health_metrics()]
+        self.indoms: list[Indom] = [*agent.indoms, SOURCE_INDOM]
+        check_table(self.metrics, self.indoms)
+        self._health_names = {m.name for m in health_metrics()}
+        self._runner = SourceRunner()
+        self._ids = {
+            i.name: InstanceIds(os.path.join(state_dir, f"{agent.name}.{i.serial}.json")
+                                if state_dir else None)
+            for i in self.indoms
+        }
+        self._on_publish = on_publish
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._source_failures: dict[str, int] = {}
+        self.health = Health(interval=float(agent.config.interval))
+        self.published = Published(0.0, {}, {i.name: {} for i in self.indoms}, self.health)
+
+    def full_name(self, metric: Metric) -> str:
+        return f"{self.agent.root}.{metric.name}"
+
+    # -- one refresh -------------------------------------------------------
+    def refresh_once(self) -> Published:
+        started = time.monotonic()
+        try:
+            sources = list(self.agent.sources())
+            results = self._runner.run(sources)
+            build_error = ""
+            try:
+                snapshot = self.agent.build(results)
+            except Exception as exc:  # never let an agent bug stop the refresh loop
+                log.exception("%s: building the snapshot failed", self.agent.name)
+                snapshot, build_error = None, f"building the snapshot failed: {type(exc).__name__}: {exc}"
+        except Exception as exc:
+            log.exception("%s: listing sources failed", self.agent.name)
+            results, snapshot = Results({}), None
+            build_error = f"listing sources failed: {type(exc).__name__}: {exc}"
+        health = self._health(results, time.monotonic() - started, build_error)
+        published = self._evaluate(snapshot, health)
+        self.health = published.health
+        self.published = published
+        if self._on_publish is not None:
+            self._on_publish(published)
+        return published
+
+    def _health(self, results: Results, seconds: float, build_error: str) -> Health:
+        sources: dict[str, SourceHealth] = {}
+        errors = []
+        for name, r in results.items():
+            if not r.ok:
+                self._source_failures[name] = self._source_failures.get(name, 0) + 1
+                errors.append(r.error)
+                log.warning("%s: %s", self.agent.name, r.error)
+            sources[name] = SourceHealth(r.ok, r.error, r.seconds, self._source_failures.get(name, 0))
+        if build_error:
+            errors.append(build_error)
+        failed = bool(errors)
+        prev = self.health
+        return Health(
+            up=not failed, refreshes=prev.refreshes + 1,
+            failed_refreshes=prev.failed_refreshes + int(failed),
+            last_refresh=time.time(), refresh_seconds=seconds,
+            last_error=errors[-1] if errors else "", interval=prev.interval,
+            sources=sources, extractor_errors=prev.extractor_errors)
+
+    def _evaluate(self, snapshot: Any, health: Health) -> Published:
+        values: dict[str, Any] = {}
+        extractor_errors = 0
+        for metric in self.metrics:
+            is_health = metric.name in self._health_names
+            if snapshot is None and not is_health:
+                continue
+            try:
+                values[self.full_name(metric)] = metric.value(health if is_health else snapshot)
+            except Exception as exc:
+                extractor_errors += 1
+                log.warning("%s: metric %s: %s: %s", self.agent.name, metric.name,
+                            type(exc).__name__, exc)
+        instances: dict[str, dict[str, tuple[int, Mapping[str, Any]]]] = {}
+        for indom in self.indoms:
+            source = health if indom is SOURCE_INDOM else snapshot
+            try:
+                labelled = dict(indom.instances(source)) if source is not None else {}
+            except Exception as exc:
+                extractor_errors += 1
+                log.warning("%s: instances of %s: %s: %s", self.agent.name, indom.name,
+                            type(exc).__name__, exc)
+                labelled = {}
+            ids = self._ids[indom.name].assign(labelled)
+            self._ids[indom.name].save()
+            instances[indom.name] = {n: (ids[n], labelled[n]) for n in labelled}
+        if extractor_errors:
+            health = Health(**{**health.__dict__, "extractor_errors": health.extractor_errors + extractor_errors})
+            values[f"{self.agent.root}.agent.extractor_errors"] = health.extractor_errors
+        return Published(time.time(), values, instances, health, snapshot)
+
+    # -- background loop ---------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name=f"{self.agent.name}-refresh",
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _loop(self) -> None:
+        interval = float(self.agent.config.interval)
+        while not self._stop.is_set():
+            started = time.monotonic()
+            try:
+                self.refresh_once()
+            except Exception:
+                log.exception("%s: refresh failed", self.agent.name)
+            self._stop.wait(max(0.05, interval - (time.monotonic() - started)))
