@@ -1,7 +1,8 @@
 """The contract every agent fulfils: its sources, how they combine, what it exports."""
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from .config import Config, Option
 from .sources import Results, Source

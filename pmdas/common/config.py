@@ -6,8 +6,9 @@ sentence naming the file, the key and the problem.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import yaml
 

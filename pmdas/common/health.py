@@ -3,7 +3,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .table import COUNT, COUNTER, DISCRETE, INSTANT, NONE, SEC, STRING, U32, U64, DOUBLE, Indom, Metric, cluster
+from .table import (
+    COUNT,
+    COUNTER,
+    DISCRETE,
+    DOUBLE,
+    INSTANT,
+    NONE,
+    SEC,
+    STRING,
+    U32,
+    U64,
+    Indom,
+    Metric,
+    cluster,
+)
 
 HEALTH_CLUSTER = 4000
 SOURCE_INDOM_SERIAL = 4000
@@ -28,6 +42,7 @@ class Health:
     interval: float = 0.0
     sources: dict[str, SourceHealth] = field(default_factory=dict)
     extractor_errors: int = 0
+    config_error: str = ""
 
 
 SOURCE_INDOM = Indom(
@@ -55,7 +70,7 @@ def health_metrics() -> list[Metric]:
                "Number of refreshes since the agent started in which at least one source failed "
                "or timed out. Values from the failed sources are reported unavailable.",
                lambda h: h.failed_refreshes),
-        Metric("agent.last_refresh", DOUBLE, INSTANT, SEC, "time of the last refresh (seconds since the epoch)",
+        Metric("agent.last_refresh", DOUBLE, INSTANT, SEC, "when the last refresh finished (epoch seconds)",
                "Wall-clock time at which the most recent refresh finished, in seconds since "
                "1970-01-01 UTC. Fetched values are at most this old.",
                lambda h: h.last_refresh or None),
@@ -85,4 +100,10 @@ def health_metrics() -> list[Metric]:
                "Number of times a metric's value could not be computed from a refresh's "
                "snapshot (an agent bug or unexpected source content); details go to the "
                "agent's log.", lambda h: h.extractor_errors),
+        Metric("agent.config_error", STRING, DISCRETE, NONE,
+               "why the configuration file was rejected, or empty",
+               "If the agent's YAML configuration file could not be used, the one-sentence reason "
+               "(file, key, problem); the agent then runs with default settings. Empty when the "
+               "file was valid or absent. Check a file before installing with 'hpc-pcp check'.",
+               lambda h: h.config_error),
     ])

@@ -12,7 +12,7 @@ import logging
 import os
 import tempfile
 import time
-from typing import Iterable
+from collections.abc import Iterable
 
 log = logging.getLogger(__name__)
 

@@ -6,12 +6,14 @@ metric table, numbering instances) happens here, not on the fetch path.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from .agent import Agent
 from .health import SOURCE_INDOM, Health, SourceHealth, health_metrics
@@ -40,7 +42,7 @@ class Published:
 
 class Refresher:
     def __init__(self, agent: Agent, state_dir: str | None = None,
-                 on_publish: Callable[[Published], None] | None = None):
+                 on_publish: Callable[[Published], None] | None = None, config_error: str = ""):
         self.agent = agent
         self.metrics: list[Metric] = [*agent.metrics, *health_metrics()]
         self.indoms: list[Indom] = [*agent.indoms, SOURCE_INDOM]
@@ -56,7 +58,7 @@ class Refresher:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._source_failures: dict[str, int] = {}
-        self.health = Health(interval=float(agent.config.interval))
+        self.health = Health(interval=float(agent.config.interval), config_error=config_error)
         self.published = Published(0.0, {}, {i.name: {} for i in self.indoms}, self.health)
 
     def full_name(self, metric: Metric) -> str:
@@ -104,7 +106,7 @@ class Refresher:
             failed_refreshes=prev.failed_refreshes + int(failed),
             last_refresh=time.time(), refresh_seconds=seconds,
             last_error=errors[-1] if errors else "", interval=prev.interval,
-            sources=sources, extractor_errors=prev.extractor_errors)
+            sources=sources, extractor_errors=prev.extractor_errors, config_error=prev.config_error)
 
     def _evaluate(self, snapshot: Any, health: Health) -> Published:
         values: dict[str, Any] = {}
@@ -133,21 +135,24 @@ class Refresher:
             self._ids[indom.name].save()
             instances[indom.name] = {n: (ids[n], labelled[n]) for n in labelled}
         if extractor_errors:
-            health = Health(**{**health.__dict__, "extractor_errors": health.extractor_errors + extractor_errors})
+            health = dataclasses.replace(health, extractor_errors=health.extractor_errors + extractor_errors)
             values[f"{self.agent.root}.agent.extractor_errors"] = health.extractor_errors
         return Published(time.time(), values, instances, health, snapshot)
 
     # -- background loop ---------------------------------------------------
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name=f"{self.agent.name}-refresh",
+        self._thread = threading.Thread(target=self.run_forever, name=f"{self.agent.name}-refresh",
                                         daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
 
-    def _loop(self) -> None:
+    def run_forever(self, first_wait: bool = False) -> None:
+        """Refresh every ``interval`` seconds until stopped (start to start, not end to start)."""
         interval = float(self.agent.config.interval)
+        if first_wait:
+            self._stop.wait(interval)
         while not self._stop.is_set():
             started = time.monotonic()
             try:

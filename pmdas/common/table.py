@@ -6,8 +6,9 @@ refresher evaluates them once per refresh so that fetches are dictionary lookups
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 # Value types (PCP's PM_TYPE_*).
 U32, U64, I32, I64, DOUBLE, STRING = "u32", "u64", "32", "64", "double", "string"

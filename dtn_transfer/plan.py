@@ -1,0 +1,196 @@
+"""Plan: what to move, in which size class, over which source/destination node pair.
+
+Files smaller than the bandwidth-delay product (BDP) cannot fill a pipe with one
+stream, so they want many files in flight and pipelining; files many times the BDP
+want parallel streams.  Bytes, not file counts, are spread over node pairs (largest
+file first onto the least-loaded pair) so every pair finishes at about the same time.
+"""
+from __future__ import annotations
+
+import ftplib
+import os
+from dataclasses import asdict, dataclass
+
+from .endpoints import Endpoint
+from .progress import parse_mlsx_line
+
+SMALL, MEDIUM, LARGE = "small", "medium", "large"
+BINS = (SMALL, MEDIUM, LARGE)
+LARGE_FACTOR = 16   # a file is "large" from this many BDPs up
+
+
+class PlanError(Exception):
+    """The data set could not be listed; one sentence for the user."""
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    relpath: str
+    size: int
+
+
+@dataclass(frozen=True)
+class PlannedFile:
+    relpath: str
+    size: int
+    bin: str
+    pair: int        # index into Plan.pairs
+
+
+@dataclass(frozen=True)
+class Plan:
+    source: Endpoint
+    dest: Endpoint
+    bdp: int
+    pairs: tuple[tuple[str | None, str | None], ...]
+    files: tuple[PlannedFile, ...]
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(f.size for f in self.files)
+
+    def bytes_per_pair(self) -> list[int]:
+        loads = [0] * len(self.pairs)
+        for f in self.files:
+            loads[f.pair] += f.size
+        return loads
+
+    def to_json(self) -> dict:
+        return {"source": {"nodes": list(self.source.nodes), "path": self.source.path},
+                "dest": {"nodes": list(self.dest.nodes), "path": self.dest.path},
+                "bdp": self.bdp, "pairs": [list(p) for p in self.pairs],
+                "files": [asdict(f) for f in self.files]}
+
+    @classmethod
+    def from_json(cls, doc: dict) -> "Plan":
+        return cls(Endpoint(tuple(doc["source"]["nodes"]), doc["source"]["path"]),
+                   Endpoint(tuple(doc["dest"]["nodes"]), doc["dest"]["path"]),
+                   int(doc["bdp"]), tuple((p[0], p[1]) for p in doc["pairs"]),
+                   tuple(PlannedFile(**f) for f in doc["files"]))
+
+
+def size_bin(size: int, bdp: int) -> str:
+    """Size class of a file relative to the bandwidth-delay product."""
+    if size < bdp:
+        return SMALL
+    if size < LARGE_FACTOR * bdp:
+        return MEDIUM
+    return LARGE
+
+
+def node_pairs(source: Endpoint, dest: Endpoint, limit: int | None = None
+               ) -> list[tuple[str | None, str | None]]:
+    """Source/destination node pairs, as many as the larger cluster has (cycling the smaller)."""
+    src = list(source.nodes) or [None]
+    dst = list(dest.nodes) or [None]
+    count = max(len(src), len(dst))
+    if limit is not None:
+        count = max(1, min(count, limit))
+    return [(src[i % len(src)], dst[i % len(dst)]) for i in range(count)]
+
+
+def spread(sizes: list[int], pairs: int) -> list[int]:
+    """Pair index per file: largest first onto the least-loaded pair (LPT), deterministic."""
+    loads = [0] * pairs
+    out = [0] * len(sizes)
+    for index in sorted(range(len(sizes)), key=lambda i: (-sizes[i], i)):
+        target = min(range(pairs), key=lambda p: (loads[p], p))
+        out[index] = target
+        loads[target] += sizes[index]
+    return out
+
+
+def make_plan(source: Endpoint, dest: Endpoint, files: list[SourceFile], bdp: int,
+              nodes: int | None = None) -> Plan:
+    """Bin and spread a listed data set.  ``nodes`` caps the number of node pairs used."""
+    if bdp <= 0:
+        raise ValueError("the bandwidth-delay product must be positive")
+    pairs = node_pairs(source, dest, nodes)
+    ordered = sorted(files, key=lambda f: f.relpath)
+    assignment = spread([f.size for f in ordered], len(pairs))
+    planned = tuple(PlannedFile(f.relpath, f.size, size_bin(f.size, bdp), pair)
+                    for f, pair in zip(ordered, assignment))
+    return Plan(source, dest, bdp, tuple(pairs), planned)
+
+
+# -- walking the data set ----------------------------------------------------
+
+def walk_local(root: str) -> list[SourceFile]:
+    """Regular files below a local directory (symbolic links are not followed)."""
+    if not os.path.isdir(root):
+        raise PlanError(f"source directory {root} does not exist or is not a directory")
+    found: list[SourceFile] = []
+    for directory, _dirs, names in os.walk(root):
+        for name in names:
+            full = os.path.join(directory, name)
+            try:
+                st = os.lstat(full)
+            except OSError:
+                continue
+            if os.path.isfile(full) and not os.path.islink(full):
+                found.append(SourceFile(os.path.relpath(full, root), st.st_size))
+    return found
+
+
+def ftp_connect(node: str, timeout: float = 10.0) -> ftplib.FTP:
+    """An anonymous control connection to a GridFTP node, for listing and verifying."""
+    host, _, port = node.rpartition(":")
+    ftp = ftplib.FTP(timeout=timeout)
+    ftp.encoding = "latin-1"  # bytes pass through; names are re-decoded as UTF-8 below
+    try:
+        ftp.connect(host, int(port))
+        ftp.login()
+    except (OSError, ftplib.Error) as exc:
+        ftp.close()
+        raise PlanError(f"cannot log in to GridFTP node {node}: {exc}") from None
+    return ftp
+
+
+def _utf8(name: str) -> str:
+    return name.encode("latin-1").decode("utf-8", "surrogateescape")
+
+
+def walk_remote(node: str, root: str, timeout: float = 10.0) -> list[SourceFile]:
+    """Regular files below ``root`` on a GridFTP node, listed with MLSD."""
+    ftp = ftp_connect(node, timeout)
+    found: list[SourceFile] = []
+    try:
+        pending = [""]
+        while pending:
+            rel = pending.pop()
+            lines: list[str] = []
+            path = root.rstrip("/") + ("/" + rel if rel else "")
+            try:
+                ftp.retrlines(f"MLSD {path}", lines.append)
+            except ftplib.Error as exc:
+                raise PlanError(f"cannot list {path} on {node}: {str(exc).splitlines()[0]}") from None
+            for line in lines:
+                entry = parse_mlsx_line(line)
+                if entry is None or entry.type in ("cdir", "pdir"):
+                    continue
+                child = (rel + "/" if rel else "") + _utf8(entry.name)
+                if entry.type == "dir":
+                    pending.append(child)
+                elif entry.type == "file" and entry.size is not None:
+                    found.append(SourceFile(child, entry.size))
+    except OSError as exc:
+        raise PlanError(f"listing on GridFTP node {node} failed: {exc}") from None
+    finally:
+        try:
+            ftp.quit()
+        except (OSError, ftplib.Error):
+            ftp.close()
+    return found
+
+
+def walk(source: Endpoint) -> list[SourceFile]:
+    """List the data set, trying each source node in turn until one answers."""
+    if source.local:
+        return walk_local(source.path)
+    errors = []
+    for node in source.nodes:
+        try:
+            return walk_remote(node, source.path)
+        except PlanError as exc:
+            errors.append(str(exc))
+    raise PlanError(errors[-1] if len(errors) == 1 else "; ".join(errors))

@@ -1,0 +1,219 @@
+"""Pure parsers for what GridFTP tools print: text in, plain data out, no I/O.
+
+Formats (see design/sources.md and the captures in tests/dtn/fixtures):
+- ``globus-url-copy -vb``: per-file headers ``Source: <url>`` / ``Dest: <url>`` / ``  <name>``
+  and progress lines ``" %12lld bytes %12.2f MB/sec avg %12.2f MB/sec inst"`` (MB = MiB),
+  separated by carriage returns or newlines.  With ``-cc`` > 1 lines of different files
+  interleave with no file id.
+- GridFTP server transfer log: one ``DATE=... HOST=... NBYTES=... STREAMS=... DEST=[ip] ...``
+  line per transfer, possibly behind a ``[pid] date :: Transfer stats: `` prefix.
+- ``MLSD``/``MLST`` fact lines and ``CKSM`` replies from the server.
+"""
+from __future__ import annotations
+
+import calendar
+import re
+from dataclasses import dataclass, field
+
+MIB = 1024 * 1024
+
+_PROGRESS = re.compile(
+    r"^\s*(\d+) bytes\s+(\d+(?:\.\d+)?) MB/sec avg\s+(\d+(?:\.\d+)?) MB/sec inst\s*$")
+
+
+@dataclass(frozen=True)
+class ProgressLine:
+    """One ``-vb`` performance line: cumulative bytes of one (unnamed) file and its rates."""
+
+    nbytes: int
+    avg_bytes_per_sec: float
+    inst_bytes_per_sec: float
+
+
+@dataclass(frozen=True)
+class FileHeader:
+    """A ``Source:``/``Dest:`` header: globus-url-copy started a file (names URL-encoded)."""
+
+    source_dir: str
+    dest_dir: str
+    name: str
+
+
+def parse_progress_line(line: str) -> ProgressLine | None:
+    """A progress line, or None for anything else (headers, blank, garbage)."""
+    match = _PROGRESS.match(line)
+    if match is None:
+        return None
+    return ProgressLine(int(match.group(1)), float(match.group(2)) * MIB,
+                        float(match.group(3)) * MIB)
+
+
+def split_vb_records(text: str) -> list[str]:
+    """Split ``-vb`` output on carriage returns and newlines (progress rewrites use ``\\r``)."""
+    return [piece for piece in re.split(r"[\r\n]", text)]
+
+
+def parse_vb_output(text: str) -> tuple[list[FileHeader], list[ProgressLine]]:
+    """All file headers and progress lines in a chunk of ``-vb`` output, in order."""
+    headers: list[FileHeader] = []
+    progress: list[ProgressLine] = []
+    records = split_vb_records(text)
+    i = 0
+    while i < len(records):
+        record = records[i]
+        if record.startswith("Source: ") and i + 2 < len(records) \
+                and records[i + 1].startswith("Dest:"):
+            name = records[i + 2].strip()
+            headers.append(FileHeader(record[len("Source: "):].strip(),
+                                      records[i + 1][len("Dest:"):].strip(), name))
+            i += 3
+            continue
+        line = parse_progress_line(record)
+        if line is not None:
+            progress.append(line)
+        i += 1
+    return headers, progress
+
+
+@dataclass
+class ProgressTracker:
+    """Estimates bytes moved by one globus-url-copy process from unlabelled progress lines.
+
+    Each in-flight file's counter only grows, so a line is attributed to the largest
+    counter not above it; a line below every counter starts a new file.  This can
+    under-count (never over-count) when files interleave, which is the safe side for
+    a live estimate; verified sizes replace it when the process ends.
+    """
+
+    counters: list[int] = field(default_factory=list)
+
+    def feed(self, line: ProgressLine) -> None:
+        below = [i for i, c in enumerate(self.counters) if c <= line.nbytes]
+        if below:
+            best = max(below, key=lambda i: self.counters[i])
+            self.counters[best] = line.nbytes
+        else:
+            self.counters.append(line.nbytes)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(self.counters)
+
+
+@dataclass(frozen=True)
+class TransferLogRecord:
+    """One completed transfer as the GridFTP server logged it."""
+
+    start: float          # seconds since the epoch (UTC)
+    end: float
+    host: str             # the server's host name
+    user: str
+    file: str
+    nbytes: int
+    streams: int
+    stripes: int
+    buffer: int
+    block: int
+    remote: str           # the data peer's address (DEST=[ip])
+    type: str             # RETR (sent), STOR (received), ...
+    code: int             # FTP reply code, 226 = success
+
+    @property
+    def seconds(self) -> float:
+        return max(0.0, self.end - self.start)
+
+
+_LOG_KEY = re.compile(r"(?:^| )([A-Za-z][A-Za-z.]*)=")
+_LOG_TIME = re.compile(r"^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(?:\.(\d{1,6}))?$")
+
+
+def parse_log_time(text: str) -> float:
+    """``YYYYmmddHHMMSS.uuuuuu`` (UTC, as the server writes it) → seconds since the epoch."""
+    match = _LOG_TIME.match(text)
+    if match is None:
+        raise ValueError(f"not a GridFTP log time: {text!r}")
+    y, mo, d, h, mi, s = (int(match.group(k)) for k in range(1, 7))
+    micros = int((match.group(7) or "0").ljust(6, "0"))
+    return calendar.timegm((y, mo, d, h, mi, s, 0, 0, 0)) + micros / 1e6
+
+
+def parse_transfer_log_line(line: str) -> TransferLogRecord | None:
+    """One transfer-log line (with or without the ``Transfer stats:`` prefix), else None.
+
+    Values may contain spaces (FILE=), so a value runs up to the next `` KEY=``.
+    """
+    start = line.find("DATE=")
+    if start < 0:
+        return None
+    body = line[start:].rstrip("\r\n")
+    keys = list(_LOG_KEY.finditer(body))
+    fields: dict[str, str] = {}
+    for k, match in enumerate(keys):
+        end = keys[k + 1].start() if k + 1 < len(keys) else len(body)
+        fields[match.group(1)] = body[match.end():end]
+    try:
+        return TransferLogRecord(
+            start=parse_log_time(fields["START"]), end=parse_log_time(fields["DATE"]),
+            host=fields.get("HOST", ""), user=fields.get("USER", ""), file=fields.get("FILE", ""),
+            nbytes=int(fields["NBYTES"]), streams=int(fields.get("STREAMS", "1")),
+            stripes=int(fields.get("STRIPES", "1")), buffer=int(fields.get("BUFFER", "0")),
+            block=int(fields.get("BLOCK", "0")), remote=fields.get("DEST", "").strip("[]"),
+            type=fields.get("TYPE", ""), code=int(fields.get("CODE", "0")))
+    except (KeyError, ValueError):
+        return None
+
+
+def parse_transfer_log(text: str) -> list[TransferLogRecord]:
+    """Every well-formed transfer record in a log; other lines are skipped."""
+    out = []
+    for line in text.splitlines():
+        record = parse_transfer_log_line(line)
+        if record is not None:
+            out.append(record)
+    return out
+
+
+@dataclass(frozen=True)
+class ListingEntry:
+    name: str
+    type: str    # file, dir, cdir, pdir, OS.unix=slink...
+    size: int | None
+
+
+def parse_mlsx_line(line: str) -> ListingEntry | None:
+    """One MLSD/MLST line ``Fact=value;...; name`` → entry, or None if malformed."""
+    line = line.rstrip("\r\n")
+    if line.startswith(" "):
+        line = line[1:]  # MLST replies indent the fact line
+    facts_text, sep, name = line.partition("; ")
+    if not sep or not name:
+        return None
+    facts: dict[str, str] = {}
+    for fact in facts_text.split(";"):
+        key, eq, value = fact.partition("=")
+        if eq:
+            facts[key.lower()] = value
+    size: int | None
+    try:
+        size = int(facts["size"]) if "size" in facts else None
+    except ValueError:
+        size = None
+    return ListingEntry(name, facts.get("type", "").lower(), size)
+
+
+def parse_cksm_reply(reply: str) -> str | None:
+    """``213 <hex digest>`` → lower-case digest, else None."""
+    parts = reply.strip().split()
+    if len(parts) == 2 and parts[0] == "213" and re.fullmatch(r"[0-9a-fA-F]+", parts[1]):
+        return parts[1].lower()
+    return None
+
+
+def error_blocks(stderr: str) -> list[str]:
+    """globus-url-copy's stderr split into its ``error: ...`` blocks, each one string."""
+    blocks: list[str] = []
+    for piece in re.split(r"(?m)^error: ", stderr):
+        piece = piece.strip()
+        if piece:
+            blocks.append(" ".join(line.strip() for line in piece.splitlines() if line.strip()))
+    return blocks

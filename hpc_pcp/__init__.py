@@ -1,0 +1,1 @@
+"""hpc-pcp: the admin command of pcp-hpc (install agents, status, checks)."""

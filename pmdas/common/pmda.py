@@ -1,0 +1,237 @@
+"""PCP glue shared by every agent: table → PCP metrics, snapshots → fetch answers.
+
+Threading model.  libpcp_pmda runs in the main thread (``pmdaMain`` releases the
+GIL while it waits for pmcd).  The refresher thread does all the work of a refresh
+and then prebuilds what the main thread needs: per-PMID value maps keyed by
+instance ID, ctypes instance arrays and instance-label JSON.  The main thread only
+swaps those in (a few pointer assignments) from its refresh/instance callbacks,
+and answers fetches with dictionary lookups.  A fetch never reads a source.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import cpmapi as c_api
+from cpmda import set_need_refresh
+from pcp.pmapi import pmUnits
+from pcp.pmda import PMDA, pmdaIndom, pmdaInstid, pmdaMetric
+
+from .agent import Agent
+from .config import COMMON_OPTIONS, Config, ConfigError, load, validate
+from .refresh import Published, Refresher
+from .table import COUNTER, DISCRETE, DOUBLE, I32, I64, INSTANT, STRING, U32, U64, Metric
+
+log = logging.getLogger("pmdas")
+
+_PM_TYPE = {U32: c_api.PM_TYPE_U32, U64: c_api.PM_TYPE_U64, I32: c_api.PM_TYPE_32,
+            I64: c_api.PM_TYPE_64, DOUBLE: c_api.PM_TYPE_DOUBLE, STRING: c_api.PM_TYPE_STRING}
+_PM_SEM = {COUNTER: c_api.PM_SEM_COUNTER, INSTANT: c_api.PM_SEM_INSTANT,
+           DISCRETE: c_api.PM_SEM_DISCRETE}
+_UNSIGNED_MAX = {U32: 2**32 - 1, U64: 2**64 - 1}
+_SIGNED_RANGE = {I32: (-2**31, 2**31 - 1), I64: (-2**63, 2**63 - 1)}
+
+
+def coerce(kind: str, value: Any) -> Any:
+    """Convert an extracted value to what PCP expects for ``kind``; None if impossible."""
+    if value is None:
+        return None
+    try:
+        if kind == STRING:
+            return value if isinstance(value, str) else str(value)
+        if kind == DOUBLE:
+            return float(value)
+        number = int(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    if kind in _UNSIGNED_MAX:
+        return number if 0 <= number <= _UNSIGNED_MAX[kind] else None
+    low, high = _SIGNED_RANGE[kind]
+    return number if low <= number <= high else None
+
+
+@dataclass
+class Served:
+    """What the main thread serves: built in the refresher thread, swapped in whole."""
+
+    values: dict[int, Any]                     # pmid → value or {inst id: value}
+    instids: dict[int, Any]                    # indom id → ctypes pmdaInstid array
+    counts: dict[int, int]                     # indom id → number of instances
+    members: dict[int, frozenset]              # indom id → instance ids
+    labels: dict[int, dict[int, str]]          # indom id → {inst id: label JSON}
+
+
+class HpcPMDA(PMDA):
+    def __init__(self, agent: Agent, refresher: Refresher, config_error: str = ""):
+        super().__init__(agent.name, agent.domain)
+        self.agent = agent
+        self.refresher = refresher
+        self.config_error = config_error
+        self._indom_ids = {i.name: self.indom(i.serial) for i in refresher.indoms}
+        self._indoms: dict[int, pmdaIndom] = {}
+        self._pmids: list[tuple[Metric, int]] = []
+        for indom in refresher.indoms:
+            it = pmdaIndom(self._indom_ids[indom.name], [])
+            self._indoms[it.it_indom] = it
+            self.add_indom(it, indom.help, indom.long_help)
+        for metric in refresher.metrics:
+            indom_id = self._indom_ids[metric.indom] if metric.indom else c_api.PM_INDOM_NULL
+            pmid = self.pmid(metric.cluster, metric.item)
+            self._pmids.append((metric, pmid))
+            self.add_metric(refresher.full_name(metric),
+                            pmdaMetric(pmid, _PM_TYPE[metric.type], indom_id, _PM_SEM[metric.semantics],
+                                       pmUnits(*metric.units.as_tuple())),
+                            metric.help, metric.long_help)
+        self._domain_label = json.dumps(dict(agent.domain_labels()))
+        self._pending: Served | None = None
+        self._served = Served({}, {}, {}, {}, {})
+        self._keepalive: list[Served] = []
+        self._lock = threading.Lock()
+        self.set_fetch_callback(self._fetch)
+        self.set_refresh(self._refresh)
+        self.set_instance(self._instance)
+        self.set_label(self._label)
+        self.set_label_callback(self._instance_label)
+
+    # -- refresher thread --------------------------------------------------
+    def prepare(self, published: Published) -> None:
+        """Turn a Published snapshot into ready-to-serve structures (refresher thread)."""
+        ids_by_indom: dict[str, dict[str, int]] = {}
+        served = Served({}, {}, {}, {}, {})
+        for name, instances in published.instances.items():
+            indom_id = self._indom_ids[name]
+            ids_by_indom[name] = {inst: ident for inst, (ident, _) in instances.items()}
+            ordered = list(instances.items())
+            array = (pmdaInstid * len(ordered))()
+            for k, (inst, (ident, _labels)) in enumerate(ordered):
+                array[k].i_inst = ident
+                array[k].i_name = inst.encode("utf-8")
+            served.instids[indom_id] = array
+            served.counts[indom_id] = len(ordered)
+            served.members[indom_id] = frozenset(ids_by_indom[name].values())
+            served.labels[indom_id] = {ident: json.dumps(dict(labels)) for _, (ident, labels)
+                                       in instances.items() if labels}
+        for metric, pmid in self._pmids:
+            raw = published.values.get(self.refresher.full_name(metric))
+            if metric.indom is None:
+                value = coerce(metric.type, raw)
+                if value is not None:
+                    served.values[pmid] = value
+                continue
+            if not raw:
+                continue
+            ids = ids_by_indom.get(metric.indom, {})
+            per_inst = {}
+            for inst, v in raw.items():
+                ident = ids.get(inst)
+                value = coerce(metric.type, v)
+                if ident is not None and value is not None:
+                    per_inst[ident] = value
+            served.values[pmid] = per_inst
+        with self._lock:
+            self._pending = served
+
+    # -- main thread ---------------------------------------------------------
+    def _apply_pending(self) -> None:
+        with self._lock:
+            served, self._pending = self._pending, None
+        if served is None:
+            return
+        for indom_id, it in self._indoms.items():
+            array = served.instids.get(indom_id)
+            if array is None:
+                continue
+            it.it_set = array
+            it.it_numinst = served.counts[indom_id]
+        set_need_refresh()
+        # libpcp_pmda may still hold the previous arrays until its next refresh.
+        self._keepalive = [self._served]
+        self._served = served
+
+    def _refresh(self, cluster: int) -> None:
+        self._apply_pending()
+
+    def _instance(self, serial: int) -> None:
+        self._apply_pending()
+
+    def _fetch(self, cluster: int, item: int, inst: int) -> list:
+        entry = self._served.values.get(self.pmid(cluster, item))
+        if entry is None:
+            return [c_api.PM_ERR_AGAIN, 0]
+        if not isinstance(entry, dict):
+            return [entry, 1]
+        value = entry.get(inst)
+        if value is not None:
+            return [value, 1]
+        for members in self._served.members.values():
+            if inst in members:
+                return [c_api.PM_ERR_AGAIN, 0]
+        return [c_api.PM_ERR_INST, 0]
+
+    def _label(self, ident: int, kind: int) -> str:
+        return self._domain_label if kind == c_api.PM_LABEL_DOMAIN else "{}"
+
+    def _instance_label(self, indom: int, inst: int) -> str:
+        return self._served.labels.get(indom, {}).get(inst, "{}")
+
+
+def _state_dir(agent: Agent) -> str:
+    base = os.environ.get("PCP_VAR_DIR", "/var/lib/pcp")
+    return os.path.join(base, "config", "hpc", agent.name)
+
+
+def main(agent_class: type[Agent], argv: list[str] | None = None) -> None:
+    """Entry point of every agent's ``python -m pmdas.<agent>``."""
+    parser = argparse.ArgumentParser(prog=f"pmda{agent_class.name}",
+                                     description=f"{agent_class.name} PCP agent ({agent_class.root}.*)")
+    parser.add_argument("-c", "--config", help="YAML configuration file "
+                        "(default: $PCP_SYSCONF_DIR/hpc/<agent>.yaml, optional)")
+    parser.add_argument("-d", "--domain", type=int, default=agent_class.domain, help="PMDA domain number")
+    parser.add_argument("-s", "--state-dir", help="where stable instance numbers are kept")
+    parser.add_argument("--notready", action="store_true",
+                        help="pmcd started us 'notready': send READY after the first refresh")
+    args = parser.parse_args(argv)
+
+    config_error = ""
+    try:
+        config = load(agent_class.name, agent_class.options, args.config)
+    except ConfigError as exc:  # keep serving (health says why) rather than vanish from pmcd
+        config_error = str(exc)
+        config = defaults(agent_class)
+    agent = agent_class(config)
+    agent.domain = args.domain
+    pmda_holder: dict[str, HpcPMDA] = {}
+    refresher = Refresher(agent, state_dir=args.state_dir or _state_dir(agent),
+                          on_publish=lambda p: pmda_holder["pmda"].prepare(p),
+                          config_error=config_error)
+    pmda = HpcPMDA(agent, refresher, config_error)
+    pmda_holder["pmda"] = pmda
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO,
+                        format="[%(asctime)s] %(name)s %(levelname)s: %(message)s")
+    if config_error:
+        log.error("%s; running with default settings", config_error)
+    if "PCP_PYTHON_DOMAIN" in os.environ or "PCP_PYTHON_PMNS" in os.environ:
+        pmda.run()
+        return
+
+    def first_refresh_then_loop() -> None:
+        try:
+            refresher.refresh_once()
+        except Exception:
+            log.exception("first refresh failed")
+        if args.notready:
+            pmda.pmda_ready()  # pmcd sends us nothing until this, so no PDU can interleave
+        refresher.run_forever(first_wait=True)
+
+    threading.Thread(target=first_refresh_then_loop, name="refresh", daemon=True).start()
+    pmda.run()
+
+
+def defaults(agent_class: type[Agent]) -> Config:
+    return Config(validate({}, {**COMMON_OPTIONS, **agent_class.options}, "(defaults)"), None)
