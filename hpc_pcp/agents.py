@@ -31,13 +31,15 @@ AGENTS: dict[str, AgentEntry] = {e.name: e for e in [
 ]}
 
 
-def available() -> dict[str, AgentEntry]:
-    """Agents whose code is present in this installation."""
+def available(problems: dict[str, str] | None = None) -> dict[str, AgentEntry]:
+    """Agents whose code loads in this installation; others are described in ``problems``."""
     out = {}
     for name, entry in AGENTS.items():
         try:
-            importlib.import_module(f"{entry.module}.collector")
-        except ImportError:
+            entry.load()
+        except Exception as exc:  # one broken agent must not take the admin command down
+            if problems is not None:
+                problems[name] = f"{type(exc).__name__}: {exc}"
             continue
         out[name] = entry
     return out
