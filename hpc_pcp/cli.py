@@ -174,3 +174,41 @@ def _pmcd_conf_agents() -> list[str]:
     except OSError:
         pass
     return names
+
+
+@main.group("demo")
+def demo_group() -> None:
+    """The demo node: every agent on bundled sources that move."""
+
+
+@demo_group.command("up")
+def demo_up() -> None:
+    """Build demo sources, write demo configs, install every agent, start the ticker."""
+    from . import demo
+
+    failures = demo.up(click.echo)
+    click.echo(f"demo sources under {demo.DEMO_ROOT}; try: pminfo -f hpc   |   hpc-pcp status")
+    if failures:
+        raise click.ClickException(f"{failures} agent(s) failed to install")
+
+
+@demo_group.command("down")
+def demo_down() -> None:
+    """Remove the demo agents, their demo configs and the ticker."""
+    from . import demo
+
+    demo.down(click.echo)
+
+
+@demo_group.command("tick")
+@click.option("--every", default=5.0, show_default=True, help="Seconds between advances.")
+@click.option("--count", type=int, help="Advance this many times, then stop (default: forever).")
+def demo_tick(every: float, count: int | None) -> None:
+    """Advance the demo sources (counters move) periodically."""
+    from . import demo
+
+    demo.tick(every, count)
+
+
+if __name__ == "__main__":
+    main()
