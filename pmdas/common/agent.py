@@ -9,6 +9,14 @@ from .sources import Results, Source
 from .table import Indom, Metric
 
 
+class StoreRefused(Exception):
+    """A PCP store was refused; ``permission`` distinguishes 'not allowed' from 'bad value'."""
+
+    def __init__(self, reason: str, permission: bool = False):
+        super().__init__(reason)
+        self.permission = permission
+
+
 class Agent:
     """Subclass per agent.  Pure Python: the PCP glue (pmdas.common.pmda) drives it.
 
@@ -34,6 +42,15 @@ class Agent:
 
     def build(self, results: Results) -> Any:
         raise NotImplementedError
+
+    def store(self, metric: str, instance: str | None, value: Any, user: str | None) -> None:
+        """Handle a PCP store (pmstore, a Grafana panel) to ``metric`` (relative name).
+
+        Called on pmcd's thread: do no slow work here, hand it to the refresh
+        thread.  ``user`` is the authenticated user of the client, or None when
+        the client did not authenticate.  Raise StoreRefused to refuse.
+        """
+        raise StoreRefused(f"{self.root}.{metric} is read-only", permission=True)
 
     def domain_labels(self) -> Mapping[str, Any]:
         """Labels for every metric of this agent (PCP domain labels)."""

@@ -13,17 +13,19 @@ import argparse
 import json
 import logging
 import os
+import pwd
 import sys
 import threading
 from dataclasses import dataclass
 from typing import Any
 
 import cpmapi as c_api
+import cpmda
 from cpmda import set_need_refresh
 from pcp.pmapi import pmUnits
-from pcp.pmda import PMDA, pmdaIndom, pmdaInstid, pmdaMetric
+from pcp.pmda import PMDA, pmdaGetContext, pmdaIndom, pmdaInstid, pmdaMetric
 
-from .agent import Agent
+from .agent import Agent, StoreRefused
 from .config import COMMON_OPTIONS, Config, ConfigError, load, validate
 from .refresh import Published, Refresher
 from .table import COUNTER, DISCRETE, DOUBLE, I32, I64, INSTANT, STRING, U32, U64, Metric
@@ -93,6 +95,12 @@ class HpcPMDA(PMDA):
         self._served = Served({}, {}, {}, {}, {})
         self._keepalive: list[Served] = []
         self._lock = threading.Lock()
+        self._metric_by_pmid = {pmid: metric for metric, pmid in self._pmids}
+        self._users: dict[int, str] = {}    # client context → authenticated user name
+        self.set_comm_flags(cpmda.PMDA_FLAG_AUTHORIZE)
+        self.set_attribute_callback(self._attribute)
+        self.set_endcontext_callback(self._end_context)
+        self.set_store_callback(self._store)
         self.set_fetch_callback(self._fetch)
         self.set_refresh(self._refresh)
         self.set_instance(self._instance)
@@ -173,6 +181,40 @@ class HpcPMDA(PMDA):
             if inst in members:
                 return [c_api.PM_ERR_AGAIN, 0]
         return [c_api.PM_ERR_INST, 0]
+
+    def _attribute(self, ctx: int, attr: int, value: str) -> None:
+        if attr == cpmda.PMDA_ATTR_USERNAME:
+            self._users[ctx] = value
+        elif attr == cpmda.PMDA_ATTR_USERID and ctx not in self._users:
+            try:
+                self._users[ctx] = pwd.getpwuid(int(value)).pw_name
+            except (KeyError, ValueError):
+                log.warning("client context %d: unknown uid %s", ctx, value)
+
+    def _end_context(self, ctx: int) -> None:
+        self._users.pop(ctx, None)
+
+    def _store(self, cluster: int, item: int, inst: int, value: Any) -> int:
+        metric = self._metric_by_pmid.get(self.pmid(cluster, item))
+        if metric is None:
+            return c_api.PM_ERR_PMID
+        instance = None
+        if metric.indom is not None:
+            instance = self.inst_name_lookup(self._indom_ids[metric.indom], inst)
+            if instance is None:
+                return c_api.PM_ERR_INST
+        user = self._users.get(pmdaGetContext())
+        try:
+            self.agent.store(metric.name, instance, value, user)
+        except StoreRefused as exc:
+            log.warning("store to %s.%s by %s refused: %s", self.agent.root, metric.name,
+                        user or "an unauthenticated client", exc)
+            return c_api.PM_ERR_PERMISSION if exc.permission else c_api.PM_ERR_BADSTORE
+        except Exception:
+            log.exception("store to %s.%s failed", self.agent.root, metric.name)
+            return c_api.PM_ERR_BADSTORE
+        log.info("store to %s.%s by %s accepted", self.agent.root, metric.name, user)
+        return 0
 
     def _label(self, ident: int, kind: int) -> str:
         return self._domain_label if kind == c_api.PM_LABEL_DOMAIN else "{}"

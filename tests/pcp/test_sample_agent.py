@@ -125,3 +125,13 @@ def test_need_install_marker_loads_agent_at_pmcd_start_and_remove_is_selective()
             assert label in after, f"removing hpcsample also removed {label}"
     assert run_pcp("pminfo", "hpc.sample").returncode != 0
     assert run_pcp("pminfo", "-f", "pmcd.version").returncode == 0
+
+
+def test_store_to_read_only_metric_is_refused_and_logged(tmp_path):
+    directory = sample_dir(tmp_path, a=1)
+    with installed_agent("hpcsample", {"directory": directory, "interval": 1}):
+        wait_refreshed("hpc.sample")
+        out = run_pcp("pmstore", "hpc.sample.files", "3")
+        assert "No permission" in out.stdout + out.stderr
+        log = open("/var/log/pcp/pmcd/hpcsample.log").read()
+        assert "store to hpc.sample.files by root refused" in log
