@@ -8,8 +8,8 @@ backwards (reset, driver reload) and keeps node totals that never go backwards.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
 
 from pmdas.common.agent import Agent
 from pmdas.common.config import Option
@@ -17,7 +17,13 @@ from pmdas.common.sources import Results, Source, under
 
 from . import metrics as table
 from .parsers import (
-    COUNTER_FILES, ERROR_COUNTERS, OCTETS_PER_WORD, WORD_COUNTERS, Rate, effective_width, saturated,
+    COUNTER_FILES,
+    ERROR_COUNTERS,
+    OCTETS_PER_WORD,
+    WORD_COUNTERS,
+    Rate,
+    effective_width,
+    saturated,
 )
 from .sysfs import CLASS_DIR, CaReading, PortReading, list_devices, read_ca
 

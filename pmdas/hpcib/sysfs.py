@@ -9,13 +9,20 @@ EINVAL or ``N/A (no PMA)`` does not hide the rest of the port.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from pmdas.common.sources import SourceError
 
 from .parsers import (
-    HW_COUNTER_SETTINGS, parse_counter, parse_guid, parse_lid, parse_rate, parse_state, parse_text,
+    HW_COUNTER_SETTINGS,
+    parse_counter,
+    parse_guid,
+    parse_lid,
+    parse_rate,
+    parse_state,
+    parse_text,
 )
 
 CLASS_DIR = "/sys/class/infiniband"
@@ -124,7 +131,10 @@ def _read_counter_dir(port_dir: str, directory: str, into: dict[str, int],
     try:
         names = _list(path)
     except (FileNotFoundError, NotADirectoryError):
-        return  # optional: counters_ext and hw_counters exist on some HCAs only
+        if directory == "counters":
+            # Kernels since 5.x omit it on devices without a performance management agent.
+            problems[directory] = "does not exist (the device has no performance management agent)"
+        return  # counters_ext and hw_counters exist on some HCAs only
     except OSError as exc:
         problems[directory] = f"could not be listed: {exc.strerror}"
         return
