@@ -26,6 +26,8 @@ AGENTS: dict[str, AgentEntry] = {e.name: e for e in [
     AgentEntry("hpcbpftrace", "pmdas.hpcbpftrace", "BpftraceAgent",
                "curated and admin-added bpftrace scripts (hpc.bpftrace.*)"),
     AgentEntry("hpcdtn", "pmdas.hpcdtn", "DtnAgent", "dtn-transfer runs and GridFTP servers (hpc.dtn.*)"),
+    AgentEntry("hpcalarm", "pmdas.hpcalarm", "AlarmAgent",
+               "state of the pcp-hpc pmie alarm rules (hpc.alarm.*)"),
     AgentEntry("hpcsample", "pmdas.hpcsample", "SampleAgent",
                "reference agent used by the tests (hpc.sample.*)"),
 ]}
