@@ -11,7 +11,7 @@ import ftplib
 import os
 from dataclasses import asdict, dataclass
 
-from .endpoints import Endpoint
+from .endpoints import Endpoint, nameable
 from .progress import parse_mlsx_line
 
 SMALL, MEDIUM, LARGE = "small", "medium", "large"
@@ -62,7 +62,7 @@ class Plan:
                 "files": [asdict(f) for f in self.files]}
 
     @classmethod
-    def from_json(cls, doc: dict) -> "Plan":
+    def from_json(cls, doc: dict) -> Plan:
         return cls(Endpoint(tuple(doc["source"]["nodes"]), doc["source"]["path"]),
                    Endpoint(tuple(doc["dest"]["nodes"]), doc["dest"]["path"]),
                    int(doc["bdp"]), tuple((p[0], p[1]) for p in doc["pairs"]),
@@ -109,7 +109,7 @@ def make_plan(source: Endpoint, dest: Endpoint, files: list[SourceFile], bdp: in
     ordered = sorted(files, key=lambda f: f.relpath)
     assignment = spread([f.size for f in ordered], len(pairs))
     planned = tuple(PlannedFile(f.relpath, f.size, size_bin(f.size, bdp), pair)
-                    for f, pair in zip(ordered, assignment))
+                    for f, pair in zip(ordered, assignment, strict=False))
     return Plan(source, dest, bdp, tuple(pairs), planned)
 
 
@@ -140,9 +140,9 @@ def ftp_connect(node: str, timeout: float = 10.0) -> ftplib.FTP:
     try:
         ftp.connect(host, int(port))
         ftp.login()
-    except (OSError, ftplib.Error) as exc:
+    except (OSError, EOFError, ftplib.Error) as exc:
         ftp.close()
-        raise PlanError(f"cannot log in to GridFTP node {node}: {exc}") from None
+        raise PlanError(f"cannot log in to GridFTP node {node}: {exc or type(exc).__name__}") from None
     return ftp
 
 
@@ -169,7 +169,11 @@ def walk_remote(node: str, root: str, timeout: float = 10.0) -> list[SourceFile]
                 if entry is None or entry.type in ("cdir", "pdir"):
                     continue
                 child = (rel + "/" if rel else "") + _utf8(entry.name)
-                if entry.type == "dir":
+                if entry.type == "dir" and not nameable(child):
+                    # Cannot be named on the control channel, so cannot be listed either:
+                    # keep it in the plan so the report says so instead of losing it.
+                    found.append(SourceFile(child + "/", 0))
+                elif entry.type == "dir":
                     pending.append(child)
                 elif entry.type == "file" and entry.size is not None:
                     found.append(SourceFile(child, entry.size))

@@ -63,7 +63,7 @@ def parse_vb_output(text: str) -> tuple[list[FileHeader], list[ProgressLine]]:
         record = records[i]
         if record.startswith("Source: ") and i + 2 < len(records) \
                 and records[i + 1].startswith("Dest:"):
-            name = records[i + 2].strip()
+            name = records[i + 2].strip().split("  ->  ")[0]  # "src  ->  dst" when renamed
             headers.append(FileHeader(record[len("Source: "):].strip(),
                                       records[i + 1][len("Dest:"):].strip(), name))
             i += 3

@@ -210,5 +210,18 @@ def demo_tick(every: float, count: int | None) -> None:
     demo.tick(every, count)
 
 
+def _register_subcommands() -> None:
+    import importlib
+
+    for module in ("cli_bpftrace", "cli_logger", "cli_alarm"):
+        try:
+            sub = importlib.import_module(f"hpc_pcp.{module}")
+        except ImportError:
+            continue
+        sub.register(main)
+
+
+_register_subcommands()
+
 if __name__ == "__main__":
     main()

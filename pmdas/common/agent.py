@@ -52,6 +52,12 @@ class Agent:
         """
         raise StoreRefused(f"{self.root}.{metric} is read-only", permission=True)
 
+    def request_refresh(self) -> None:
+        """Ask for a refresh now rather than at the next interval (the refresher wires this)."""
+
+    def close(self) -> None:
+        """Release what the agent started (child processes); called when pmcd lets it go."""
+
     def domain_labels(self) -> Mapping[str, Any]:
         """Labels for every metric of this agent (PCP domain labels)."""
         return {"agent": self.name}

@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import pwd
+import signal
 import sys
 import threading
 from dataclasses import dataclass
@@ -271,8 +272,16 @@ def main(agent_class: type[Agent], argv: list[str] | None = None) -> None:
             pmda.pmda_ready()  # pmcd sends us nothing until this, so no PDU can interleave
         refresher.run_forever(first_wait=True)
 
+    def stop(signum: int, frame: Any) -> None:
+        agent.close()
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
     threading.Thread(target=first_refresh_then_loop, name="refresh", daemon=True).start()
-    pmda.run()
+    try:
+        pmda.run()
+    finally:
+        agent.close()
 
 
 def defaults(agent_class: type[Agent]) -> Config:

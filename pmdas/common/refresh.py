@@ -56,6 +56,8 @@ class Refresher:
         }
         self._on_publish = on_publish
         self._stop = threading.Event()
+        self._wake = threading.Event()
+        agent.request_refresh = self._wake.set  # e.g. after a PCP store changed something
         self._thread: threading.Thread | None = None
         self._source_failures: dict[str, int] = {}
         self.health = Health(interval=float(agent.config.interval), config_error=config_error)
@@ -147,16 +149,18 @@ class Refresher:
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
 
     def run_forever(self, first_wait: bool = False) -> None:
         """Refresh every ``interval`` seconds until stopped (start to start, not end to start)."""
         interval = float(self.agent.config.interval)
         if first_wait:
-            self._stop.wait(interval)
+            self._wake.wait(interval)
         while not self._stop.is_set():
             started = time.monotonic()
+            self._wake.clear()
             try:
                 self.refresh_once()
             except Exception:
                 log.exception("%s: refresh failed", self.agent.name)
-            self._stop.wait(max(0.05, interval - (time.monotonic() - started)))
+            self._wake.wait(max(0.05, interval - (time.monotonic() - started)))

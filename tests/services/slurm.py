@@ -25,7 +25,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import pytest
 
@@ -55,7 +55,8 @@ JobAcctGatherType=jobacct_gather/none
 AccountingStorageType=accounting_storage/none
 JobCompType=jobcomp/none
 SelectType=select/cons_tres
-SelectTypeParameters=CR_CPU
+SelectTypeParameters=CR_CPU_Memory
+DefMemPerCPU=100
 MpiDefault=none
 ReturnToService=2
 MinJobAge=600
@@ -128,8 +129,15 @@ class SlurmCluster:
         self._stop("slurmctld")
 
     def stop(self) -> None:
-        for job in self.run("squeue", "-h", "-o", "%i", check=False).split():
-            self.run("scancel", job, check=False)
+        """Cancel every job (proctrack/linuxproc leaves job processes behind a dead
+        slurmd), then stop the daemons by their own pids."""
+        if "slurmctld" in self._procs:
+            self.run("scancel", "--user", "root", check=False)
+            try:
+                self.wait_for(lambda: not self.run("squeue", "-h", "-t", "R,CG", "-o", "%i"),
+                              20, "jobs did not end")
+            except RuntimeError:
+                pass
         for name in ("slurmd", "slurmctld", "munged"):
             self._stop(name)
 
@@ -173,6 +181,9 @@ class SlurmCluster:
     def wait_for(self, predicate, seconds: float, why: str) -> None:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
+            dead = [n for n, p in self._procs.items() if p.poll() is not None]
+            if dead:
+                raise RuntimeError(f"{dead[0]} exited (logs in {self.dir})")
             try:
                 if predicate():
                     return
@@ -205,6 +216,10 @@ def slurm_cluster() -> Iterator[SlurmCluster]:
     cluster = SlurmCluster(directory)
     try:
         cluster.start()
+    except Exception:
+        cluster.stop()
+        raise
+    try:
         yield cluster
     finally:
         cluster.stop()

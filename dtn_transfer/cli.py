@@ -1,0 +1,315 @@
+"""dtn-transfer command line: plan, run (and resume), status, list.
+
+Exit codes (stable, for scripts):
+  0  every file is at the destination (sent, or skipped as already identical)
+  1  the run finished but some files did not make it (listed, with reasons)
+  2  usage error (bad option or endpoint)
+  3  nothing could start: the source could not be listed or the run is unknown
+  4  interrupted (SIGINT/SIGTERM); `run --resume RUN` continues without re-sending
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+
+import click
+
+from .endpoints import EndpointError, parse_endpoint
+from .execute import Executor
+from .plan import BINS, Plan, PlanError, make_plan, walk
+from .schedule import Settings, schedule
+from .state import (
+    DONE,
+    SKIPPED,
+    Journal,
+    PairState,
+    RunState,
+    list_runs,
+    new_run_id,
+    prune_runs,
+    read_journal,
+    read_state,
+    runs_dir,
+    write_json_atomic,
+)
+
+EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_FATAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 4
+_SUFFIX = {"": 1, "K": 1024, "M": 1024 ** 2, "G": 1024 ** 3, "T": 1024 ** 4}
+
+
+def parse_size(text: str) -> int:
+    """``64M``, ``512K``, ``1G`` or plain bytes → bytes (binary multiples)."""
+    text = text.strip().upper().removesuffix("B").removesuffix("I")
+    unit = text[-1] if text and text[-1] in _SUFFIX else ""
+    number = text[:-1] if unit else text
+    try:
+        value = float(number) * _SUFFIX[unit]
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a size like 64M or 1048576") from None
+    if value <= 0:
+        raise click.BadParameter("a size must be greater than 0")
+    return int(value)
+
+
+class Size(click.ParamType):
+    name = "size"
+
+    def convert(self, value, param, ctx):  # noqa: ANN001 - click's signature
+        return value if isinstance(value, int) else parse_size(value)
+
+
+def human(nbytes: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(nbytes) < 1024 or unit == "TiB":
+            return f"{nbytes:.1f} {unit}" if unit != "B" else f"{int(nbytes)} B"
+        nbytes /= 1024
+    return f"{nbytes:.1f} TiB"
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Move large data sets between DTN clusters with globus-url-copy.
+
+    An endpoint is either a local directory or a DTN cluster written as
+    host:port,host:port/abs/path (GridFTP nodes sharing one file system).
+    Live state is kept under $DTN_TRANSFER_STATE_DIR/runs (default
+    /var/lib/pcp-hpc/dtn/runs), where the hpcdtn PCP agent reads it.
+    """
+
+
+def _build_plan(src: str, dst: str, bdp: int, nodes: int | None) -> Plan:
+    try:
+        source, dest = parse_endpoint(src), parse_endpoint(dst)
+    except EndpointError as exc:
+        raise click.UsageError(str(exc)) from None
+    try:
+        files = walk(source)
+    except PlanError as exc:
+        click.echo(f"dtn-transfer: {exc}", err=True)
+        sys.exit(EXIT_FATAL)
+    return make_plan(source, dest, files, bdp, nodes)
+
+
+def _plan_summary(plan: Plan, settings: Settings) -> dict:
+    batches = schedule(plan, settings)
+    return {
+        "source": str(plan.source), "dest": str(plan.dest), "bdp": plan.bdp,
+        "files": len(plan.files), "bytes": plan.total_bytes,
+        "bins": {b: {"files": sum(1 for f in plan.files if f.bin == b),
+                     "bytes": sum(f.size for f in plan.files if f.bin == b)} for b in BINS},
+        "pairs": [{"source": s, "dest": d, "bytes": n,
+                   "files": sum(1 for f in plan.files if f.pair == i),
+                   "batches": [{"bin": b.bin, "files": len(b.files), "concurrency": b.tuning.concurrency,
+                                "parallelism": b.tuning.parallelism, "pipelining": b.tuning.pipelining}
+                               for b in batches[i]]}
+                  for i, ((s, d), n) in enumerate(zip(plan.pairs, plan.bytes_per_pair(), strict=False))],
+    }
+
+
+def _print_plan(summary: dict) -> None:
+    click.echo(f"{summary['files']} files, {human(summary['bytes'])}, "
+               f"BDP {human(summary['bdp'])}: {summary['source']} -> {summary['dest']}")
+    for name, b in summary["bins"].items():
+        click.echo(f"  {name:6} {b['files']:8} files {human(b['bytes']):>12}")
+    for p in summary["pairs"]:
+        click.echo(f"  pair {p['source'] or 'local'} -> {p['dest'] or 'local'}: "
+                   f"{p['files']} files, {human(p['bytes'])}, {len(p['batches'])} batches")
+
+
+def _common_options(f):
+    options = [
+        click.option("-c", "--concurrency", type=click.IntRange(1, 256), default=None,
+                     help="Files in flight per node pair (globus-url-copy -cc). Default: by file size."),
+        click.option("-p", "--parallelism", type=click.IntRange(1, 64), default=None,
+                     help="TCP streams per file (-p). Default: 1 for small files, up to 8 for large."),
+        click.option("--pipelining/--no-pipelining", default=None,
+                     help="Pipeline commands (-pp). Default: on for small files between GridFTP nodes."),
+        click.option("--nodes", type=click.IntRange(1, 1024), default=None,
+                     help="Use at most this many source/destination node pairs."),
+        click.option("--tcp-buffer", type=Size(), default=None, help="TCP buffer size (-tcp-bs), e.g. 4M."),
+        click.option("--bdp", type=Size(), default="64M", show_default=True,
+                     help="Bandwidth-delay product of the path; sets the small/medium/large file classes."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+@main.command("plan")
+@click.argument("src")
+@click.argument("dst")
+@_common_options
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+def plan_command(src, dst, concurrency, parallelism, pipelining, nodes, tcp_buffer, bdp, as_json) -> None:
+    """Show how SRC would be binned, spread over node pairs and batched; move nothing."""
+    plan = _build_plan(src, dst, bdp, nodes)
+    summary = _plan_summary(plan, Settings(concurrency, parallelism, pipelining, tcp_buffer))
+    click.echo(json.dumps(summary, indent=1)) if as_json else _print_plan(summary)
+
+
+@main.command("run")
+@click.argument("src", required=False)
+@click.argument("dst", required=False)
+@_common_options
+@click.option("--sync", is_flag=True, help="Skip files already identical at the destination.")
+@click.option("--verify", is_flag=True, help="Compare MD5 checksums (CKSM on GridFTP nodes), not only sizes.")
+@click.option("--retries", type=click.IntRange(0, 20), default=2, show_default=True,
+              help="Rounds of retries for failed files, on other node pairs where possible.")
+@click.option("--stall-timeout", type=click.IntRange(5, 3600), default=60, show_default=True,
+              help="Seconds without data movement before a transfer is restarted.")
+@click.option("--resume", "resume", metavar="RUN", default=None,
+              help="Continue an earlier run: files it finished are not sent again.")
+@click.option("--dry-run", is_flag=True, help="Plan and print, move nothing.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress display; only failures and the exit code.")
+@click.option("--json", "as_json", is_flag=True, help="Print the final report as JSON.")
+def run_command(src, dst, concurrency, parallelism, pipelining, nodes, tcp_buffer, bdp, sync, verify,
+                retries, stall_timeout, resume, dry_run, quiet, as_json) -> None:
+    """Copy the data set SRC to DST (both endpoints), or --resume RUN."""
+    base = runs_dir()
+    if resume:
+        run_id, run_path = resume, os.path.join(base, resume)
+        try:
+            with open(os.path.join(run_path, "plan.json"), encoding="utf-8") as f:
+                plan = Plan.from_json(json.load(f))
+            with open(os.path.join(run_path, "settings.json"), encoding="utf-8") as f:
+                settings = Settings(**json.load(f))
+        except (OSError, ValueError, TypeError, KeyError) as exc:
+            click.echo(f"dtn-transfer: run {resume} cannot be resumed: {exc}", err=True)
+            sys.exit(EXIT_FATAL)
+    else:
+        if not src or not dst:
+            raise click.UsageError("run needs SRC and DST (or --resume RUN)")
+        plan = _build_plan(src, dst, bdp, nodes)
+        settings = Settings(concurrency, parallelism, pipelining, tcp_buffer, sync, verify,
+                            retries=retries, stall_timeout=stall_timeout)
+        if dry_run:
+            summary = _plan_summary(plan, settings)
+            click.echo(json.dumps(summary, indent=1)) if as_json else _print_plan(summary)
+            return
+        run_id = new_run_id()
+        run_path = os.path.join(base, run_id)
+        os.makedirs(os.path.join(run_path, "work"), exist_ok=True)
+        write_json_atomic(os.path.join(run_path, "plan.json"), plan.to_json())
+        write_json_atomic(os.path.join(run_path, "settings.json"), settings.to_json())
+        prune_runs(base)
+    os.makedirs(os.path.join(run_path, "work"), exist_ok=True)
+    journal = Journal(os.path.join(run_path, "journal.jsonl"))
+    earlier = journal.results()
+    finished = {r for r, e in earlier.items() if e.get("result") in (DONE, SKIPPED)}
+    todo = [f for f in plan.files if f.relpath not in finished]
+    run = RunState(run_id, run_path, str(plan.source), str(plan.dest), settings.to_json(),
+                   files_total=len(plan.files), bytes_total=plan.total_bytes)
+    for i, (s, d) in enumerate(plan.pairs):
+        mine = [f for f in plan.files if f.pair == i]
+        run.pairs.append(PairState(s or "local", d or "local", len(mine), sum(f.size for f in mine)))
+    for f in plan.files:
+        if f.relpath in finished:
+            run.bytes_done += f.size
+            run.files_done += earlier[f.relpath]["result"] == DONE
+            run.files_skipped += earlier[f.relpath]["result"] == SKIPPED
+    run._bytes_at_start = run.bytes_done
+    run.publish(force=True)
+
+    show = not quiet and not as_json and sys.stderr.isatty()
+    executor = Executor(plan, settings, run, journal, os.path.join(run_path, "work"),
+                        on_tick=_progress_line if show else None)
+    interrupted = []
+
+    def on_signal(signum, _frame):  # noqa: ANN001
+        interrupted.append(signum)
+        executor.stop()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    lost = executor.execute(todo)
+    results = journal.results()
+    unattempted = {f.relpath: "not attempted before the run was interrupted" for f in todo
+                   if f.relpath not in results or (results[f.relpath]["result"] not in (DONE, SKIPPED)
+                                                   and not results[f.relpath].get("final"))}
+    unattempted.update(lost)
+    run.state = "interrupted" if interrupted else ("completed" if not unattempted else "incomplete")
+    run.finished = time.time()
+    final = run.publish(force=True) or {}
+    if show:
+        click.echo("", err=True)
+    report = {"run": run_id, "state": run.state, "files": final.get("files"), "bytes": final.get("bytes"),
+              "throughput_average": final.get("throughput", {}).get("average"),
+              "not_transferred": [{"file": r, "reason": why} for r, why in sorted(unattempted.items())]}
+    if as_json:
+        click.echo(json.dumps(report, indent=1, ensure_ascii=False))
+    else:
+        if not quiet:
+            files = report["files"] or {}
+            click.echo(f"run {run_id}: {run.state}; {files.get('done')} sent, "
+                       f"{files.get('skipped')} skipped, "
+                       f"{len(unattempted)} not transferred of {files.get('total')}; "
+                       f"{human(report['bytes']['done'])} at {human(report['throughput_average'] or 0)}/s")
+        for item in report["not_transferred"]:
+            click.echo(f"NOT TRANSFERRED {item['file']!r}: {item['reason']}", err=True)
+    if interrupted:
+        click.echo(f"interrupted; continue with: dtn-transfer run --resume {run_id}", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    sys.exit(EXIT_PARTIAL if unattempted else EXIT_OK)
+
+
+def _progress_line(run: RunState) -> None:
+    pct = 100.0 * run.bytes_done / run.bytes_total if run.bytes_total else 100.0
+    click.echo(f"\r{pct:5.1f}%  {human(run.moved())}/{human(run.bytes_total)}  "
+               f"{human(run.rate)}/s  files {run.files_done + run.files_skipped}/{run.files_total}  "
+               f"failed {run.files_failed}  retries {run.retries}   ", nl=False, err=True)
+
+
+@main.command("status")
+@click.argument("run", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print the run's state file as JSON.")
+def status_command(run, as_json) -> None:
+    """Show a run's live state (the most recent run if RUN is omitted)."""
+    runs = list_runs()
+    run = run or (runs[-1] if runs else None)
+    doc = read_state(os.path.join(runs_dir(), run)) if run else None
+    if doc is None:
+        click.echo(f"dtn-transfer: no state for run {run or '(none yet)'}", err=True)
+        sys.exit(EXIT_FATAL)
+    if as_json:
+        click.echo(json.dumps(doc, indent=1, ensure_ascii=False))
+        return
+    f, b = doc["files"], doc["bytes"]
+    click.echo(f"run {doc['run']} {doc['state']}: {doc['source']} -> {doc['dest']}")
+    click.echo(f"  files {f['done']} done, {f['skipped']} skipped, {f['failed']} failed of {f['total']}")
+    click.echo(f"  bytes {human(b['done'])} of {human(b['total'])}; "
+               f"{human(doc['throughput']['instant'])}/s now, "
+               f"{human(doc['throughput']['average'])}/s average; {doc['streams_in_flight']} streams; "
+               f"{doc['retries']} retries")
+    for name, p in doc["pairs"].items():
+        click.echo(f"  {name}: {p['state']}, {p['files_done']}/{p['files_total']} files, "
+                   f"{human(p['bytes_done'])}, {p['failures']} failures")
+    journal = read_journal(os.path.join(runs_dir(), doc["run"], "journal.jsonl"))
+    for name, entry in sorted(journal.items()):
+        if entry.get("result") == "failed" and entry.get("final"):
+            click.echo(f"  FAILED {name!r}: {entry.get('reason')}")
+
+
+@main.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print the runs as JSON.")
+def list_command(as_json) -> None:
+    """List kept runs, oldest first."""
+    rows = []
+    for run in list_runs():
+        doc = read_state(os.path.join(runs_dir(), run)) or {}
+        rows.append({"run": run, "state": doc.get("state", "unknown"),
+                     "files": doc.get("files", {}), "bytes": doc.get("bytes", {}),
+                     "source": doc.get("source"), "dest": doc.get("dest")})
+    if as_json:
+        click.echo(json.dumps(rows, indent=1, ensure_ascii=False))
+        return
+    for r in rows:
+        click.echo(f"{r['run']}  {r['state']:11}  "
+                   f"{r['files'].get('done', 0)}/{r['files'].get('total', 0)} files  "
+                   f"{human(r['bytes'].get('done', 0))}  {r['source']} -> {r['dest']}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,224 @@
+"""Run state: the durable per-file journal and the live JSON that hpcdtn reads.
+
+Layout below the runs directory (``$DTN_TRANSFER_STATE_DIR/runs``, default
+``/var/lib/pcp-hpc/dtn/runs``), one directory per run:
+
+- ``plan.json``, ``settings.json``: what the run was asked to do (for ``--resume``);
+- ``journal.jsonl``: one JSON object per file result, appended and fsynced as results
+  happen, never rewritten; the last record for a file is its result;
+- ``state.json``: live counters, replaced atomically (write + rename) at most once a
+  second, so readers never see half a file;
+- ``work/``: globus-url-copy list files, dump files and stderr of each attempt.
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+STATE_VERSION = 1
+DONE, SKIPPED, FAILED = "done", "skipped", "failed"
+KEEP_RUNS = 20
+
+
+def state_dir() -> str:
+    return os.environ.get("DTN_TRANSFER_STATE_DIR", "/var/lib/pcp-hpc/dtn")
+
+
+def runs_dir() -> str:
+    return os.path.join(state_dir(), "runs")
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
+
+
+def write_json_atomic(path: str, doc: Any) -> None:
+    """Replace ``path`` with ``doc`` so that readers see the old or the new file, never half."""
+    directory = os.path.dirname(path) or "."
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(doc, f, indent=1, sort_keys=True)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+class Journal:
+    """Append-only JSON-lines record of per-file results; survives a kill at any point."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self._lock = threading.Lock()
+
+    def record(self, entries: Iterable[dict]) -> None:
+        lines = "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in entries)
+        if not lines:
+            return
+        with self._lock, open(self.path, "a", encoding="utf-8", errors="surrogateescape") as f:
+            f.write(lines)
+            f.flush()
+            os.fsync(f.fileno())
+
+    def results(self) -> dict[str, dict]:
+        """Last record per file; a torn last line (killed mid-write) is ignored."""
+        return read_journal(self.path)
+
+
+def read_journal(path: str) -> dict[str, dict]:
+    out: dict[str, dict] = {}
+    try:
+        with open(path, encoding="utf-8", errors="surrogateescape") as f:
+            for line in f:
+                try:
+                    entry = json.loads(line)
+                    out[entry["file"]] = entry
+                except (ValueError, KeyError, TypeError):
+                    continue
+    except FileNotFoundError:
+        pass
+    return out
+
+
+@dataclass
+class PairState:
+    source: str
+    dest: str
+    files_total: int = 0
+    bytes_total: int = 0
+    files_done: int = 0
+    bytes_done: int = 0
+    failures: int = 0
+    retries: int = 0
+    inflight_bytes: int = 0
+    streams: int = 0
+    concurrency: int = 0
+    parallelism: int = 0
+    pipelining: bool = False
+    state: str = "idle"          # idle, active, down
+    rate: float = 0.0
+    _last: tuple[float, int] = (0.0, 0)
+
+
+@dataclass
+class RunState:
+    """Counters of one run, updated by executor threads, published by ``publish``."""
+
+    run_id: str
+    directory: str
+    source: str
+    dest: str
+    settings: dict
+    files_total: int = 0
+    bytes_total: int = 0
+    pairs: list[PairState] = field(default_factory=list)
+    files_done: int = 0
+    files_skipped: int = 0
+    files_failed: int = 0
+    bytes_done: int = 0
+    retries: int = 0
+    state: str = "running"
+    started: float = field(default_factory=time.time)
+    finished: float | None = None
+    rate: float = 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _published: float = 0.0
+    _last: tuple[float, int] = (0.0, 0)
+    _bytes_at_start: int = 0
+
+    def moved(self) -> int:
+        return self.bytes_done + sum(p.inflight_bytes for p in self.pairs)
+
+    def _rates(self, now: float) -> None:
+        """Instantaneous rates: bytes moved since the last publish over the time since."""
+        t0, b0 = self._last
+        moved = self.moved()
+        if t0 and now > t0:
+            self.rate = max(0.0, (moved - b0) / (now - t0))
+        self._last = (now, moved)
+        for p in self.pairs:
+            pt0, pb0 = p._last
+            pmoved = p.bytes_done + p.inflight_bytes
+            if pt0 and now > pt0:
+                p.rate = max(0.0, (pmoved - pb0) / (now - pt0))
+            p._last = (now, pmoved)
+
+    def to_json(self, now: float) -> dict:
+        elapsed = max(1e-9, (self.finished or now) - self.started)
+        return {
+            "version": STATE_VERSION, "run": self.run_id, "state": self.state,
+            "pid": os.getpid(), "host": socket.gethostname(),
+            "started": self.started, "updated": now, "finished": self.finished,
+            "source": self.source, "dest": self.dest, "settings": self.settings,
+            "files": {"total": self.files_total, "done": self.files_done,
+                      "skipped": self.files_skipped, "failed": self.files_failed},
+            "bytes": {"total": self.bytes_total, "done": self.bytes_done,
+                      "moved": self.moved()},
+            "throughput": {"instant": self.rate if self.state == "running" else 0.0,
+                           "average": (self.bytes_done - self._bytes_at_start) / elapsed},
+            "streams_in_flight": sum(p.streams for p in self.pairs),
+            "retries": self.retries,
+            "pairs": {f"{p.source}>{p.dest}": {
+                "source": p.source, "dest": p.dest, "state": p.state,
+                "files_total": p.files_total, "bytes_total": p.bytes_total,
+                "files_done": p.files_done, "bytes_done": p.bytes_done,
+                "failures": p.failures, "retries": p.retries,
+                "throughput_instant": p.rate if p.state == "active" else 0.0,
+                "throughput_average": p.bytes_done / elapsed,
+                "streams_in_flight": p.streams, "concurrency": p.concurrency,
+                "parallelism": p.parallelism, "pipelining": p.pipelining,
+            } for p in self.pairs},
+        }
+
+    def publish(self, force: bool = False) -> dict | None:
+        """Write state.json if a second has passed (or ``force``); returns what was written."""
+        now = time.time()
+        with self._lock:
+            if not force and now - self._published < 1.0:
+                return None
+            self._rates(now)
+            doc = self.to_json(now)
+            self._published = now
+        write_json_atomic(os.path.join(self.directory, "state.json"), doc)
+        return doc
+
+
+def read_state(run_dir: str) -> dict | None:
+    try:
+        with open(os.path.join(run_dir, "state.json"), encoding="utf-8") as f:
+            doc = json.load(f)
+        return doc if isinstance(doc, dict) else None
+    except (OSError, ValueError):
+        return None
+
+
+def list_runs(base: str | None = None) -> list[str]:
+    """Run ids, oldest first (ids start with their start time)."""
+    base = base or runs_dir()
+    try:
+        return sorted(d for d in os.listdir(base) if os.path.isdir(os.path.join(base, d)))
+    except FileNotFoundError:
+        return []
+
+
+def prune_runs(base: str, keep: int = KEEP_RUNS) -> list[str]:
+    """Delete the oldest finished runs beyond ``keep``; running ones are never touched."""
+    finished = [r for r in list_runs(base)
+                if (read_state(os.path.join(base, r)) or {}).get("state") not in ("running", None)]
+    doomed = finished[:-keep] if keep > 0 else finished
+    for run in doomed:
+        shutil.rmtree(os.path.join(base, run), ignore_errors=True)
+    return doomed

@@ -1,0 +1,89 @@
+"""hpc-pcp logger ...: configure the logger node (pmlogger farm, pmproxy + Valkey, pmie) and dashboards."""
+from __future__ import annotations
+
+import click
+
+from . import logger
+
+
+@click.group("logger")
+def logger_group() -> None:
+    """Set up the logger node: pmlogger archives of every node, pmproxy with
+    Valkey/Redis time series for Grafana, and the pmie alarm rules.
+    """
+
+
+@logger_group.command("setup")
+@click.option("--nodes", required=True, help="Comma-separated hosts whose pmcd to record (host1,host2).")
+@click.option("--interval", default="30s", show_default=True, help="Sampling interval (30s, 1m, 500ms).")
+@click.option("--redis", default="localhost:6379", show_default=True,
+              help="Valkey/Redis servers for pmproxy's time series: host:port[,host:port].")
+@click.option("--retention-days", default=14.0, show_default=True, type=float,
+              help="Days of samples Valkey keeps per series (pmproxy stream.expire / maxlen).")
+@click.option("--viz", default="", help="Comma-separated visualisation (Grafana) hosts allowed to reach "
+              "pmproxy; written as firewall rules. Also limits pmcd fetches to this logger.")
+@click.option("--listen", default=None, help="Address pmproxy binds to (pmproxy -i), e.g. the address "
+              "on the network the Grafana node uses.")
+@click.option("--pmie-rules", default=None, type=click.Path(dir_okay=False),
+              help="pmie rules file for the alarm hook (default: pmie_rules/hpc.pmie if shipped).")
+@click.option("--root", default="/", show_default=True, type=click.Path(file_okay=False),
+              help="Write under this prefix instead of / (packaging, review, tests).")
+@click.option("--dry-run", is_flag=True, help="Print the files instead of writing them.")
+@click.option("--start", is_flag=True, help="Then (re)start Valkey/Redis, pmproxy, pmlogger (and pmie).")
+def setup_cmd(nodes: str, interval: str, redis: str, retention_days: float, viz: str, listen: str | None,
+              pmie_rules: str | None, root: str, dry_run: bool, start: bool) -> None:
+    """Write the logger node's PCP configuration for NODES.
+
+    \b
+    - $PCP_SYSCONF_DIR/pmlogger/control.d/hpc-<node>: one pmlogger per remote node
+      (the local host is recorded by the primary pmlogger); pmlogger_check creates
+      each config with pmlogconf, which probes the node for our agents;
+    - $PCP_VAR_DIR/config/pmlogconf/hpc/<agent>: one pmlogconf group per agent;
+    - pmproxy.conf / pmproxy.options: REST API, series in Valkey/Redis, no Redis proxying;
+    - $PCP_SYSCONF_DIR/hpc/pmproxy-access.nft: firewall rules for the Grafana host;
+    - $PCP_SYSCONF_DIR/hpc/pmcd.conf.access: copy to every node's pmcd directory;
+    - $PCP_SYSCONF_DIR/pmie/control.d/hpc: the alarm rules, when shipped.
+    """
+    try:
+        files = logger.plan(nodes.split(","), interval, redis, retention_days,
+                            [v for v in viz.split(",") if v.strip()], listen, pmie_rules)
+    except logger.LoggerSetupError as exc:
+        raise click.UsageError(str(exc)) from None
+    if dry_run:
+        for spec in files:
+            click.echo(f"==> {spec.path}  ({spec.why})\n{spec.text}")
+        return
+    try:
+        logger.apply(files, root, click.echo)
+    except OSError as exc:
+        raise click.ClickException(f"cannot write the configuration: {exc}") from None
+    if start:
+        with_pmie = any("/pmie/" in f.path for f in files)
+        if logger.start_services(click.echo, with_pmie):
+            raise click.ClickException("a service failed to start; see above and $PCP_LOG_DIR")
+
+
+@logger_group.command("dashboards")
+@click.option("--out", default=None, type=click.Path(file_okay=False),
+              help="Directory for the JSON files (default: the repository's grafana_dashboards/).")
+@click.option("--check", is_flag=True, help="Exit 1 if the files differ from what the code generates.")
+def dashboards_cmd(out: str | None, check: bool) -> None:
+    """Generate the Grafana dashboards (grafana-pcp) from the agents' metric tables."""
+    from . import dashboards
+
+    directory = out or str(dashboards.DEFAULT_DIR)
+    if check:
+        problems = dashboards.differences(directory)
+        for problem in problems:
+            click.echo(problem, err=True)
+        if problems:
+            raise click.ClickException("dashboards are stale: run 'hpc-pcp logger dashboards'")
+        click.echo(f"dashboards in {directory} match the code")
+        return
+    for path in dashboards.write(directory):
+        click.echo(path)
+
+
+def register(main: click.Group) -> None:
+    """Attach 'hpc-pcp logger ...' to the main command."""
+    main.add_command(logger_group)

@@ -1,0 +1,275 @@
+"""The pcp-hpc dashboards: cluster summary → node → job / bpftrace, plus per-subsystem views.
+
+History panels query pmproxy's /series API through the PCP Valkey data source
+(every host the logger farm records); the few live panels query one node's
+pmcd through pmproxy's /pmapi API (PCP Vector).  Links carry the host or job
+from the panel the admin clicked.
+"""
+from __future__ import annotations
+
+from . import catalog
+from .model import (
+    VALKEY,
+    VECTOR,
+    Board,
+    Panel,
+    Query,
+    datasource_variable,
+    link,
+    query_variable,
+    top,
+)
+
+HOST = {"hostname": "$host"}
+JOB = {"job": "$job"}
+UIDS = {"cluster": "hpc-cluster", "node": "hpc-node", "job": "hpc-job", "lustre": "hpc-lustre",
+        "ib": "hpc-ib", "bpftrace": "hpc-bpftrace", "dtn": "hpc-dtn"}
+
+TO_NODE = link("Node detail for ${__field.labels.hostname}", UIDS["node"],
+               "&var-host=${__field.labels.hostname}")
+TO_JOB = link("Job detail for job ${__field.labels.job}", UIDS["job"], "&var-job=${__field.labels.job}")
+TO_BPFTRACE = link("Kernel analysis (bpftrace) of ${__field.labels.hostname}", UIDS["bpftrace"],
+                   "&var-host=${__field.labels.hostname}")
+
+ALL_BOARDS = {"type": "dashboards", "tags": ["pcp-hpc"], "asDropdown": True, "title": "pcp-hpc",
+              "includeVars": False, "keepTime": True, "icon": "external link", "targetBlank": False,
+              "tooltip": "", "url": ""}
+
+
+def _variables(*extra: dict) -> list[dict]:
+    return [datasource_variable("history", VALKEY, "PCP Valkey (history)"),
+            datasource_variable("live", VECTOR, "PCP Vector (live)"), *extra]
+
+
+def _host_variable() -> dict:
+    return query_variable("host", "Host", "label_values(hostname)")
+
+
+def _pick(agent: str, predicate, fallback: str) -> list[str]:
+    """Metric names of ``agent`` chosen by ``predicate`` from its table; a pattern if none match.
+
+    Used where an agent's table decides what is worth showing (alarm states,
+    bpftrace histograms): new rules or scripts then appear without editing here.
+    """
+    names = sorted(n for n, info in catalog.catalog().items()
+                   if info.agent == agent and ".agent." not in n and predicate(n, info))
+    return names or [fallback]
+
+
+def _queries(names: list[str], where: dict | None = None, legend: str = "$hostname $instance") -> list[Query]:
+    return [Query(n, where or {}, legend, glob=n.endswith("*")) for n in names]
+
+
+def _health_queries(where: dict | None = None) -> list[Query]:
+    roots = catalog.agent_roots()
+    return [Query(f"{roots[a]}.agent.up", where or {}, f"{a} $hostname")
+            for a in sorted(roots) if a != "hpcsample"]
+
+
+def cluster() -> Board:
+    alarms = _pick("hpcalarm", lambda n, i: n.rsplit(".", 1)[-1] in ("state", "firing", "active"),
+                   "hpc.alarm.*")
+    return Board(UIDS["cluster"], "HPC cluster summary",
+                 "Alarms, node and job states, aggregate Lustre, InfiniBand and DTN throughput of every "
+                 "host the logger records. Click a series to open that node or job.",
+                 _variables(), [ALL_BOARDS]).row(
+        "Alarms and agent health",
+        Panel("table", "Alarm states", "State of every pcp-hpc pmie alarm rule (hpc.alarm.*): "
+              "non-zero means firing.", _queries(alarms), rate=False, width=12,
+              transformations=top(50), links=[TO_NODE]),
+        Panel("state-timeline", "Agents up", "hpc.<x>.agent.up per host and agent: 0 means a source "
+              "is down (see hpc-pcp status on that node).", _health_queries(), rate=False, width=12,
+              links=[TO_NODE]),
+    ).row(
+        "Nodes and jobs",
+        *[Panel("stat", f"Nodes {state}", f"Nodes the scheduler reports {state}.",
+                [Query(f"hpc.job.nodes.{state}", {}, "$hostname")], width=4, height=4, rate=False)
+          for state in ("allocated", "mixed", "idle", "drain", "down", "reserved")],
+        Panel("timeseries", "Running jobs by partition", "Running jobs per partition or PBS queue.",
+              [Query("hpc.job.partition.jobs.running", {}, "$instance")], rate=False, stack=True),
+        Panel("timeseries", "Pending jobs by partition", "Pending jobs per partition or PBS queue.",
+              [Query("hpc.job.partition.jobs.pending", {}, "$instance")], rate=False, stack=True),
+    ).row(
+        "Throughput",
+        Panel("timeseries", "Lustre client I/O (all nodes)", "Bytes read and written by every "
+              "Lustre client, stacked per host and filesystem.",
+              [Query("hpc.lustre.client.read.bytes", {}, "read $hostname $instance"),
+               Query("hpc.lustre.client.write.bytes", {}, "write $hostname $instance")],
+              stack=True, links=[TO_NODE]),
+        Panel("timeseries", "InfiniBand traffic (all nodes)", "Bytes sent and received by all HCA "
+              "ports of each host, stacked.",
+              [Query("hpc.ib.total.xmit.bytes", {}, "xmit $hostname"),
+               Query("hpc.ib.total.rcv.bytes", {}, "rcv $hostname")], stack=True, links=[TO_NODE]),
+        Panel("bargauge", "Top jobs by Lustre writes", "Jobs writing the most, from the servers' "
+              "job_stats (latest rate).", [Query("hpc.lustre.job.write.bytes", {}, "job $job ($instance)")],
+              transformations=top(10), links=[TO_JOB], options={"displayMode": "gradient"}),
+        Panel("bargauge", "Top jobs by Lustre reads", "Jobs reading the most, from the servers' "
+              "job_stats (latest rate).", [Query("hpc.lustre.job.read.bytes", {}, "job $job ($instance)")],
+              transformations=top(10), links=[TO_JOB], options={"displayMode": "gradient"}),
+        Panel("timeseries", "DTN transfer throughput", "Throughput of each dtn-transfer run and "
+              "bytes moved by the GridFTP servers.",
+              [Query("hpc.dtn.run.throughput.instant", {}, "run $instance"),
+               Query("hpc.dtn.gridftp.bytes", {}, "gridftp $hostname")], unit="Bps", width=24),
+    )
+
+
+def node() -> Board:
+    return Board(UIDS["node"], "HPC node detail",
+                 "One node: CPU and memory (PCP linux agent), Lustre client, InfiniBand ports, the jobs "
+                 "running there and bpftrace histograms.", _variables(_host_variable()),
+                 [ALL_BOARDS, link("Kernel analysis (bpftrace)", UIDS["bpftrace"], "&var-host=${host}")]).row(
+        "CPU and memory",
+        Panel("timeseries", "CPU utilisation", "Time spent in user, system and I/O wait, summed over "
+              "CPUs (1.0 = one CPU busy).",
+              [Query(f"kernel.all.cpu.{m}", HOST, m) for m in ("user", "sys", "wait.total")], stack=True),
+        Panel("timeseries", "Memory", "Used, cached and free memory.",
+              [Query(f"mem.util.{m}", HOST, m) for m in ("used", "cached", "free")], rate=False),
+        Panel("timeseries", "CPU now (live)", "User CPU time from the node's pmcd, polled live.",
+              [Query("kernel.all.cpu.user", {}, "user", live=True)], width=24, height=6),
+    ).row(
+        "Lustre client",
+        Panel("timeseries", "Lustre I/O", "Bytes read and written per filesystem.",
+              [Query("hpc.lustre.client.read.bytes", HOST, "read $instance"),
+               Query("hpc.lustre.client.write.bytes", HOST, "write $instance")]),
+        Panel("timeseries", "RPCs in flight", "Read and write RPCs in flight per OSC/MDC.",
+              [Query("hpc.lustre.client.target.rpcs_in_flight.read", HOST, "read $instance"),
+               Query("hpc.lustre.client.target.rpcs_in_flight.write", HOST, "write $instance")],
+              rate=False),
+    ).row(
+        "InfiniBand",
+        Panel("timeseries", "Port traffic", "Bytes sent and received per HCA port.",
+              [Query("hpc.ib.port.xmit.bytes", HOST, "xmit $instance"),
+               Query("hpc.ib.port.rcv.bytes", HOST, "rcv $instance")]),
+        Panel("timeseries", "Port errors and congestion", "Symbol errors, link downs, receive errors "
+              "and transmit waits (congestion) per port.",
+              [Query(f"hpc.ib.port.errors.{e}", HOST, f"{e} $instance")
+               for e in ("symbol", "link_downed", "rcv", "xmit_discards")]
+              + [Query("hpc.ib.port.xmit.wait", HOST, "xmit_wait $instance")]),
+    ).row(
+        "Jobs on this node",
+        Panel("timeseries", "Job CPU", "CPU time of each job's cgroup on this node.",
+              [Query("hpc.job.job.cgroup.cpu_time", HOST, "job $instance")], links=[TO_JOB]),
+        Panel("timeseries", "Job memory", "Current memory of each job's cgroup on this node.",
+              [Query("hpc.job.job.cgroup.memory.current", HOST, "job $instance")], rate=False,
+              links=[TO_JOB]),
+    ).row(
+        "Kernel (bpftrace)",
+        *_bpftrace_panels(HOST),
+    )
+
+
+def _bpftrace_panels(where: dict) -> list[Panel]:
+    hists = _pick("hpcbpftrace", lambda n, i: "hist" in n or "lat" in n, "hpc.bpftrace.*")
+    return [Panel("heatmap", f"{n.removeprefix('hpc.bpftrace.')}", "Histogram from a curated bpftrace "
+                  "script (buckets as instances).", [Query(n, where, "$instance", glob=n.endswith("*"))],
+                  rate=True, links=[TO_BPFTRACE], options={"calculate": False})
+            for n in hists]
+
+
+def job() -> Board:
+    return Board(UIDS["job"], "HPC job detail",
+                 "One job: allocation, cgroup use on each node, and its Lustre I/O on the servers.",
+                 _variables(query_variable("job", "Job", "label_values(job)")), [ALL_BOARDS]).row(
+        "Allocation",
+        Panel("stat", "CPUs", "CPUs allocated to the job.",
+              [Query("hpc.job.job.cpus", JOB, "$hostname")], rate=False, width=6, height=4),
+        Panel("stat", "Nodes", "Nodes allocated to the job.",
+              [Query("hpc.job.job.nodes", JOB, "$hostname")], rate=False, width=6, height=4),
+        Panel("stat", "Elapsed", "Run time so far.",
+              [Query("hpc.job.job.elapsed", JOB, "$hostname")], rate=False, width=6, height=4),
+        Panel("stat", "Memory requested", "Memory allocated to the job.",
+              [Query("hpc.job.job.memory", JOB, "$hostname")], rate=False, width=6, height=4),
+    ).row(
+        "Use on each node",
+        Panel("timeseries", "CPU by node", "CPU time of the job's cgroup per node.",
+              [Query("hpc.job.job.cgroup.cpu_time", JOB, "$hostname")], links=[TO_NODE]),
+        Panel("timeseries", "Memory by node", "Memory of the job's cgroup per node.",
+              [Query("hpc.job.job.cgroup.memory.current", JOB, "$hostname")], rate=False,
+              links=[TO_NODE]),
+    ).row(
+        "Lustre I/O (server job_stats)",
+        Panel("timeseries", "Bytes", "Bytes the job read and wrote, per OST/MDT server and filesystem.",
+              [Query("hpc.lustre.job.read.bytes", JOB, "read $hostname $filesystem"),
+               Query("hpc.lustre.job.write.bytes", JOB, "write $hostname $filesystem")]),
+        Panel("timeseries", "Metadata operations", "Opens, closes and getattrs the job made.",
+              [Query(f"hpc.lustre.job.mdt.{op}", JOB, f"{op} $hostname") for op in
+               ("open", "close", "getattr")]),
+    )
+
+
+def lustre() -> Board:
+    return Board(UIDS["lustre"], "Lustre servers",
+                 "OST and MDT servers: throughput, operations, capacity, recovery, job_stats.",
+                 _variables(), [ALL_BOARDS]).row(
+        "Throughput",
+        Panel("timeseries", "OST/MDT bytes", "Bytes read and written per target.",
+              [Query("hpc.lustre.server.target.read.bytes", {}, "read $instance"),
+               Query("hpc.lustre.server.target.write.bytes", {}, "write $instance")], links=[TO_NODE]),
+        Panel("timeseries", "Operations", "Operations per target and type.",
+              [Query("hpc.lustre.server.target.op.count", {}, "$instance")]),
+    ).row(
+        "Capacity and health",
+        Panel("bargauge", "Free space", "Free kilobytes per target.",
+              [Query("hpc.lustre.server.target.kbytes.free", {}, "$instance")], rate=False,
+              transformations=top(50)),
+        Panel("timeseries", "job_stats entries", "Jobs tracked in job_stats per target: large "
+              "counts slow the servers and the agent.",
+              [Query("hpc.lustre.server.target.job_stats.entries", {}, "$instance")], rate=False),
+    )
+
+
+def infiniband() -> Board:
+    return Board(UIDS["ib"], "InfiniBand",
+                 "HCA ports of every host: throughput, errors, congestion and saturated counters.",
+                 _variables(), [ALL_BOARDS]).row(
+        "Throughput",
+        Panel("timeseries", "Transmitted", "Bytes sent per host and port.",
+              [Query("hpc.ib.port.xmit.bytes", {}, "$hostname $instance")], links=[TO_NODE]),
+        Panel("timeseries", "Received", "Bytes received per host and port.",
+              [Query("hpc.ib.port.rcv.bytes", {}, "$hostname $instance")], links=[TO_NODE]),
+    ).row(
+        "Errors and saturation",
+        Panel("timeseries", "Errors", "All error counters of all ports, per host.",
+              [Query("hpc.ib.total.errors", {}, "$hostname")], links=[TO_NODE]),
+        Panel("timeseries", "Transmit wait", "Ticks with data to send but no credits: congestion.",
+              [Query("hpc.ib.port.xmit.wait", {}, "$hostname $instance")], links=[TO_NODE]),
+        Panel("stat", "Saturated ports", "Ports with a counter stuck at its maximum: values from them "
+              "are no longer trustworthy.", [Query("hpc.ib.total.saturated_ports", {}, "$hostname")],
+              rate=False, width=12, height=4, links=[TO_NODE]),
+        Panel("stat", "Active ports", "Ports in the ACTIVE state.",
+              [Query("hpc.ib.total.ports_active", {}, "$hostname")], rate=False, width=12, height=4),
+    )
+
+
+def bpftrace() -> Board:
+    return Board(UIDS["bpftrace"], "Kernel analysis (bpftrace)",
+                 "Histograms and counts from the curated bpftrace scripts (hpc.bpftrace.*) of one host.",
+                 _variables(_host_variable()), [ALL_BOARDS]).row("Histograms", *_bpftrace_panels(HOST))
+
+
+def dtn() -> Board:
+    return Board(UIDS["dtn"], "DTN transfers",
+                 "dtn-transfer runs and GridFTP server transfers.", _variables(), [ALL_BOARDS]).row(
+        "Runs",
+        Panel("timeseries", "Throughput by run", "Instant and average throughput of each run.",
+              [Query("hpc.dtn.run.throughput.instant", {}, "instant $instance"),
+               Query("hpc.dtn.run.throughput.average", {}, "average $instance")], rate=False),
+        Panel("timeseries", "Progress", "Bytes done per run.",
+              [Query("hpc.dtn.run.bytes.done", {}, "$instance")], rate=False),
+        Panel("timeseries", "Streams", "Concurrency × parallelism actually in use.",
+              [Query("hpc.dtn.run.streams", {}, "$instance")], rate=False),
+        Panel("timeseries", "Failures and retries", "Files failed and retries per run.",
+              [Query("hpc.dtn.run.files.failed", {}, "failed $instance"),
+               Query("hpc.dtn.run.retries", {}, "retries $instance")], rate=False),
+    ).row(
+        "GridFTP servers",
+        Panel("timeseries", "Bytes", "Bytes moved by the GridFTP servers (transfer logs).",
+              [Query("hpc.dtn.gridftp.bytes", {}, "$hostname")], links=[TO_NODE]),
+        Panel("timeseries", "Transfers", "Transfers and failed transfers.",
+              [Query("hpc.dtn.gridftp.transfers", {}, "ok $hostname"),
+               Query("hpc.dtn.gridftp.failed_transfers", {}, "failed $hostname")]),
+    )
+
+
+BOARDS = {"cluster": cluster, "node": node, "job": job, "lustre": lustre, "infiniband": infiniband,
+          "bpftrace": bpftrace, "dtn": dtn}

@@ -1,0 +1,259 @@
+"""The logger node: pmlogger farm lines, pmlogconf groups, pmproxy with Valkey/Redis, pmie hook.
+
+Everything here is configuration for PCP's own services; nothing replaces them.
+``plan()`` computes the files (pure: paths relative to a root, and their text),
+``apply()`` writes them under a root prefix (``/`` on a real logger node, a
+temporary directory in tests), and ``start_services()`` (re)starts the daemons
+through their init scripts.  Files we did not write are backed up once before
+being replaced, so an admin's pmproxy.conf is never silently lost.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from .pcpenv import pcp_config
+
+MARK = "# written by 'hpc-pcp logger setup'; safe to edit, re-running setup overwrites it\n"
+REPO = Path(__file__).resolve().parents[1]
+SHARE = Path(sys.prefix) / "share" / "pcp-hpc"
+LOCAL_NAMES = ("localhost", "local:", "127.0.0.1", "::1")
+_INTERVAL = re.compile(r"^(\d+(?:\.\d+)?)\s*(ms|msec|s|sec|secs|m|min|mins|h|hour|hours)?$")
+_SECONDS = {None: 1, "ms": 0.001, "msec": 0.001, "s": 1, "sec": 1, "secs": 1, "m": 60, "min": 60,
+            "mins": 60, "h": 3600, "hour": 3600, "hours": 3600}
+_NODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$")
+
+
+class LoggerSetupError(Exception):
+    """A setting that cannot work; the message is one sentence for the admin."""
+
+
+@dataclass(frozen=True)
+class ConfigFile:
+    path: str           # absolute path on the logger node (root prefix added by apply())
+    text: str
+    why: str            # one line shown to the admin
+
+
+def interval_seconds(text: str) -> float:
+    """'30s', '1m', '500ms', '10' → seconds; LoggerSetupError for anything else."""
+    match = _INTERVAL.match(text.strip())
+    if not match or float(match.group(1)) <= 0:
+        raise LoggerSetupError(f"interval {text!r} is not a duration such as 30s, 1m or 500ms")
+    return float(match.group(1)) * _SECONDS[match.group(2)]
+
+
+def pmlogger_interval(seconds: float) -> str:
+    """pmlogger's -t syntax for ``seconds`` (whole seconds when possible)."""
+    return f"{seconds:g}sec" if seconds >= 1 else f"{seconds * 1000:g}msec"
+
+
+def check_nodes(nodes: Iterable[str]) -> list[str]:
+    """Validated, de-duplicated host names, in the order given."""
+    out: list[str] = []
+    for node in nodes:
+        node = node.strip()
+        if not node:
+            continue
+        if not _NODE.match(node) or ".." in node:
+            raise LoggerSetupError(f"node {node!r} is not a host name")
+        if node not in out:
+            out.append(node)
+    if not out:
+        raise LoggerSetupError("no nodes given: use --nodes host1,host2")
+    return out
+
+
+def is_local(node: str) -> bool:
+    return node in LOCAL_NAMES or node in (socket.gethostname(), socket.getfqdn())
+
+
+def groups_source() -> Path:
+    """Where this installation keeps its pmlogconf groups (the repo, else share/pcp-hpc)."""
+    for base in (REPO / "logger" / "pmlogconf", SHARE / "logger" / "pmlogconf"):
+        if base.is_dir():
+            return base
+    raise LoggerSetupError("the pmlogconf groups of pcp-hpc are missing from this installation")
+
+
+def pmlogconf_groups(source: Path | None = None) -> dict[str, str]:
+    """Agent → text of its pmlogconf group file (one group per agent)."""
+    source = source or groups_source()
+    groups = {}
+    for agent_dir in sorted(p for p in source.iterdir() if p.is_dir()):
+        files = sorted(p for p in agent_dir.iterdir() if p.is_file())
+        if len(files) != 1:
+            raise LoggerSetupError(f"{agent_dir} must hold exactly one pmlogconf group file")
+        groups[agent_dir.name] = files[0].read_text(encoding="utf-8")
+    return groups
+
+
+def control_line(node: str, seconds: float) -> str:
+    """A pmlogger farm control line: a non-primary logger of ``node``, config made by pmlogconf."""
+    return (f"{node}\tn   n\tPCP_ARCHIVE_DIR/{node}\t-r -T24h10m -c config.hpc-{node} "
+            f"-v 100Mb -t {pmlogger_interval(seconds)}\n")
+
+
+def pmproxy_conf(redis: str, seconds: float, retention_days: float) -> str:
+    """pmproxy.conf (PCP 6.0.3 sections) for REST + scalable time series in Valkey/Redis.
+
+    Redis protocol proxying is off: Grafana needs only HTTP, and Valkey should
+    not be reachable through pmproxy.  stream.maxlen keeps retention/interval
+    samples per series; stream.expire drops series idle for the retention time.
+    """
+    expire = int(retention_days * 86400)
+    maxlen = max(1, int(expire / seconds))
+    return (MARK + "# PCP 6.0.3 pmproxy.conf layout; see the comments of the packaged file for every key.\n"
+            "[pmproxy]\npcp.enabled = true\nhttp.enabled = true\nredis.enabled = false\n"
+            "secure.enabled = false\n\n"
+            f"[redis]\nenabled = true\nservers = {redis}\n\n"
+            "[discover]\nenabled = true\nexclude.metrics = proc.*,acct.*\n"
+            "exclude.indoms = 3.9,3.40,79.7\n\n"
+            "[pmsearch]\nenabled = false\n\n"
+            f"[pmseries]\nenabled = true\ncursor.count = 256\nstream.expire = {expire}\n"
+            f"stream.maxlen = {maxlen}\n")
+
+
+def pmproxy_options(listen: str | None) -> str:
+    """pmproxy.options: no service advertisement; bind to one address if given."""
+    lines = [MARK, "# one option per line, each starting with a hyphen (see pmproxy(1))\n", "-A\n"]
+    if listen:
+        lines.append(f"-i {listen}\n")
+    return "".join(lines)
+
+
+def firewall_rules(viz: Sequence[str]) -> str:
+    """nftables rules: pmproxy's ports (44322 REST/PCP, 44323 series) only from the visualisation nodes."""
+    allowed = ", ".join(viz) if viz else "127.0.0.1"
+    return (MARK + "# Load with: nft -f pmproxy-access.nft (or translate to your firewall).\n"
+            "# pmproxy itself has no client allow-list: restrict it here and with -i in pmproxy.options.\n"
+            "table inet hpc_pmproxy {\n  chain input {\n"
+            "    type filter hook input priority 0; policy accept;\n"
+            "    iif lo accept\n"
+            f"    tcp dport {{ 44322, 44323 }} ip saddr {{ {allowed} }} accept\n"
+            "    tcp dport { 44322, 44323 } drop\n  }\n}\n")
+
+
+def pmcd_access(loggers: Sequence[str]) -> str:
+    """pmcd.conf.access for every node: stores only from the node itself, fetches from the loggers.
+
+    pmcd reads <pmcd.conf>.access besides the [access] section, so the agents'
+    pmcd.conf lines stay untouched.  Without logger hosts, anyone may fetch.
+    """
+    lines = [MARK, "# read by pmcd at start, as if it were pmcd.conf's [access] section\n",
+             'allow hosts "local:" : all;\n']
+    if loggers:
+        lines.append(f"allow hosts {', '.join(loggers)} : fetch;\n")
+        lines.append("disallow hosts * : all;\n")
+    else:
+        lines.append("allow hosts * : all except store;\n")
+    return "".join(lines)
+
+
+def pmie_control(rules: str) -> str:
+    """pmie farm control line for the pcp-hpc alarm rules (the rules come from pmie_rules/)."""
+    return (MARK + "$version=1.1\n"
+            f"LOCALHOSTNAME\tn   n\tPCP_LOG_DIR/pmie/LOCALHOSTNAME-hpc\t-c {rules}\n")
+
+
+def default_pmie_rules() -> str | None:
+    """The alarm rules file shipped by pmie_rules/ (hpc.pmie), if this installation has one."""
+    for base in (REPO / "pmie_rules", SHARE / "pmie_rules"):
+        candidate = base / "hpc.pmie"
+        if candidate.is_file():
+            return str(candidate)
+    return None
+
+
+def plan(nodes: Sequence[str], interval: str = "30s", redis: str = "localhost:6379",
+         retention_days: float = 14, viz: Sequence[str] = (), listen: str | None = None,
+         pmie_rules: str | None = None, groups: dict[str, str] | None = None) -> list[ConfigFile]:
+    """Every file a logger node needs for ``nodes``; nothing is written here."""
+    nodes = check_nodes(nodes)
+    seconds = interval_seconds(interval)
+    if retention_days <= 0:
+        raise LoggerSetupError("retention must be more than 0 days")
+    if not re.match(r"^[\w.-]+:\d+(,[\w.-]+:\d+)*$", redis):
+        raise LoggerSetupError(f"redis servers {redis!r} must be host:port[,host:port...]")
+    sysconf, var = pcp_config("PCP_SYSCONF_DIR"), pcp_config("PCP_VAR_DIR")
+    files = []
+    for node in nodes:
+        if is_local(node):
+            continue  # the primary logger records this host; its pmlogconf config picks up our groups
+        files.append(ConfigFile(f"{sysconf}/pmlogger/control.d/hpc-{node}",
+                                MARK + "$version=1.1\n" + control_line(node, seconds),
+                                f"pmlogger farm: archive {node} every {interval}"))
+    for agent, text in (groups if groups is not None else pmlogconf_groups()).items():
+        files.append(ConfigFile(f"{var}/config/pmlogconf/hpc/{agent}", text,
+                                f"pmlogconf group hpc/{agent} (logged when the agent answers)"))
+    files.append(ConfigFile(f"{sysconf}/pmproxy/pmproxy.conf", pmproxy_conf(redis, seconds, retention_days),
+                            f"pmproxy: REST API and time series in {redis}, {retention_days:g} days"))
+    files.append(ConfigFile(f"{sysconf}/pmproxy/pmproxy.options", pmproxy_options(listen),
+                            "pmproxy options" + (f": listen on {listen} only" if listen else "")))
+    files.append(ConfigFile(f"{sysconf}/hpc/pmproxy-access.nft", firewall_rules(viz),
+                            "firewall rules: pmproxy reachable only from " + (", ".join(viz) or "this host")))
+    loggers = [socket.getfqdn()] if viz else []
+    files.append(ConfigFile(f"{sysconf}/hpc/pmcd.conf.access", pmcd_access(loggers),
+                            "for every node's /etc/pcp/pmcd/: stores only from the node itself"))
+    rules = pmie_rules or default_pmie_rules()
+    if rules:
+        files.append(ConfigFile(f"{sysconf}/pmie/control.d/hpc", pmie_control(rules),
+                                f"pmie: alarm rules {rules}"))
+    return files
+
+
+def _ours(path: str) -> bool:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return MARK in f.read(4096)
+    except OSError:
+        return False
+
+
+def apply(files: Sequence[ConfigFile], root: str = "/", echo: Callable[[str], None] = print) -> list[str]:
+    """Write ``files`` under ``root``; back up (once) any file we did not write; return paths."""
+    written = []
+    for spec in files:
+        path = os.path.join(root, spec.path.lstrip("/"))
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        if os.path.exists(path) and not _ours(path) and "/pmlogconf/" not in path:
+            backup = path + ".orig-hpc"
+            if not os.path.exists(backup):
+                shutil.copy2(path, backup)
+                echo(f"kept the previous {spec.path} as {backup}")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(spec.text)
+        written.append(path)
+        echo(f"{spec.path}: {spec.why}")
+    return written
+
+
+def start_services(echo: Callable[[str], None] = print, with_pmie: bool = False) -> int:
+    """(Re)start Valkey (or Redis), pmproxy, pmlogger and, if configured, pmie; return failures."""
+    rc_dir = pcp_config("PCP_RC_DIR")
+    store = "valkey-server" if os.path.exists("/etc/init.d/valkey-server") else "redis-server"
+    steps = [(f"/etc/init.d/{store}", "start"), (f"{rc_dir}/pmproxy", "restart"),
+             (f"{rc_dir}/pmlogger", "restart")]
+    if with_pmie:
+        steps.append((f"{rc_dir}/pmie", "restart"))
+    env = {**os.environ, "PATH": "/usr/bin:/bin:/usr/sbin:/sbin:" + os.environ.get("PATH", "")}
+    failures = 0
+    for script, action in steps:
+        name = os.path.basename(script)
+        if not os.path.exists(script):
+            echo(f"{name}: not installed ({script} missing)")
+            failures += 1
+            continue
+        done = subprocess.run([script, action], capture_output=True, text=True, timeout=120, env=env,
+                              stdin=subprocess.DEVNULL)
+        ok = done.returncode == 0
+        failures += not ok
+        echo(f"{name}: {action} {'ok' if ok else 'FAILED: ' + (done.stderr or done.stdout).strip()}")
+    return failures

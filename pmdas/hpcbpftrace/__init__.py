@@ -1,0 +1,36 @@
+"""hpcbpftrace: curated and admin-added bpftrace scripts, run and supervised, as hpc.bpftrace.*.
+
+Layers (each module has one job):
+  header.py    parse_header(text) -> Header(name, description, requires, exports);
+               the header grammar is documented there.  Export(variable, kind, keys, unit, help)
+               tells the metric mapping what each map is (counter/instant/histogram/string).
+  output.py    parse_line(line) -> Attached | Variable | Text | LostEvents | HelperError | None
+               (bpftrace 0.17 ``-f json``); flatten(Variable) -> value or {instance: value}
+               with stable, ordered histogram bucket names ('0', '1', '2-3', '<0', '>=100'),
+               keyed ones '{key}|{bucket}'; bucket_bounds(name) sorts them.
+  diagnose.py  diagnose(stderr, returncode) -> Diagnosis(outcome, reason): unsupported on
+               this kernel (no restart) / broken script (no restart) / crashed (restart).
+  procstat.py  process_cost(pid) -> ProcessCost(cpu_seconds, bpf_seconds, bpf_events).
+  process.py   ScriptProcess: one bpftrace child, reader threads, state machine, limits.
+  runner.py    Runner(limits, bpftrace=..., env=...):
+                 start(name, path) / stop(name) / restart(name) / forget(name)
+                 sync(registry) -> {name: problem}   run exactly the enabled scripts
+                 tick() / start_supervisor(interval) / shutdown()
+                 statuses() -> {name: ScriptStatus}   (state, pid, error, probes, lines,
+                     bytes, lines_per_sec, lost_events, cpu_seconds, bpf_seconds,
+                     bpf_events, cpu_fraction, restarts, ...)
+                 values(name) / all_values() -> {name: {'@var': Variable}}
+               States: starting, running, stopped, failed, unsupported, restarting.
+               RunnerError: refused request (e.g. script cap), one sentence.
+  registry.py  ScriptRegistry(curated_dir, admin_dir, max_bytes, enabled_by_default):
+                 scripts() / get(name) / enabled() -> Script(name, path, origin,
+                 enabled, header, error); add(name, text, enable) / remove(name) /
+                 enable(name) / disable(name); RegistryError with one sentence.
+
+Typical use by the agent:
+    registry = ScriptRegistry(admin_dir=config.script_dir)
+    runner = Runner(Limits(max_scripts=config.max_scripts, ...))
+    runner.sync(registry); runner.start_supervisor()
+    ... each refresh: runner.statuses(), runner.all_values(), flatten(variable)
+    live change (PCP store): registry.add/enable/disable/remove, then runner.sync(registry)
+"""

@@ -1,0 +1,201 @@
+"""The hpcbpftrace agent: runs enabled scripts and maps their maps to hpc.bpftrace.*.
+
+Live management goes through PCP stores to hpc.bpftrace.control.* (so pmstore, a
+Grafana panel or 'hpc-pcp bpftrace ...' all take the same checked path): only
+authenticated users named in ``allowed_users`` may change scripts, and pmcd's own
+access rules refuse stores from other hosts unless the admin opens them.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+
+from pmdas.common.agent import Agent, StoreRefused
+from pmdas.common.config import Option, positive
+from pmdas.common.sources import Results, Source
+
+from . import metrics as table
+from .header import parse_header
+from .output import KEY_SEPARATOR, Variable, bucket_bounds, flatten
+from .process import Limits
+from .registry import ADMIN_DIR, CURATED_DIR, RegistryError, Script, ScriptRegistry
+from .runner import Runner, RunnerError
+
+log = logging.getLogger(__name__)
+
+# Scripts on by default: cheap ones.  syscalls and rwbytes put every system call on
+# the tracepoint slow path (measured: +79% on a getppid loop), so admins turn them
+# on for an investigation only.
+DEFAULT_ENABLED = ["runqlat", "biolatency", "cswitch", "pagefaults", "tcpretrans", "procexec", "oomkill"]
+
+
+@dataclass(frozen=True)
+class DataPoint:
+    script: str
+    variable: str
+    key: str | None
+    bucket: str | None
+    unit: str
+    value: object
+
+
+@dataclass(frozen=True)
+class BpftraceSnapshot:
+    scripts: dict[str, Script] = field(default_factory=dict)
+    statuses: dict = field(default_factory=dict)
+    data: dict[str, dict[str, DataPoint]] = field(default_factory=dict)  # kind → {instance: point}
+    last_control: str = ""
+
+
+def _kind(variable: Variable, declared: dict[str, tuple[str, str]]) -> tuple[str, str]:
+    """(metric kind, unit) for a variable: what the header declares, else by its shape."""
+    if variable.name in declared:
+        kind, unit = declared[variable.name]
+        return ("histogram" if kind == "histogram" else kind), unit
+    if variable.kind == "hist":
+        return "histogram", "none"
+    return "instant", "none"
+
+
+def data_points(script: Script, variables: dict[str, Variable]) -> dict[str, dict[str, DataPoint]]:
+    declared = {e.variable: (e.kind, e.unit) for e in script.header.exports} if script.header else {}
+    out: dict[str, dict[str, DataPoint]] = {"counter": {}, "instant": {}, "histogram": {}, "string": {}}
+    for variable in variables.values():
+        kind, unit = _kind(variable, declared)
+        flat = flatten(variable)
+        if not isinstance(flat, dict):
+            if isinstance(flat, dict | list):
+                continue
+            kind = "string" if isinstance(flat, str) else kind
+            out[kind][f"{script.name}:{variable.name}"] = DataPoint(script.name, variable.name, None, None,
+                                                                  unit, flat)
+            continue
+        items = flat.items()
+        if kind == "histogram":
+            items = sorted(items, key=lambda kv: (kv[0].rpartition(KEY_SEPARATOR)[0],
+                                                  bucket_bounds(kv[0].rpartition(KEY_SEPARATOR)[2])))
+        for sub, value in items:
+            key, bucket = sub, None
+            if kind == "histogram":
+                key, _, bucket = sub.rpartition(KEY_SEPARATOR)
+                key = key or None
+            target = "string" if isinstance(value, str) else kind
+            out[target][f"{script.name}:{variable.name}:{sub}"] = DataPoint(
+                script.name, variable.name, key, bucket, unit, value)
+    return out
+
+
+class BpftraceAgent(Agent):
+    name = "hpcbpftrace"
+    domain = 413
+    root = "hpc.bpftrace"
+    options = {
+        "script_dir": Option(ADMIN_DIR, "Directory of admin-added scripts (and their enabled state).", str),
+        "curated_dir": Option(CURATED_DIR, "Directory of the curated scripts shipped with pcp-hpc.", str),
+        "enabled": Option(DEFAULT_ENABLED, "Curated scripts enabled until an admin changes them.", list),
+        "allowed_users": Option(["root"], "Users who may add, enable, disable or remove scripts "
+                                "through PCP stores (authenticated local clients).", list),
+        "max_scripts": Option(8, "Scripts that may run at once.", int, positive),
+        "cpu_budget": Option(0.10, "CPU (fraction of one core) a script may use before it is stopped.",
+                             (int, float), positive),
+        "max_lines_per_sec": Option(2000.0, "Output lines per second before a script is stopped.",
+                                    (int, float), positive),
+        "bpftrace": Option("bpftrace", "The bpftrace program.", str),
+    }
+    metrics = table.METRICS
+    indoms = table.INDOMS
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.registry = ScriptRegistry(config.curated_dir, config.script_dir,
+                                       enabled_by_default=set(config.enabled))
+        self.runner = Runner(Limits(max_scripts=config.max_scripts, cpu_budget=float(config.cpu_budget),
+                                    max_lines_per_sec=float(config.max_lines_per_sec)),
+                             bpftrace=config.bpftrace)
+        self._last_control = ""
+        self._started = False
+        self._sync_lock = threading.Lock()
+
+    def _sync(self) -> dict[str, Script]:
+        with self._sync_lock:
+            scripts = self.registry.scripts()
+            wanted = {n: s for n, s in scripts.items() if s.enabled and s.runnable}
+            running = self.runner.statuses()
+            for name in running:
+                if name not in wanted:
+                    self.runner.stop(name)
+                    if name not in scripts:
+                        self.runner.forget(name)
+            for name, script in wanted.items():
+                if name not in running or running[name].state == "stopped":
+                    try:
+                        self.runner.start(name, script.path)
+                    except RunnerError as exc:
+                        self._last_control = str(exc)
+            if not self._started:
+                self.runner.start_supervisor()
+                self._started = True
+            return scripts
+
+    def sources(self):
+        return [Source("scripts", self._read, self.config.timeout)]
+
+    def _read(self) -> BpftraceSnapshot:
+        scripts = self._sync()
+        statuses = self.runner.statuses()
+        data: dict[str, dict[str, DataPoint]] = {"counter": {}, "instant": {}, "histogram": {}, "string": {}}
+        for name, variables in self.runner.all_values().items():
+            script = scripts.get(name)
+            if script is None:
+                continue
+            for kind, points in data_points(script, variables).items():
+                data[kind].update(points)
+        return BpftraceSnapshot(scripts, statuses, data, self._last_control)
+
+    def build(self, results: Results) -> BpftraceSnapshot | None:
+        snapshot = results.value("scripts")
+        if snapshot is None:
+            return None
+        return BpftraceSnapshot(snapshot.scripts, snapshot.statuses, snapshot.data,
+                                self._last_control)
+
+    # -- live management (PCP stores, on pmcd's thread: only quick file work) ----
+    def store(self, metric, instance, value, user):
+        if not metric.startswith("control."):
+            return super().store(metric, instance, value, user)
+        if user is None or user not in self.config.allowed_users:
+            self._last_control = (f"refused: user {user or '(unauthenticated)'} may not change "
+                                  f"bpftrace scripts (allowed_users: {', '.join(self.config.allowed_users)})")
+            raise StoreRefused(self._last_control, permission=True)
+        action = metric.split(".", 1)[1]
+        text = str(value)
+        try:
+            if action == "add":
+                header = parse_header(text)
+                self.registry.add(header.name, text, enable=True)
+                target = header.name
+                self._stop_if_known(target)   # a replaced script restarts with its new text
+            elif action in ("enable", "disable", "remove"):
+                target = text.strip()
+                if action == "enable":
+                    self.registry.enable(target)
+                    self._stop_if_known(target)   # a failed/unsupported one gets a fresh start
+                elif action == "disable":
+                    self.registry.disable(target)
+                else:
+                    self.registry.remove(target)
+            else:
+                raise StoreRefused(f"unknown control {metric}")
+        except (RegistryError, ValueError) as exc:
+            self._last_control = f"{action} failed: {exc}"
+            raise StoreRefused(self._last_control) from None
+        self._last_control = f"{action} {target}: done by {user}"
+        self.request_refresh()   # starts/stops scripts and publishes the result promptly
+
+    def _stop_if_known(self, name: str) -> None:
+        if name in self.runner.statuses():
+            self.runner.stop(name)
+
+    def close(self) -> None:
+        self.runner.shutdown()

@@ -1,0 +1,146 @@
+"""Metric table of hpcbpftrace: script status, script data by kind, and the controls.
+
+Script variables are mapped onto four fixed metrics by kind (counter, instant,
+histogram, string) rather than one dynamic metric per variable, so the PMNS never
+changes at run time; the instance labels (script, variable, key, bucket, unit) let
+Grafana and pmseries select one script's variable, e.g.
+``hpc.bpftrace.data.histogram{script=="runqlat"}``.
+"""
+from pmdas.common.table import (
+    COUNT,
+    COUNTER,
+    DISCRETE,
+    DOUBLE,
+    INSTANT,
+    NONE,
+    SEC,
+    STRING,
+    U32,
+    U64,
+    Indom,
+    Metric,
+    cluster,
+)
+
+STATE_CODES = {"stopped": 0, "starting": 1, "running": 2, "restarting": 3, "failed": 4, "unsupported": 5}
+
+
+def _point_labels(points):
+    out = {}
+    for name, p in points.items():
+        labels = {"script": p.script, "variable": p.variable, "unit": p.unit}
+        if p.key is not None:
+            labels["key"] = p.key
+        if p.bucket is not None:
+            labels["bucket"] = p.bucket
+        out[name] = labels
+    return out
+
+
+def _data_indom(kind: str, serial: int, what: str) -> Indom:
+    return Indom(f"data.{kind}", serial, f"{what} exported by bpftrace scripts",
+                 f"One instance per {what} of every running script: 'script:@variable' for a "
+                 "single value, 'script:@variable:key' for a keyed map"
+                 + (", 'script:@variable:bucket' (or 'key|bucket') for histogram buckets, "
+                    "listed in bucket order" if kind == "histogram" else "")
+                 + ". Labels: script, variable, key, bucket, unit.",
+                 lambda s: _point_labels(s.data[kind]) if s else {})
+
+
+INDOMS = [
+    Indom("script", 0, "bpftrace scripts known to the agent",
+          "One instance per curated or admin-added script, enabled or not.",
+          lambda s: {n: {"script": n, "origin": sc.origin} for n, sc in s.scripts.items()}),
+    _data_indom("counter", 1, "counter"),
+    _data_indom("instant", 2, "instantaneous value"),
+    _data_indom("histogram", 3, "histogram bucket"),
+    _data_indom("string", 4, "text value"),
+]
+
+
+def _status(field, default=None):
+    return lambda s: {n: getattr(st, field) for n, st in s.statuses.items()}
+
+
+def _points(kind):
+    return lambda s: {name: p.value for name, p in s.data[kind].items()}
+
+
+STATUS = cluster(0, [
+    Metric("script.enabled", U32, INSTANT, NONE, "1 if the script is enabled",
+           "1 if the script is enabled (it runs, or is being restarted), 0 if disabled. Curated "
+           "scripts start enabled per the 'enabled' setting; admins change it with "
+           "'hpc-pcp bpftrace enable|disable' or a store to hpc.bpftrace.control.*.",
+           lambda s: {n: int(sc.enabled) for n, sc in s.scripts.items()}, indom="script"),
+    Metric("script.state", STRING, INSTANT, NONE, "script state",
+           "One of stopped, starting, running, restarting, failed, unsupported. 'unsupported' "
+           "means the kernel lacks the probes (e.g. kprobes): it is not retried. 'failed' means a "
+           "broken script or a limit (output rate, CPU budget) stopped it; see script.error.",
+           _status("state"), indom="script"),
+    Metric("script.state_code", U32, INSTANT, NONE, "script state as a number",
+           "0 stopped, 1 starting, 2 running, 3 restarting, 4 failed, 5 unsupported (for alarms "
+           "and dashboards).",
+           lambda s: {n: STATE_CODES.get(st.state, 0) for n, st in s.statuses.items()}, indom="script"),
+    Metric("script.error", STRING, INSTANT, NONE, "why the script is not running",
+           "bpftrace's reason when a script failed or is unsupported on this kernel, or the limit "
+           "that stopped it; empty while it runs.", _status("error"), indom="script"),
+    Metric("script.pid", U32, INSTANT, NONE, "process ID of the script's bpftrace",
+           "Process ID of the bpftrace process running the script; 0 when not running.",
+           _status("pid"), indom="script"),
+    Metric("script.probes", U32, INSTANT, COUNT, "probes attached",
+           "Number of probes bpftrace attached for the script.", _status("probes"), indom="script"),
+    Metric("script.output_lines", U64, COUNTER, COUNT, "output lines read from the script",
+           "Lines of JSON output read from the script's bpftrace since it first started.",
+           _status("lines"), indom="script"),
+    Metric("script.lost_events", U64, COUNTER, COUNT, "events the kernel dropped",
+           "Events lost between the kernel and bpftrace (perf buffer overruns).",
+           _status("lost_events"), indom="script"),
+    Metric("script.cpu", DOUBLE, COUNTER, SEC, "CPU time of the script's bpftrace process",
+           "User and system CPU seconds of the script's bpftrace process, summed over its runs. "
+           "Scripts over the cpu_budget setting are stopped.", _status("cpu_seconds"), indom="script"),
+    Metric("script.restarts", U64, COUNTER, COUNT, "restarts after a crash",
+           "Times the script was restarted (with exponential back-off) after bpftrace exited.",
+           _status("restarts"), indom="script"),
+    Metric("scripts.running", U32, INSTANT, COUNT, "scripts running now",
+           "Number of scripts whose bpftrace is running.",
+           lambda s: sum(1 for st in s.statuses.values() if st.state == "running")),
+    Metric("scripts.failed", U32, INSTANT, COUNT, "scripts failed or unsupported",
+           "Number of enabled scripts that failed or are unsupported on this kernel.",
+           lambda s: sum(1 for st in s.statuses.values() if st.state in ("failed", "unsupported"))),
+])
+
+DATA = cluster(1, [
+    Metric("data.counter", U64, COUNTER, COUNT, "counters exported by scripts",
+           "Values of script variables declared as counters (count() maps), per script, variable "
+           "and key. They restart from zero when the script restarts.",
+           _points("counter"), indom="data.counter"),
+    Metric("data.instant", DOUBLE, INSTANT, NONE, "instantaneous values exported by scripts",
+           "Values of script variables that are levels (declared instant, or undeclared).",
+           _points("instant"), indom="data.instant"),
+    Metric("data.histogram", U64, COUNTER, COUNT, "histogram bucket counts exported by scripts",
+           "Counts per bucket of hist()/lhist() variables since the script started; the bucket "
+           "label gives the range in the variable's unit (label 'unit').",
+           _points("histogram"), indom="data.histogram"),
+    Metric("data.string", STRING, INSTANT, NONE, "text values exported by scripts",
+           "Values of script variables that hold text.", _points("string"), indom="data.string"),
+])
+
+CONTROL = cluster(2, [
+    Metric("control.add", STRING, DISCRETE, NONE, "store a script's text here to add and enable it",
+           "Write (pmstore) the full text of a bpftrace script with a pcp-hpc header (// name:, "
+           "// description:, // exports: ...) to add it as an admin script and enable it. Only "
+           "users in allowed_users may; see control.result for the outcome.",
+           lambda s: ""),
+    Metric("control.enable", STRING, DISCRETE, NONE, "store a script name here to enable it",
+           "Write a script name to enable (and start) it.", lambda s: ""),
+    Metric("control.disable", STRING, DISCRETE, NONE, "store a script name here to disable it",
+           "Write a script name to disable (and stop) it.", lambda s: ""),
+    Metric("control.remove", STRING, DISCRETE, NONE, "store an admin script name here to remove it",
+           "Write the name of an admin-added script to stop and delete it (curated scripts can "
+           "only be disabled).", lambda s: ""),
+    Metric("control.result", STRING, INSTANT, NONE, "outcome of the last control store",
+           "What the last store to a control metric did, or why it was refused.",
+           lambda s: s.last_control),
+])
+
+METRICS = STATUS + DATA + CONTROL

@@ -1,0 +1,283 @@
+"""Metric table of the job-scheduler agent: hpc.job.*.
+
+Cluster numbers and item order are append-only (archives record PMIDs).
+Cluster-view metrics are unavailable on nodes running only the node view.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from operator import attrgetter
+from typing import Any
+
+from pmdas.common.table import (
+    BYTES,
+    COUNT,
+    COUNTER,
+    DISCRETE,
+    DOUBLE,
+    I32,
+    INSTANT,
+    NONE,
+    NSEC,
+    SEC,
+    STRING,
+    U32,
+    U64,
+    USEC,
+    Indom,
+    Metric,
+    cluster,
+)
+
+from .model import JOB_STATES, NODE_STATES
+
+INDOMS = [
+    Indom("job", 0, "jobs known to this agent",
+          "Node view: the jobs the scheduler places on this node, plus any job with a cgroup "
+          "here. Cluster view: every job the scheduler lists, including recently finished ones "
+          "still in its memory (Slurm MinJobAge, PBS job history). The instance name is the "
+          "scheduler's job id; labels carry job, user and account.",
+          lambda s: {i: {"job": i, "user": j.user, "account": j.account}
+                     for i, j in s.jobs.items()}),
+    Indom("partition", 1, "partitions (Slurm) or queues (PBS)",
+          "One instance per Slurm partition or PBS queue seen in the job or node list.",
+          lambda s: {p: {"partition": p} for p in
+                     {*(s.counts.by_partition if s.counts else ()), *(s.partitions or ())}}),
+    Indom("pending_reason", 2, "reasons jobs are pending",
+          "One instance per distinct pending reason (Slurm's Reason, PBS's comment).",
+          lambda s: {r: {"reason": r} for r in (s.counts.pending_reasons if s.counts else ())}),
+    Indom("user", 3, "users with running or pending jobs", "One instance per job owner.",
+          lambda s: {u: {"user": u} for u in (s.counts.users if s.counts else ())}),
+    Indom("account", 4, "accounts with running or pending jobs",
+          "One instance per charge account (Slurm account, PBS Account_Name; '-' if none).",
+          lambda s: {a: {"account": a} for a in (s.counts.accounts if s.counts else ())}),
+]
+
+
+def _job(attr: str) -> Callable[[Any], dict]:
+    get = attrgetter(attr)
+    if attr == "reason":  # empty means "not pending": a value, not a gap
+        return lambda s: {i: get(j) for i, j in s.jobs.items()}
+    return lambda s: {i: v for i, j in s.jobs.items() if (v := get(j)) is not None and v != ""}
+
+
+def _usage(attr: str) -> Callable[[Any], dict]:
+    return lambda s: {i: getattr(u, attr) for i, u in s.usage.items()
+                      if getattr(u, attr) is not None}
+
+
+def _job_metric(name, type_, sem, units, attr, help_, long_help) -> Metric:
+    return Metric(f"job.{name}", type_, sem, units, help_, long_help, _job(attr), indom="job")
+
+
+JOB = cluster(1, [
+    _job_metric("state", STRING, INSTANT, NONE, "state", "job state (running, pending, held, ...)",
+                "Normalised state: running, pending, held (pending and held by a user or "
+                "admin), completing, suspended, completed, failed, cancelled, timeout, other."),
+    _job_metric("scheduler_state", STRING, INSTANT, NONE, "raw_state", "job state in the scheduler's words",
+                "The state exactly as the scheduler prints it (Slurm: RUNNING, NODE_FAIL, "
+                "OUT_OF_MEMORY, ...; PBS: R, Q, H, E, F, ...)."),
+    _job_metric("user", STRING, DISCRETE, NONE, "user", "job owner", "User name that owns the job."),
+    _job_metric("account", STRING, DISCRETE, NONE, "account", "charge account of the job",
+                "Slurm account or PBS Account_Name the job is charged to; empty if none."),
+    _job_metric("partition", STRING, DISCRETE, NONE, "partition", "partition or queue of the job",
+                "Slurm partition(s) or PBS queue the job was submitted to."),
+    _job_metric("name", STRING, DISCRETE, NONE, "name", "job name", "The job name given at submission."),
+    _job_metric("array_id", STRING, DISCRETE, NONE, "display_id", "job id as users write it",
+                "The id users see: for array tasks 'array_task' (6_1), for the pending rest "
+                "of an array '6_[2-3]', otherwise the job id."),
+    _job_metric("nodes", U32, INSTANT, COUNT, "nodes", "nodes allocated or requested",
+                "Number of nodes the job runs on, or requests while pending."),
+    _job_metric("node_list", STRING, INSTANT, NONE, "node_list", "nodes the job runs on",
+                "Host list of the job in the scheduler's compressed form (nva[59-60])."),
+    _job_metric("cpus", U32, INSTANT, COUNT, "cpus", "CPUs allocated or requested",
+                "CPUs allocated to the job (requested, while pending)."),
+    _job_metric("gpus", U32, INSTANT, COUNT, "gpus", "GPUs allocated or requested",
+                "GPUs (GRES gpu / PBS ngpus) of the job; unavailable if it asked for none."),
+    _job_metric("memory", U64, INSTANT, BYTES, "memory", "memory allocated or requested",
+                "Memory allocated to the job across all its nodes (Slurm allocated TRES mem; "
+                "PBS Resource_List.mem), requested while pending."),
+    _job_metric("submit_time", DOUBLE, DISCRETE, SEC, "submit_time", "submission time",
+                "When the job was submitted, in seconds since the epoch."),
+    _job_metric("start_time", DOUBLE, INSTANT, SEC, "start_time", "start time (expected, if pending)",
+                "When the job started, in seconds since the epoch; for pending jobs Slurm's "
+                "expected start if it has one."),
+    _job_metric("end_time", DOUBLE, INSTANT, SEC, "end_time", "end time (expected, if running)",
+                "When the job ended or is expected to end at its time limit, in "
+                "seconds since the epoch; unavailable without a limit."),
+    _job_metric("elapsed", U64, INSTANT, SEC, "elapsed", "run time so far",
+                "Wall-clock seconds the job has run (excluding suspended time on Slurm)."),
+    _job_metric("time_limit", U64, INSTANT, SEC, "time_limit", "wall-time limit",
+                "The job's wall-time limit in seconds; unavailable when unlimited."),
+    _job_metric("time_left", U64, INSTANT, SEC, "time_left", "time left before the limit",
+                "Seconds until the job reaches its time limit; unavailable when unlimited."),
+    _job_metric("pending_reason", STRING, INSTANT, NONE, "reason", "why the job is not running",
+                "Slurm's Reason (Resources, Priority, BeginTime, JobHeldUser, ...) or PBS's "
+                "comment for pending and held jobs; the end reason for finished Slurm jobs."),
+    _job_metric("exit_code", I32, DISCRETE, NONE, "exit_code", "exit code of a finished job",
+                "Exit code of the batch script of a finished job; unavailable until it ends. "
+                "PBS's negative codes mean PBS itself could not run the job."),
+    _job_metric("exit_signal", U32, DISCRETE, NONE, "exit_signal", "signal that ended the job",
+                "Signal number that killed the job (0 if it exited by itself)."),
+])
+
+USAGE = cluster(2, [
+    Metric("job.cgroup.cpu_time", U64, COUNTER, NSEC, "CPU time used on this node",
+           "User plus system CPU time of all the job's processes on this node, from its "
+           "cgroup (v2 cpu.stat usage_usec, v1 cpuacct.usage).", _usage("cpu_time"), indom="job"),
+    Metric("job.cgroup.memory.current", U64, INSTANT, BYTES, "memory in use on this node",
+           "Memory charged to the job's cgroup on this node now, page cache included "
+           "(v2 memory.current, v1 memory.usage_in_bytes).", _usage("memory"), indom="job"),
+    Metric("job.cgroup.memory.peak", U64, INSTANT, BYTES, "peak memory on this node",
+           "High-water mark of the job's cgroup memory on this node (v2 memory.peak, kernel "
+           "5.19 and later; v1 memory.max_usage_in_bytes).", _usage("memory_peak"), indom="job"),
+    Metric("job.cgroup.io.read_bytes", U64, COUNTER, BYTES, "bytes read from block devices",
+           "Bytes the job read from block devices on this node (v2 io.stat rbytes, v1 blkio "
+           "throttle Read). Network file systems such as Lustre are not included.",
+           _usage("read_bytes"), indom="job"),
+    Metric("job.cgroup.io.write_bytes", U64, COUNTER, BYTES, "bytes written to block devices",
+           "Bytes the job wrote to block devices on this node (v2 io.stat wbytes, v1 blkio "
+           "throttle Write). Network file systems such as Lustre are not included.",
+           _usage("write_bytes"), indom="job"),
+    Metric("job.cgroup.version", U32, DISCRETE, NONE, "cgroup version the usage came from",
+           "1 or 2: which cgroup hierarchy the job's usage was read from.",
+           _usage("version"), indom="job"),
+])
+
+
+def _partition_jobs(state: str) -> Metric:
+    return Metric(f"partition.jobs.{state}", U32, INSTANT, COUNT, f"{state} jobs per partition",
+                  f"Number of jobs in state '{state}' per partition or queue (cluster view). "
+                  "Finished states count jobs the scheduler still lists.",
+                  lambda s: ({p: c[state] for p, c in s.counts.by_partition.items()}
+                             if s.counts else None), indom="partition")
+
+
+def _partition_nodes(state: str) -> Metric:
+    return Metric(f"partition.nodes.{state}", U32, INSTANT, COUNT, f"{state} nodes per partition",
+                  f"Nodes in state '{state}' per partition (cluster view). A node in two "
+                  "partitions counts in both.",
+                  lambda s: ({p: n.nodes[state] for p, n in s.partitions.items()}
+                             if s.partitions is not None else None), indom="partition")
+
+
+def _partition_sum(name: str, attr: str, help_: str) -> Metric:
+    return Metric(f"partition.{name}", U32, INSTANT, COUNT, help_,
+                  f"{help_[0].upper()}{help_[1:]} over the partition's nodes (cluster view).",
+                  lambda s: ({p: getattr(n, attr) for p, n in s.partitions.items()}
+                             if s.partitions is not None else None), indom="partition")
+
+
+PARTITIONS = cluster(3, [
+    *(_partition_jobs(state) for state in JOB_STATES),
+    *(_partition_nodes(state) for state in NODE_STATES),
+    _partition_sum("cpus.allocated", "cpus_allocated", "CPUs allocated to jobs"),
+    _partition_sum("cpus.idle", "cpus_idle", "CPUs idle and usable"),
+    _partition_sum("cpus.total", "cpus_total", "CPUs configured"),
+    _partition_sum("gpus.allocated", "gpus_allocated", "GPUs allocated to jobs"),
+    _partition_sum("gpus.total", "gpus_total", "GPUs configured"),
+])
+
+
+def _tally(scope: str, attr: str, units, help_: str, long_help: str) -> Metric:
+    type_ = U64 if units is BYTES else U32
+    return Metric(f"{scope}.{attr.replace('_', '.')}", type_, INSTANT, units, f"{help_} per {scope}",
+                  f"{long_help} per {scope} (cluster view).",
+                  lambda s: ({k: getattr(t, attr) for k, t in getattr(s.counts, f"{scope}s").items()}
+                             if s.counts else None), indom=scope)
+
+
+OWNERS = cluster(4, [
+    Metric("pending_reason.jobs", U32, INSTANT, COUNT, "pending jobs per reason",
+           "Number of pending jobs (not held) per pending reason (cluster view).",
+           lambda s: s.counts.pending_reasons if s.counts else None, indom="pending_reason"),
+    *(_tally(scope, attr, units, help_, long_help) for scope in ("user", "account")
+      for attr, units, help_, long_help in (
+          ("running", COUNT, "running jobs", "Jobs running, completing or suspended"),
+          ("pending", COUNT, "pending jobs", "Jobs pending or held"),
+          ("cpus", COUNT, "CPUs allocated", "CPUs allocated to running jobs"),
+          ("gpus", COUNT, "GPUs allocated", "GPUs allocated to running jobs"),
+          ("memory", BYTES, "memory allocated", "Memory allocated to running jobs"))),
+])
+
+NODES = cluster(5, [
+    Metric(f"nodes.{state}", U32, INSTANT, COUNT, f"nodes in state {state}",
+           f"Distinct nodes in state '{state}' in the whole cluster (cluster view).",
+           lambda s, state=state: s.node_states[state] if s.node_states is not None else None)
+    for state in NODE_STATES
+])
+
+
+def _stat(key: str) -> Callable[[Any], Any]:
+    return lambda s: s.stats.get(key) if s.stats else None
+
+
+_SDIAG = [  # name, sdiag key, semantics, units, one line, long help
+    ("server_threads", "server_thread_count", INSTANT, COUNT, "slurmctld server threads",
+     "Active slurmctld RPC threads; near the limit (256) the controller is saturated."),
+    ("agent_queue", "agent_queue_size", INSTANT, COUNT, "outgoing RPCs queued",
+     "slurmctld's queue of outgoing RPCs to slurmd; a growing queue means nodes are slow."),
+    ("dbd_agent_queue", "dbd_agent_queue_size", INSTANT, COUNT, "messages queued for slurmdbd",
+     "Messages waiting for slurmdbd; growth means accounting is falling behind."),
+    ("jobs.submitted", "jobs_submitted", COUNTER, COUNT, "jobs submitted",
+     "Jobs submitted since the statistics were last reset (midnight UTC or restart)."),
+    ("jobs.started", "jobs_started", COUNTER, COUNT, "jobs started",
+     "Jobs started since the statistics were last reset."),
+    ("jobs.completed", "jobs_completed", COUNTER, COUNT, "jobs completed",
+     "Jobs completed since the statistics were last reset."),
+    ("jobs.canceled", "jobs_canceled", COUNTER, COUNT, "jobs cancelled",
+     "Jobs cancelled since the statistics were last reset."),
+    ("jobs.failed", "jobs_failed", COUNTER, COUNT, "jobs failed",
+     "Jobs failed since the statistics were last reset."),
+    ("main.cycle.last", "main.last_cycle", INSTANT, USEC, "last main scheduling cycle",
+     "Duration of the last main scheduling cycle."),
+    ("main.cycle.max", "main.max_cycle", INSTANT, USEC, "longest main scheduling cycle",
+     "Longest main scheduling cycle since the statistics were reset."),
+    ("main.cycle.mean", "main.mean_cycle", INSTANT, USEC, "mean main scheduling cycle",
+     "Mean main scheduling cycle since the statistics were reset."),
+    ("main.cycles", "main.total_cycles", COUNTER, COUNT, "main scheduling cycles",
+     "Main scheduling cycles run since the statistics were reset."),
+    ("main.queue_length", "main.last_queue_length", INSTANT, COUNT, "jobs in last main cycle",
+     "Pending jobs the last main scheduling cycle looked at."),
+    ("backfill.cycle.last", "backfill.last_cycle", INSTANT, USEC, "last backfill cycle",
+     "Duration of the last backfill scheduling cycle."),
+    ("backfill.cycle.max", "backfill.max_cycle", INSTANT, USEC, "longest backfill cycle",
+     "Longest backfill scheduling cycle since the statistics were reset."),
+    ("backfill.cycle.mean", "backfill.mean_cycle", INSTANT, USEC, "mean backfill cycle",
+     "Mean backfill scheduling cycle since the statistics were reset."),
+    ("backfill.cycles", "backfill.total_cycles", COUNTER, COUNT, "backfill cycles",
+     "Backfill scheduling cycles run since the statistics were reset."),
+    ("backfill.jobs", "backfill.total_backfilled_jobs_since_last_slurm_start", COUNTER, COUNT,
+     "jobs started by backfill", "Jobs the backfill scheduler started since slurmctld started."),
+    ("backfill.depth", "backfill.last_depth_cycle", INSTANT, COUNT, "jobs in last backfill cycle",
+     "Jobs the last backfill cycle considered."),
+]
+
+SCHEDULER = cluster(6, [
+    Metric("scheduler.reachable", U32, INSTANT, NONE, "1 if the scheduler answered the job query",
+           "1 when the last refresh's job query (squeue or qstat) succeeded, 0 when the "
+           "controller was down, slow (timed out) or answered nonsense; see agent.source.error.",
+           lambda s: int(s.reachable)),
+    Metric("scheduler.response_time", DOUBLE, INSTANT, SEC, "time the job query took",
+           "Seconds the scheduler took to answer the last job query (squeue or qstat).",
+           lambda s: s.response_time),
+    Metric("scheduler.kind", STRING, DISCRETE, NONE, "which scheduler is asked (slurm or pbs)",
+           "The back end in use: slurm or pbs (from the scheduler option, or detected).",
+           lambda s: s.scheduler),
+    *(Metric(f"scheduler.{name}", U64 if sem == COUNTER else U32, sem, units, help_,
+             long_help + " Slurm sdiag, cluster view.", _stat(key))
+      for name, key, sem, units, help_, long_help in _SDIAG),
+    Metric("scheduler.jobs.pending", U32, INSTANT, COUNT, "pending jobs per the scheduler",
+           "Pending (queued) jobs as the scheduler itself counts them (sdiag; PBS state_count).",
+           lambda s: (s.stats.get("jobs_pending", (s.stats.get("state_count") or {}).get("queued"))
+                      if s.stats else None)),
+    Metric("scheduler.jobs.running", U32, INSTANT, COUNT, "running jobs per the scheduler",
+           "Running jobs as the scheduler itself counts them (sdiag; PBS state_count).",
+           lambda s: (s.stats.get("jobs_running", (s.stats.get("state_count") or {}).get("running"))
+                      if s.stats else None)),
+    Metric("scheduler.server_state", STRING, INSTANT, NONE, "PBS server state",
+           "PBS server_state from qstat -Bf (Active, Idle, Scheduling, Hot_Start, ...).",
+           lambda s: s.stats.get("server_state") if s.stats else None),
+])
+
+METRICS = [*JOB, *USAGE, *PARTITIONS, *OWNERS, *NODES, *SCHEDULER]

@@ -1,0 +1,251 @@
+"""Pure parsers for Slurm's squeue, sinfo and sdiag output (no PCP, no I/O).
+
+Why ``squeue -O`` with '|' after every field: one RPC gives every field the
+agent needs, including the raw exit status and the allocated TRES that the
+short ``-o`` letters lack, and its text costs a fraction of ``--json`` (see
+bench/job_refresh.py and the report in collector.py).  ``scontrol show job -o``
+has the same facts but costs more per job to print and to parse.  The job name
+is the last field so that a name containing '|' stays whole.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import datetime
+from functools import lru_cache
+
+import hostlist
+
+from .model import (
+    CANCELLED,
+    COMPLETED,
+    COMPLETING,
+    FAILED,
+    HELD,
+    OTHER,
+    PENDING,
+    RUNNING,
+    SUSPENDED,
+    TIMEOUT,
+    Job,
+    NodeRow,
+)
+
+SQUEUE_FIELDS = ("JobArrayID", "JobID", "ArrayJobID", "ArrayTaskID", "State", "UserName",
+                 "Account", "Partition", "NumNodes", "NumCPUs", "tres-alloc", "tres-per-node",
+                 "SubmitTime", "StartTime", "EndTime", "TimeUsed", "TimeLimit", "TimeLeft",
+                 "Reason", "exit_code", "NodeList", "Name")
+SQUEUE_FORMAT = ",".join(f"{f}:|" for f in SQUEUE_FIELDS[:-1]) + f",{SQUEUE_FIELDS[-1]}:"
+SINFO_FIELDS = ("NodeList", "Partition", "StateLong", "CPUsState", "Gres", "GresUsed",
+                "Memory", "AllocMem", "Reason")
+SINFO_FORMAT = ",".join(f"{f}:|" for f in SINFO_FIELDS[:-1]) + f",{SINFO_FIELDS[-1]}:"
+
+_STATES = {
+    "RUNNING": RUNNING, "PENDING": PENDING, "COMPLETING": COMPLETING, "SUSPENDED": SUSPENDED,
+    "COMPLETED": COMPLETED, "FAILED": FAILED, "CANCELLED": CANCELLED, "TIMEOUT": TIMEOUT,
+    "NODE_FAIL": FAILED, "OUT_OF_MEMORY": FAILED, "BOOT_FAIL": FAILED, "DEADLINE": TIMEOUT,
+    "PREEMPTED": CANCELLED, "CONFIGURING": RUNNING, "STOPPED": SUSPENDED,
+}
+_FINISHED = (COMPLETED, FAILED, CANCELLED, TIMEOUT, OTHER)
+_NOT_SET = {"", "N/A", "NONE", "Unknown", "UNLIMITED", "INVALID", "NOT_SET", "(null)"}
+_SIZE = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40, "P": 1 << 50}
+_GPU = re.compile(r"gres[:/]gpu(?::[^:,()=]+)?[:=](\d+)")
+
+
+@lru_cache(maxsize=1 << 17)
+def parse_time(text: str) -> float | None:
+    """Slurm's ISO local time ("2026-11-21T00:41:28") → seconds since the epoch.
+
+    Cached: a job's times do not change between refreshes, and converting local
+    time is the most expensive step of parsing a big queue.
+    """
+    if text in _NOT_SET or len(text) != 19:
+        return None
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except (ValueError, OverflowError, OSError):
+        return None
+
+
+@lru_cache(maxsize=1 << 14)
+def parse_duration(text: str) -> int | None:
+    """'[days-][hours:]minutes:seconds' (also plain minutes) → seconds; None for UNLIMITED etc."""
+    text = text.strip()
+    if text in _NOT_SET:
+        return None
+    days, _, clock = text.rpartition("-")
+    try:
+        parts = [int(p) for p in clock.split(":")]
+        day_count = int(days) if days else 0
+    except ValueError:
+        return None
+    if len(parts) == 1:          # a bare number is minutes (TimeLimit=30)
+        parts = [0, parts[0], 0]
+    while len(parts) < 3:
+        parts.insert(0, 0)
+    if len(parts) > 3 or day_count < 0 or any(p < 0 for p in parts):
+        return None
+    return ((day_count * 24 + parts[0]) * 60 + parts[1]) * 60 + parts[2]
+
+
+def parse_size(text: str, default_unit: str = "M") -> int | None:
+    """Slurm memory ("100M", "4G", "1000", "2.50T") → bytes; plain numbers are MiB."""
+    text = text.strip()
+    if not text or text in _NOT_SET:
+        return None
+    unit = text[-1].upper()
+    number = text[:-1] if unit in _SIZE else text
+    try:
+        value = float(number)
+    except ValueError:
+        return None
+    return int(value * _SIZE.get(unit if unit in _SIZE else default_unit, 1))
+
+
+def tres(text: str) -> dict[str, str]:
+    """'cpu=1,mem=100M,node=1,gres/gpu=2' → {'cpu': '1', 'mem': '100M', ...}."""
+    out = {}
+    for item in text.split(","):
+        key, eq, value = item.partition("=")
+        if eq:
+            out[key] = value
+    return out
+
+
+def gpu_count(text: str) -> int | None:
+    """GPUs in a TRES or GRES string: 'gres/gpu=2', 'gres:gpu:1', 'gres/gpu:a100:4', 'gpu:2'."""
+    if not text or text in _NOT_SET:
+        return None
+    found = _GPU.findall(text if text.startswith("gres") else "gres:" + text.replace(",", ",gres:"))
+    return sum(int(n) for n in found) if found else None
+
+
+@lru_cache(maxsize=1 << 14)
+def expand_hosts(node_list: str) -> tuple[str, ...]:
+    """'nva[59-60],nvb[10,13-15]' → each host name; an unparseable list gives ()."""
+    if not node_list or node_list in _NOT_SET:
+        return ()
+    try:
+        return tuple(hostlist.expand_hostlist(node_list))
+    except hostlist.BadHostlist:
+        return ()
+
+
+def _int(text: str) -> int | None:
+    try:
+        return int(text)
+    except ValueError:
+        return None
+
+
+def job_state(raw: str, reason: str) -> str:
+    """Normalise Slurm's state word; pending jobs held by user or admin count as held."""
+    word = raw.split()[0].rstrip("+") if raw.strip() else ""
+    state = _STATES.get(word, OTHER)
+    if state == PENDING and reason.startswith("JobHeld"):
+        return HELD
+    return state
+
+
+def parse_squeue(text: str) -> list[Job]:
+    """Lines of ``squeue -h --states=all -O SQUEUE_FORMAT``; lines that do not fit are skipped."""
+    jobs = []
+    width = len(SQUEUE_FIELDS)
+    for line in text.splitlines():
+        f = line.split("|", width - 1)
+        if len(f) != width or not f[1].isdigit():
+            continue
+        (display, job_id, _array, _task, raw_state, user, account, partition, nodes, cpus,
+         alloc, per_node, submit, start, end, used, limit, left, reason, status, node_list,
+         name) = f
+        alloc_tres = tres(alloc)
+        node_count = _int(nodes)
+        gpus = gpu_count(alloc)
+        if gpus is None:
+            per = gpu_count(per_node)
+            gpus = per * node_count if per is not None and node_count else None
+        state = job_state(raw_state, reason)
+        # squeue prints the raw wait status (768 = exit 3); it means something only once done.
+        exit_status = _int(status) if state in _FINISHED else None
+        jobs.append(Job(
+            id=job_id, display_id=display, state=state,
+            raw_state=raw_state, user=user, account="" if account == "(null)" else account,
+            partition=partition, name=name, nodes=node_count, node_list=node_list,
+            hosts=expand_hosts(node_list), cpus=_int(cpus), gpus=gpus,
+            memory=parse_size(alloc_tres.get("mem", "")),
+            submit_time=parse_time(submit), start_time=parse_time(start),
+            end_time=parse_time(end), elapsed=parse_duration(used),
+            time_limit=parse_duration(limit), time_left=parse_duration(left),
+            reason="" if reason == "None" else reason,
+            exit_code=None if exit_status is None else (exit_status >> 8) & 0xFF,
+            exit_signal=None if exit_status is None else exit_status & 0x7F))
+    return jobs
+
+
+def node_state(raw: str) -> str:
+    """sinfo's long state ('mixed', 'down*', 'drained', 'idle~', 'allocated+') → category."""
+    word = raw.strip().rstrip("*~#!%$@^-+").lower()
+    if word in ("idle", "allocated", "mixed", "down", "draining", "reserved", "completing"):
+        return word
+    if word in ("drained", "drain"):
+        return "drain"
+    if word in ("fail", "failing", "no_respond", "not_responding", "unknown", "inval"):
+        return "down"
+    return "other"
+
+
+def parse_sinfo(text: str) -> list[NodeRow]:
+    """Lines of ``sinfo -h -N -O SINFO_FORMAT`` (one row per node and partition)."""
+    rows = []
+    width = len(SINFO_FIELDS)
+    for line in text.splitlines():
+        f = line.split("|", width - 1)
+        if len(f) != width or not f[0]:
+            continue
+        node, partition, state, cpus_state, gres, gres_used, memory, alloc_mem, _reason = f
+        counts = [_int(c) for c in cpus_state.split("/")]
+        if len(counts) != 4:
+            counts = [None] * 4
+        gpus_total = gpu_count(gres)
+        rows.append(NodeRow(
+            node=node, partition=partition.rstrip("*"), state=node_state(state), raw_state=state,
+            cpus_allocated=counts[0], cpus_idle=counts[1], cpus_total=counts[3],
+            gpus_total=gpus_total,
+            gpus_allocated=gpu_count(gres_used) if gpus_total is not None else None,
+            memory_total=parse_size(memory), memory_allocated=parse_size(alloc_mem)))
+    return rows
+
+
+_SDIAG_SECTIONS = (("Main schedule statistics", "main"), ("Backfilling stats", "backfill"),
+                   ("Remote Procedure Call", None), ("Pending RPC", None))
+
+
+def _sdiag_pairs(text: str) -> Iterator[tuple[str, str]]:
+    section: str | None = ""
+    for line in text.splitlines():
+        for heading, name in _SDIAG_SECTIONS:
+            if line.startswith(heading):
+                section = name
+                break
+        else:
+            if section is None or ":" not in line:
+                continue
+            key, _, value = line.strip().partition(":")
+            key = re.sub(r"[^a-z0-9]+", "_", key.lower()).strip("_")
+            yield (f"{section}.{key}" if section else key), value.strip()
+
+
+def parse_sdiag(text: str) -> dict[str, int]:
+    """sdiag's 'Key: value' lines → {'server_thread_count': 3, 'main.last_cycle': 104, ...}.
+
+    Keys repeat between the main and backfill sections, so each is prefixed by
+    its section.  Date lines and RPC tables are left out; unknown keys are kept.
+    """
+    out: dict[str, int] = {}
+    for key, value in _sdiag_pairs(text):
+        first = value.split()[0] if value else ""
+        if first.lstrip("-").isdigit():
+            out[key] = int(first)
+    if "server_thread_count" not in out:
+        raise ValueError("no 'Server thread count' line: not sdiag output")
+    return out

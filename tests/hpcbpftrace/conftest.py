@@ -1,0 +1,39 @@
+"""Fixtures for the hpcbpftrace tests: captured bpftrace 0.17 output, and a live bpftrace."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+import pytest
+
+FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
+
+
+def fixture_path(name: str) -> str:
+    return os.path.join(FIXTURES, name)
+
+
+def fixture_text(name: str) -> str:
+    with open(fixture_path(name), encoding="utf-8") as f:
+        return f.read()
+
+
+def _mounted(path: str) -> bool:
+    return os.path.isdir(os.path.join(path, "events")) or os.path.exists(os.path.join(path, "tracing"))
+
+
+@pytest.fixture(scope="session")
+def live_bpftrace() -> str:
+    """The bpftrace binary, with tracefs/debugfs mounted; skip where it cannot run."""
+    binary = shutil.which("bpftrace")
+    if binary is None or os.geteuid() != 0:
+        pytest.skip("needs bpftrace and root")
+    if not _mounted("/sys/kernel/tracing"):
+        subprocess.run(["mount", "-t", "tracefs", "tracefs", "/sys/kernel/tracing"], check=False)
+    if not _mounted("/sys/kernel/debug"):
+        subprocess.run(["mount", "-t", "debugfs", "debugfs", "/sys/kernel/debug"], check=False)
+    probe = subprocess.run([binary, "-e", "BEGIN { exit(); }"], capture_output=True, timeout=60)
+    if probe.returncode != 0:
+        pytest.skip(f"bpftrace cannot run here: {probe.stderr.decode(errors='replace')[-200:]}")
+    return binary

@@ -1,0 +1,96 @@
+"""Tier 2+3: the hpcbpftrace agent under the real pmcd with real bpftrace."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.harness.pcp import installed_agent, reader, run_pcp, wait_for, wait_refreshed
+
+pytestmark = pytest.mark.usefixtures("pmcd")
+
+OPENS = """// name: opens_test
+// description: openat calls by process name (test)
+// requires: tracepoint
+// exports: @opens counter by comm unit count: openat calls by processes with this name
+
+tracepoint:syscalls:sys_enter_openat
+{
+	@opens[comm] = count();
+}
+
+interval:s:1
+{
+	print(@opens);
+}
+"""
+
+
+def hpc_pcp(*args: str, user: str | None = None) -> subprocess.CompletedProcess:
+    exe = os.path.join(os.path.dirname(sys.executable), "hpc-pcp")
+    argv = [exe, *args]
+    if user:
+        argv = ["su", user, "-s", "/bin/sh", "-c", " ".join(argv)]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PATH": "/usr/bin:/bin:/usr/sbin:/sbin"})
+
+
+def test_live_script_counts_events_histograms_ordered_and_stores_checked(tmp_path):
+    script = tmp_path / "opens_test.bt"
+    script.write_text(OPENS)
+    with installed_agent("hpcbpftrace", {"script_dir": str(tmp_path / "admin"), "interval": 1,
+                                         "enabled": ["runqlat"]}):
+        wait_refreshed("hpc.bpftrace")
+        added = hpc_pcp("bpftrace", "add", str(script))
+        assert added.returncode == 0 and "add opens_test: done by root" in added.stdout, added.stderr
+        key = "opens_test:@opens:cat"
+
+        def count() -> int:
+            got = reader().fetch(["hpc.bpftrace.data.counter"])["hpc.bpftrace.data.counter"] or {}
+            return got.get(key, 0)
+        # wait until the script runs and has printed at least once
+        wait_for(lambda: reader().fetch(["hpc.bpftrace.script.state"])["hpc.bpftrace.script.state"]
+                 .get("opens_test") == "running", 30, what="opens_test to run")
+        for _ in range(3):
+            subprocess.run(["cat", "/etc/hostname"], capture_output=True)
+        wait_for(lambda: count() >= 1, 20, what="first openat counts")
+        before = count()
+        n = 200
+        for _ in range(n):
+            subprocess.run(["cat", "/etc/hostname"], capture_output=True)
+        wait_for(lambda: count() - before >= n, 20, what=f"the counter to move by {n}")
+
+        # histogram buckets are instances in bucket order, with labels
+        def buckets():
+            out = run_pcp("pminfo", "-f", "hpc.bpftrace.data.histogram").stdout
+            return [line.split('"')[1] for line in out.splitlines() if '"runqlat:@runqlat_us:' in line]
+        names = wait_for(lambda: len(buckets()) >= 3 and buckets(), 30, what="runqlat buckets")
+        lows = [int(n.rsplit(":", 1)[1].split("-")[0]) for n in names if n.rsplit(":", 1)[1][0].isdigit()]
+        assert lows == sorted(lows)
+        assert '"bucket":' in run_pcp("pminfo", "-l", "hpc.bpftrace.data.histogram").stdout
+
+        # an unauthorised user cannot change scripts; the reason is reported
+        refused = hpc_pcp("bpftrace", "disable", "opens_test", user="nobody")
+        assert refused.returncode != 0 and "may not change bpftrace scripts" in refused.stderr
+        state = reader().fetch(["hpc.bpftrace.script.enabled"])["hpc.bpftrace.script.enabled"]
+        assert state["opens_test"] == 1
+
+        # a kprobe script on this kernel: unsupported with bpftrace's reason, agent fine
+        hpc_pcp("bpftrace", "enable", "lnet")
+        wait_for(lambda: reader().fetch(["hpc.bpftrace.script.state"])["hpc.bpftrace.script.state"]
+                 .get("lnet") in ("unsupported", "running"), 40, what="lnet to settle")
+        got = reader().fetch(["hpc.bpftrace.script.state", "hpc.bpftrace.script.error",
+                              "hpc.bpftrace.agent.up"])
+        if got["hpc.bpftrace.script.state"]["lnet"] == "unsupported":
+            assert "kprobe" in got["hpc.bpftrace.script.error"]["lnet"]
+        assert got["hpc.bpftrace.agent.up"] == 1
+
+        removed = hpc_pcp("bpftrace", "remove", "opens_test")
+        assert removed.returncode == 0, removed.stderr
+        wait_for(lambda: "opens_test" not in (reader().fetch(["hpc.bpftrace.script.enabled"])
+                                              ["hpc.bpftrace.script.enabled"] or {}), 20,
+                 what="opens_test to be gone")
+    leftover = subprocess.run(["pgrep", "-f", "bpftrace -f json"], capture_output=True, text=True)
+    assert leftover.stdout.strip() == "", "bpftrace processes outlived the agent"

@@ -1,0 +1,126 @@
+"""Script headers: the curated set, the grammar's errors, and fuzzing."""
+from __future__ import annotations
+
+import glob
+import os
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pmdas.hpcbpftrace.header import (
+    KINDS,
+    UNITS,
+    HeaderError,
+    parse_header,
+    probe_kinds,
+    unused_exports,
+    valid_name,
+)
+from pmdas.hpcbpftrace.registry import CURATED_DIR
+
+CURATED = sorted(glob.glob(os.path.join(CURATED_DIR, "*.bt")))
+GOOD = """// name: demo
+// description: A demo script.
+// requires: tracepoint, btf
+// exports: @opens counter by comm unit count: files opened
+// exports: @lat histogram by device,op unit us: latency
+//
+// prose: free text with a colon is not a key? it is, see below
+
+tracepoint:syscalls:sys_enter_openat { @opens[comm] = count(); @lat[1, 2] = hist(3); }
+"""
+
+
+def test_curated_set_is_complete_and_valid():
+    names = {os.path.basename(p)[:-3] for p in CURATED}
+    expected = {"syscalls", "biolatency", "runqlat", "cswitch", "pagefaults", "tcpretrans",
+                "rwbytes", "procexec", "oomkill", "lustre_client", "lnet"}
+    assert expected <= names
+    for path in CURATED:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        header = parse_header(text)
+        assert header.name == os.path.basename(path)[:-3]
+        assert header.exports, path
+        assert unused_exports(header, text) == [], path
+        for export in header.exports:
+            assert export.help and export.kind in KINDS and export.unit in UNITS
+            # every exported map is printed periodically, so values keep flowing
+            assert f"print({export.variable})" in text, (path, export.variable)
+
+
+def test_kprobe_scripts_declare_and_use_kprobes():
+    for name in ("lustre_client", "lnet"):
+        with open(os.path.join(CURATED_DIR, f"{name}.bt"), encoding="utf-8") as f:
+            header = parse_header(f.read())
+        assert "kprobe" in header.requires
+        assert "kprobe" in header.probe_kinds and "kretprobe" in header.probe_kinds
+
+
+def test_good_header_fields():
+    # "prose" is not a known key: a typo'd key must fail, so use real prose instead
+    text = GOOD.replace("// prose: free text with a colon is not a key? it is, see below",
+                        "// free text without a key")
+    header = parse_header(text)
+    assert header.name == "demo"
+    assert header.requires == ("tracepoint", "btf")
+    opens, lat = header.exports
+    assert (opens.variable, opens.kind, opens.keys, opens.unit) == ("@opens", "counter", ("comm",), "count")
+    assert lat.keys == ("device", "op") and lat.kind == "histogram" and lat.unit == "us"
+    assert lat.name == "lat" and header.export("@lat") is lat and header.export("@x") is None
+    assert header.probe_kinds == ("tracepoint",)
+
+
+@pytest.mark.parametrize("change, message", [
+    (("// name: demo", "// name: Demo"), "lower-case"),
+    (("// name: demo\n", ""), "no '// name:'"),
+    (("// description: A demo script.\n", ""), "no '// description:'"),
+    (("counter by comm", "gauge by comm"), "kind 'gauge'"),
+    (("unit count", "unit furlongs"), "unit 'furlongs'"),
+    (("@opens counter", "opens counter"), "exports must read"),
+    (("// requires:", "// needs:"), "unknown header key 'needs'"),
+    (("// exports: @lat", "// exports: @opens"), "exported twice"),
+    (("by device,op", "by Device"), "key name"),
+])
+def test_header_errors_name_the_problem(change, message):
+    text = GOOD.replace("// prose: free text with a colon is not a key? it is, see below", "//")
+    with pytest.raises(HeaderError, match=message):
+        parse_header(text.replace(*change))
+
+
+def test_unknown_key_is_an_error_not_silence():
+    with pytest.raises(HeaderError, match="unknown header key 'prose'"):
+        parse_header(GOOD)
+
+
+def test_header_stops_at_first_code_line():
+    text = "// name: a\n// description: d\nBEGIN {}\n// exports: @x counter: late\n"
+    assert parse_header(text).exports == ()
+
+
+def test_unused_exports_found():
+    text = "// name: a\n// description: d\n// exports: @x counter: x\n// exports: @xy counter: y\n" \
+           "BEGIN { @xy = count(); }\n"
+    assert unused_exports(parse_header(text), text) == ["@x"]
+
+
+@pytest.mark.parametrize("name, ok", [("syscalls", True), ("a1_b", True), ("", False),
+                                      ("../etc/passwd", False), ("a/b", False), ("A", False),
+                                      ("1abc", False), ("x" * 41, False), ("a.bt", False)])
+def test_valid_name(name, ok):
+    assert valid_name(name) is ok
+
+
+def test_probe_kinds_ignores_comments():
+    assert probe_kinds("// kprobe:foo\ntracepoint:a:b {}\n  kretprobe:x {}") == ("kretprobe", "tracepoint")
+
+
+@given(st.text(max_size=400))
+def test_parse_header_raises_only_header_error(text):
+    try:
+        header = parse_header(text)
+    except HeaderError as exc:
+        assert str(exc)
+    else:
+        assert valid_name(header.name)

@@ -1,0 +1,72 @@
+"""The agent against a real private one-node Slurm (tests/services/slurm.py)."""
+from __future__ import annotations
+
+import shutil
+
+from hpcjob_helpers import make_agent
+
+from pmdas.common.refresh import Refresher
+
+
+def slurm_agent(cluster, **extra):
+    options = dict(scheduler="slurm", slurm_conf=cluster.conf, node_name=cluster.host,
+                   timeout=10.0, squeue_command=[shutil.which("squeue")],
+                   sinfo_command=[shutil.which("sinfo")], sdiag_command=[shutil.which("sdiag")])
+    return make_agent(**{**options, **extra})
+
+
+def test_job_shapes_match_scontrol(slurm_cluster):
+    c = slurm_cluster
+    failing = c.sbatch("-J", "fail", "--wrap", "exit 3")   # first: it needs a free CPU
+    c.wait_for(lambda: c.job(failing)["JobState"] == "FAILED", 40, "the failing job did not fail")
+    running = c.sbatch("-J", "run-één", "--gres=gpu:1", "--mem=200", "--wrap", "sleep 120")
+    later = c.sbatch("-J", "later", "--begin=now+1hour", "--wrap", "true")
+    toobig = c.sbatch("-J", "toobig", "-n", "8", "--wrap", "true")
+    held = c.sbatch("-J", "held", "--hold", "--wrap", "true")
+    array = c.sbatch("-J", "arr", "--array=1-3", "-p", "long", "-t", "10", "--wrap", "sleep 120")
+    cancelled = c.sbatch("-J", "cancelme", "--begin=now+1hour", "--wrap", "true")
+    c.run("scancel", cancelled)
+    c.wait_for(lambda: c.job(running)["JobState"] == "RUNNING", 40, "jobs did not reach their states")
+    published = Refresher(slurm_agent(c, cluster_view=True)).refresh_once()
+    v = published.values
+    assert v["hpc.job.agent.up"] == 1, v["hpc.job.agent.last_error"]
+    states = v["hpc.job.job.state"]
+    assert states[running] == "running" and states[held] == "held"
+    assert states[failing] == "failed" and states[cancelled] == "cancelled"
+    assert states[later] == "pending" and states[toobig] == "pending"
+    assert v["hpc.job.job.exit_code"][failing] == 3
+    assert v["hpc.job.job.gpus"][running] == 1
+    assert v["hpc.job.job.name"][running] == "run-één"
+    assert v["hpc.job.job.pending_reason"][later] == "BeginTime"
+    assert v["hpc.job.job.array_id"][array].startswith(f"{array}_")
+    for job_id in (running, later, toobig, held, failing, cancelled):
+        truth = c.job(job_id)
+        assert v["hpc.job.job.scheduler_state"][job_id] == truth["JobState"]
+        assert v["hpc.job.job.partition"][job_id] == truth["Partition"]
+        assert v["hpc.job.job.cpus"][job_id] == int(truth["NumCPUs"])
+        assert v["hpc.job.job.user"][job_id] == truth["UserId"].split("(")[0]
+    assert v["hpc.job.partition.cpus.total"]["debug"] == 2
+    assert v["hpc.job.partition.gpus.total"]["debug"] == 2
+    assert v["hpc.job.scheduler.jobs.submitted"] >= 7
+    # Node view on this host sees the running job, not the pending ones.
+    node = Refresher(slurm_agent(c)).refresh_once().values["hpc.job.job.state"]
+    assert running in node and later not in node
+    for job_id in (running, later, toobig, held, array):
+        c.run("scancel", job_id)
+
+
+def test_controller_restart_is_reported_and_recovered(slurm_cluster):
+    c = slurm_cluster
+    refresher = Refresher(slurm_agent(c, cluster_view=True, timeout=4.0))
+    assert refresher.refresh_once().values["hpc.job.scheduler.reachable"] == 1
+    c.stop_controller()
+    try:
+        down = refresher.refresh_once().values
+        assert down["hpc.job.scheduler.reachable"] == 0 and down["hpc.job.agent.up"] == 0
+        error = down["hpc.job.agent.source.error"]["jobs"]
+        assert error and "\n" not in error
+    finally:
+        c.start_controller()
+    up = refresher.refresh_once().values
+    assert up["hpc.job.scheduler.reachable"] == 1, up["hpc.job.agent.last_error"]
+    assert up["hpc.job.agent.failed_refreshes"] == 1
