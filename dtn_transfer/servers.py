@@ -71,7 +71,7 @@ def _children(parent: int) -> list[int]:
     """Pids whose parent is ``parent`` (from /proc)."""
     found = []
     for entry in os.listdir("/proc"):
-        if not entry.isdigit():
+        if not entry.isdecimal():
             continue
         try:
             with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as f:

@@ -63,7 +63,7 @@ class _Side:
         except ftplib.error_perm:
             return None
         parts = reply.split()
-        return int(parts[1]) if len(parts) == 2 and parts[1].isdigit() else None
+        return int(parts[1]) if len(parts) == 2 and parts[1].isdecimal() else None
 
     def md5(self, relpath: str) -> str | None:
         if self.endpoint.local:

@@ -97,7 +97,7 @@ def advance(root: str, seed: int | None = None) -> int:
                         continue
                     with open(path, encoding="utf-8") as f:
                         text = f.read().strip()
-                    if not text.isdigit():
+                    if not text.isdecimal():
                         continue  # leave deliberately broken files alone
                     step = (rng.randrange(10**6, 10**9) if name in TRAFFIC_COUNTERS
                             else int(rng.random() < 0.05))

@@ -172,4 +172,4 @@ def _list(path: str) -> list[str]:
 
 
 def _port_order(name: str) -> tuple[int, str]:
-    return (int(name), name) if name.isdigit() else (1 << 30, name)
+    return (int(name), name) if name.isdecimal() else (1 << 30, name)

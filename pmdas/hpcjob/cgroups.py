@@ -44,7 +44,7 @@ def parse_cpu_stat(text: str) -> int | None:
     """v2 cpu.stat → CPU time in nanoseconds (from usage_usec)."""
     for line in text.splitlines():
         key, _, value = line.partition(" ")
-        if key == "usage_usec" and value.strip().isdigit():
+        if key == "usage_usec" and value.strip().isdecimal():
             return int(value) * 1000
     return None
 
@@ -55,7 +55,7 @@ def parse_io_stat(text: str) -> tuple[int, int]:
     for line in text.splitlines():
         for item in line.split()[1:]:
             key, _, value = item.partition("=")
-            if value.isdigit():
+            if value.isdecimal():
                 if key == "rbytes":
                     read += int(value)
                 elif key == "wbytes":
@@ -68,7 +68,7 @@ def parse_blkio_bytes(text: str) -> tuple[int, int]:
     read = written = 0
     for line in text.splitlines():
         parts = line.split()
-        if len(parts) == 3 and parts[2].isdigit():
+        if len(parts) == 3 and parts[2].isdecimal():
             if parts[1] == "Read":
                 read += int(parts[2])
             elif parts[1] == "Write":
@@ -78,7 +78,7 @@ def parse_blkio_bytes(text: str) -> tuple[int, int]:
 
 def parse_number(text: str) -> int | None:
     text = text.strip()
-    return int(text) if text.isdigit() else None
+    return int(text) if text.isdecimal() else None
 
 
 def _read(path: str) -> str | None:

@@ -88,7 +88,7 @@ def _int(value: Any) -> int | None:
         return None
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+    if isinstance(value, str) and value.strip().lstrip("-").isdecimal():
         return int(value)
     return None
 
@@ -234,7 +234,7 @@ def parse_server_status(text: str) -> dict[str, Any]:
     counts = {}
     for item in str(attrs.get("state_count", "")).split():
         key, _, value = item.partition(":")
-        if value.isdigit():
+        if value.isdecimal():
             counts[key.lower()] = int(value)
     attrs["state_count"] = counts
     return attrs

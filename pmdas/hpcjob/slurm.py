@@ -153,7 +153,7 @@ def parse_squeue(text: str) -> list[Job]:
     width = len(SQUEUE_FIELDS)
     for line in text.splitlines():
         f = line.split("|", width - 1)
-        if len(f) != width or not f[1].isdigit():
+        if len(f) != width or not f[1].isdecimal():
             continue
         (display, job_id, _array, _task, raw_state, user, account, partition, nodes, cpus,
          alloc, per_node, submit, start, end, used, limit, left, reason, status, node_list,
@@ -244,7 +244,7 @@ def parse_sdiag(text: str) -> dict[str, int]:
     out: dict[str, int] = {}
     for key, value in _sdiag_pairs(text):
         first = value.split()[0] if value else ""
-        if first.lstrip("-").isdigit():
+        if first.lstrip("-").isdecimal():
             out[key] = int(first)
     if "server_thread_count" not in out:
         raise ValueError("no 'Server thread count' line: not sdiag output")

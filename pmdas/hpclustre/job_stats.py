@@ -12,12 +12,14 @@ from __future__ import annotations
 import hashlib
 import re
 
-# Either "- job_id: <id>" (group 1) or "  <op>: { samples: N, unit: U[, min: a, max: b, sum: S...]".
-_JOB_STATS = re.compile(
-    r"^- job_id:[ \t]*(.*?)[ \t]*$"
-    r"|^[ \t]+(\w+):[ \t]*\{[ \t]*samples:[ \t]*(\d+),[ \t]*unit:[ \t]*(\w+)"
-    r"(?:,[ \t]*min:[ \t]*-?\d+,[ \t]*max:[ \t]*-?\d+,[ \t]*sum:[ \t]*(\d+))?",
-    re.MULTILINE)
+# One counter line of a job entry, matched from the newline before it
+# (Lustre indents with spaces and pads numbers with spaces).  Lines with
+# zero samples are not matched at all (a missing op reads as zero), which skips
+# most of a real file cheaply.  A line cut short (a truncated read) does not match,
+# so it can never yield a smaller, wrong sum.
+_COUNTER = re.compile(
+    r"\n +(\w+): *\{ *samples: *([1-9]\d*), *unit: *(\w+)"
+    r"(?: *\}|, *min: *-?\d+, *max: *-?\d+, *sum: *(\d+)[ ,}])")
 
 # Lustre caps job ids at 32 bytes; anything far longer is garbage or an attack on
 # the instance domain, so it is shortened (keeping a digest so names stay distinct).
@@ -32,7 +34,8 @@ def clean_job_id(raw: str) -> str:
     job_id = raw.strip()
     if len(job_id) >= 2 and job_id[0] == job_id[-1] and job_id[0] in "\"'":
         job_id = job_id[1:-1]
-    job_id = "".join(c if c.isprintable() and not c.isspace() else "_" for c in job_id)
+    if not job_id.isprintable() or " " in job_id:
+        job_id = "".join(c if c.isprintable() and not c.isspace() else "_" for c in job_id)
     if len(job_id) > MAX_JOB_ID:
         digest = hashlib.sha1(job_id.encode("utf-8", "replace")).hexdigest()[:12]
         job_id = f"{job_id[:MAX_JOB_ID - 13]}~{digest}"
@@ -40,33 +43,38 @@ def clean_job_id(raw: str) -> str:
 
 
 def parse_job_stats(text: str) -> dict[str, JobCounters]:
-    """Return {job id: {op: (samples, unit, sum)}}.
+    """Return {job id: {op: (samples, unit, sum)}} for the ops with samples.
 
     An empty ``job_stats:`` (job stats disabled, or no jobs yet) gives {}.
     Counter lines before the first job id (a truncated read) are dropped; a job
     id seen twice has its counters added.
     """
     jobs: dict[str, JobCounters] = {}
-    current: JobCounters | None = None
-    ids: dict[str, str] = {}
-    for job_raw, op, samples, unit, total in _JOB_STATS.findall(text):
-        if op:
-            if current is None:
-                continue
-            value = (int(samples), unit, int(total) if total else None)
-            before = current.get(op)
-            if before is not None:
-                value = (before[0] + value[0], unit,
-                         None if value[2] is None else (before[2] or 0) + value[2])
-            current[op] = value
-        else:
-            job_id = ids.get(job_raw)
-            if job_id is None:
-                job_id = ids[job_raw] = clean_job_id(job_raw)
-            current = jobs.get(job_id)
-            if current is None:
-                current = jobs[job_id] = {}
+    findall = _COUNTER.findall
+    for chunk in ("\n" + text).split("\n- job_id:")[1:]:
+        end = chunk.find("\n")
+        if end < 0:
+            end = len(chunk)
+        job_id = clean_job_id(chunk[:end])
+        counters = {op: (int(samples), unit, int(total) if total else None)
+                    for op, samples, unit, total in findall(chunk, end)}
+        before = jobs.get(job_id)
+        if before is not None:
+            counters = _add(before, counters)
+        jobs[job_id] = counters
     return jobs
+
+
+def _add(a: JobCounters, b: JobCounters) -> JobCounters:
+    out = dict(a)
+    for op, (samples, unit, total) in b.items():
+        old = out.get(op)
+        if old is None:
+            out[op] = (samples, unit, total)
+        else:
+            out[op] = (old[0] + samples, unit,
+                       None if total is None or old[2] is None else old[2] + total)
+    return out
 
 
 _SLURM = re.compile(r"^(?:SLURM_JOB(?:_ID)?[=_]?|slurm[-_]?|job[-_]?)?(\d+)(?:[._](\w+))?$",

@@ -10,8 +10,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-# 2.10 printed "[regs]" (a typo of LPROCFS_TYPE_REQS) where later versions print "[reqs]".
-_UNIT_ALIASES = {"regs": "reqs"}
+# 2.10 printed "[regs]" (a typo of LPROCFS_TYPE_REQS) where later versions print "[reqs]",
+# and "[usec]" for RPC times that later versions print as "[usecs]".
+_UNIT_ALIASES = {"regs": "reqs", "usec": "usecs"}
 
 
 @dataclass(frozen=True)
@@ -113,7 +114,7 @@ def parse_lnet_stats(text: str) -> dict[str, int]:
     values = [int(p) for p in parts[:len(LNET_FIELDS)]]
     if any(v < 0 for v in values):
         raise ValueError("negative LNet counter")
-    return dict(zip(LNET_FIELDS, values))
+    return dict(zip(LNET_FIELDS, values, strict=True))
 
 
 # recovery_status "status:" values, as a number for alarms (pmie) and graphs.

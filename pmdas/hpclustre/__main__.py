@@ -1,0 +1,5 @@
+from pmdas.common.pmda import main
+
+from .collector import LustreAgent
+
+main(LustreAgent)

@@ -1,0 +1,161 @@
+"""The Lustre agent: which sources exist on this node, and one snapshot per refresh.
+
+A node may be a client, an OSS, an MDS or several at once; the sources listed
+each refresh follow what is present, so filesystems and targets appear and
+disappear as they are mounted.  build() is where state lives: counters are made
+monotonic across target restarts and job_stats are summed per filesystem.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from pmdas.common.agent import Agent
+from pmdas.common.config import Option, non_negative
+from pmdas.common.sources import Results, Source, SourceError, under
+
+from . import metrics as table
+from . import paths
+from .counters import CounterGuard
+from .jobs import JobTotals, JobView
+from .parsers import RpcStats, StatCounter
+from .readers import (
+    ClientData,
+    ClientDevice,
+    ServerTarget,
+    TargetJobs,
+    read_client,
+    read_health,
+    read_job_stats,
+    read_lnet,
+    read_servers,
+)
+
+LNET_LEVELS = ("msgs_alloc", "msgs_max")   # levels, not counters: never guarded
+
+
+@dataclass(frozen=True)
+class LustreSnapshot:
+    filesystems: dict[str, dict[str, StatCounter]] = field(default_factory=dict)
+    devices: dict[str, ClientDevice] = field(default_factory=dict)
+    targets: dict[str, ServerTarget] = field(default_factory=dict)
+    job_entries: dict[str, int | None] = field(default_factory=dict)
+    jobs: JobView | None = None
+    job_limit: int = 0
+    lnet: dict[str, int] | None = None
+    healthy: bool | None = None
+    resets: int = 0
+    last_reset: str = ""
+
+
+def _guard_stats(guard: CounterGuard, where: tuple, stats: dict[str, StatCounter]) -> dict[str, StatCounter]:
+    out = {}
+    for name, counter in stats.items():
+        total = counter.total
+        if total is not None:
+            total = guard.monotonic((*where, name, "sum"), total)
+        out[name] = StatCounter(guard.monotonic((*where, name, "samples"), counter.samples),
+                                counter.unit, total)
+    return out
+
+
+def _guard_rpc(guard: CounterGuard, where: tuple, rpc: RpcStats | None) -> RpcStats | None:
+    if rpc is None:
+        return None
+    histograms = {
+        section: {bucket: (guard.monotonic((*where, section, bucket, "read"), r),
+                           guard.monotonic((*where, section, bucket, "write"), w))
+                  for bucket, (r, w) in buckets.items()}
+        for section, buckets in rpc.histograms.items()}
+    return RpcStats(rpc.header, histograms)
+
+
+# Which counter keys each source feeds (by the first element of the key); job
+# counters are keyed by target name instead.
+_FAMILIES = {"client": ("llite", "osc", "mdc"), "server": ("ost", "mdt"), "lnet": ("lnet",)}
+_NOT_JOBS = frozenset(f for fams in _FAMILIES.values() for f in fams)
+
+
+def _failed_families(results: Results):
+    """A predicate keeping the counter state of sources that failed this refresh.
+
+    Without it one failed read would make every counter (and every job) look
+    new on the next refresh, and the running totals would be lost.
+    """
+    failed = {f for name, fams in _FAMILIES.items()
+              if name in results and not results[name].ok for f in fams}
+    jobs_failed = "job_stats" in results and not results["job_stats"].ok
+    return lambda key: key[0] in failed or (jobs_failed and key[0] not in _NOT_JOBS)
+
+
+class LustreAgent(Agent):
+    name = "hpclustre"
+    domain = 411
+    root = "hpc.lustre"
+    options = {
+        "job_limit": Option(500, "Most jobs exported per refresh (top N by bytes read and "
+                            "written); the rest are summed into one '[other]' instance per "
+                            "filesystem. 0 exports only the '[other]' totals.", int, non_negative),
+        "job_stats": Option(True, "Read job_stats on servers (set false to skip the per-job "
+                            "metrics entirely on very large servers).", bool),
+    }
+
+    def __init__(self, config: Any):
+        super().__init__(config)
+        self._guard = CounterGuard()
+        self._jobs = JobTotals(self._guard)
+
+    metrics = table.METRICS
+    indoms = table.INDOMS
+
+    def sources(self) -> list[Source]:
+        """The sources present now: client, server and job_stats ones come and go with mounts."""
+        root, timeout = self.config.root, self.config.timeout
+        if not paths.lustre_present(root):
+            return [Source("lustre", lambda: self._absent(root), timeout)]
+        found = [Source("health", lambda: read_health(root), timeout),
+                 Source("lnet", lambda: read_lnet(root), timeout)]
+        if paths.has_devices(root, ("llite",), (paths.SYSFS_LLITE,)):
+            found.append(Source("client", lambda: read_client(root), timeout))
+        if paths.has_devices(root, ("obdfilter", "mdt")):
+            found.append(Source("server", lambda: read_servers(root), timeout))
+            if self.config.job_stats:
+                found.append(Source("job_stats", lambda: read_job_stats(root), timeout))
+        return found
+
+    @staticmethod
+    def _absent(root: str) -> None:
+        raise SourceError(f"Lustre is not loaded on this node: neither "
+                          f"{under(root, '/sys/fs/lustre')} nor {under(root, '/proc/fs/lustre')} exists")
+
+    def build(self, results: Results) -> LustreSnapshot:
+        guard = self._guard
+        client: ClientData | None = results.value("client")
+        filesystems, devices = {}, {}
+        if client is not None:
+            filesystems = {fs: _guard_stats(guard, ("llite", fs), stats)
+                           for fs, stats in client.filesystems.items()}
+            devices = {name: replace(dev, stats=_guard_stats(guard, (dev.kind, name), dev.stats),
+                                     rpc=_guard_rpc(guard, (dev.kind, name, "rpc"), dev.rpc))
+                       for name, dev in client.devices.items()}
+        servers: dict[str, ServerTarget] = results.value("server") or {}
+        targets = {name: replace(t, stats=None if t.stats is None
+                                 else _guard_stats(guard, (t.kind, name), t.stats))
+                   for name, t in servers.items()}
+        job_entries: dict[str, int | None] = {}
+        jobs = None
+        per_target: dict[str, TargetJobs] | None = results.value("job_stats")
+        if per_target is not None:
+            for name, target_jobs in per_target.items():
+                job_entries[name] = None if target_jobs.jobs is None else len(target_jobs.jobs)
+                if target_jobs.jobs:
+                    self._jobs.update(target_jobs.filesystem, name, target_jobs.jobs)
+            jobs = self._jobs.finish(int(self.config.job_limit))
+        lnet = results.value("lnet")
+        if lnet is not None:
+            lnet = {k: (v if k in LNET_LEVELS else guard.monotonic(("lnet", k), v))
+                    for k, v in lnet.items()}
+        guard.sweep(keep=_failed_families(results))
+        return LustreSnapshot(filesystems, devices, targets, job_entries, jobs,
+                              int(self.config.job_limit), lnet, results.value("health"),
+                              guard.resets, guard.last_reset)

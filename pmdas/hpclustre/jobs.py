@@ -1,0 +1,119 @@
+"""Per-job I/O per filesystem: job_stats of every OST and MDT, summed, capped.
+
+Each target's entry for a job is turned into a small vector (bytes, ops,
+microseconds); the increase since the last refresh is added to the job's
+running totals for its filesystem.  Working from increases keeps the totals
+monotonic when one target restarts, when an entry expires on one target but
+not another, and when a job moves between the top N and the "other" bucket:
+the bucket gets exactly the increases of the jobs that are in it now.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from .counters import CounterGuard
+from .job_stats import JobCounters, job_labels
+
+# Exported per-job fields.
+FIELDS = ("read_bytes", "write_bytes", "read_ops", "write_ops", "read_usecs", "write_usecs",
+          "ost_ops", "mdt_ops", "open", "close", "mknod", "unlink", "getattr", "setattr",
+          "rename", "mkdir", "rmdir")
+_METADATA = frozenset(("open", "close", "mknod", "unlink", "getattr", "setattr", "rename",
+                       "mkdir", "rmdir"))
+# Fields a target kind can supply; the others are unavailable, not zero (an OSS
+# has no metadata counts, 2.10 has no times).
+_DATA_FIELDS = frozenset(("read_bytes", "write_bytes", "read_ops", "write_ops"))
+_MDT_FIELDS = _METADATA | {"mdt_ops"}
+
+OTHER = "[other]"   # the bucket name; brackets cannot occur in a Slurm job id
+
+
+def job_vector(counters: JobCounters, is_mdt: bool) -> dict[str, int]:
+    """One job's entry on one target → the exported fields (missing ones are zero)."""
+    out: dict[str, int] = {}
+    for op, (samples, unit, total) in counters.items():
+        if op == "read_bytes" or op == "write_bytes":
+            kind = op[:-6]
+            out[f"{kind}_ops"] = samples
+            if total is not None:
+                out[op] = total
+        elif op == "read" or op == "write":
+            if unit == "usecs" and total is not None:
+                out[f"{op}_usecs"] = total
+        else:
+            side = "mdt_ops" if is_mdt else "ost_ops"
+            out[side] = out.get(side, 0) + samples
+            if is_mdt and op in _METADATA:
+                out[op] = samples
+    return out
+
+
+@dataclass(frozen=True)
+class JobView:
+    """What the metric table reads: instance → labels and instance → {field: value}."""
+
+    labels: dict[str, dict[str, str]]
+    values: dict[str, dict[str, int]]
+    tracked: int      # jobs seen across all filesystems before the cap
+    dropped: int      # jobs folded into the "other" buckets
+
+
+class JobTotals:
+    """Running per-(filesystem, job) totals; call ``update`` per target, then ``finish``."""
+
+    def __init__(self, guard: CounterGuard | None = None):
+        self._guard = guard or CounterGuard()
+        self._totals: dict[tuple[str, str], dict[str, int]] = {}
+        self._other: dict[str, dict[str, int]] = {}
+        self._fresh: dict[tuple[str, str], dict[str, int]] = {}
+        self._available: set[str] = set()
+
+    def update(self, filesystem: str, target: str, jobs: Mapping[str, JobCounters]) -> None:
+        """Add one target's job_stats (already parsed) to this refresh."""
+        is_mdt = "-MDT" in target
+        delta = self._guard.delta
+        self._available |= _DATA_FIELDS | (_MDT_FIELDS if is_mdt else {"ost_ops"})
+        for job_id, counters in jobs.items():
+            if "read_usecs" not in self._available and any(
+                    unit == "usecs" for _s, unit, _t in counters.values()):
+                self._available |= {"read_usecs", "write_usecs"}
+            increases = self._fresh.setdefault((filesystem, job_id), {})
+            for name, raw in job_vector(counters, is_mdt).items():
+                step = delta((target, job_id, name), raw)
+                if step:
+                    increases[name] = increases.get(name, 0) + step
+
+    def finish(self, limit: int) -> JobView:
+        """Apply this refresh's increases; export the top ``limit`` jobs by bytes moved."""
+        fresh, self._fresh = self._fresh, {}
+        fields = [f for f in FIELDS if f in self._available]
+        self._available = set()
+        totals: dict[tuple[str, str], dict[str, int]] = {}
+        for key, increases in fresh.items():
+            total = dict(self._totals.get(key, {}))
+            for name, step in increases.items():
+                total[name] = total.get(name, 0) + step
+            totals[key] = total
+        self._totals = totals          # jobs gone from every target are forgotten
+        ranked = sorted(totals, key=lambda k: (-(totals[k].get("read_bytes", 0)
+                                                 + totals[k].get("write_bytes", 0)),
+                                               -sum(totals[k].values()), k))
+        kept = set(ranked[:max(0, limit)])
+        labels: dict[str, dict[str, str]] = {}
+        values: dict[str, dict[str, int]] = {}
+        for key in ranked:
+            filesystem, job_id = key
+            if key in kept:
+                name = f"{filesystem}/{job_id}"
+                labels[name] = {"filesystem": filesystem, **job_labels(job_id)}
+                values[name] = {f: totals[key].get(f, 0) for f in fields}
+            else:
+                bucket = self._other.setdefault(filesystem, {})
+                for field, step in fresh[key].items():
+                    bucket[field] = bucket.get(field, 0) + step
+        for filesystem, bucket in self._other.items():
+            name = f"{filesystem}/{OTHER}"
+            labels[name] = {"filesystem": filesystem, "jobid": OTHER}
+            values[name] = {f: bucket.get(f, 0) for f in fields}
+        return JobView(labels, values, len(totals), len(totals) - len(kept))

@@ -1,0 +1,262 @@
+"""Metric table of the Lustre agent: instance domains and the client-side metrics.
+
+Server, job and LNet metrics are in metrics_server.py; both lists are joined
+here.  Cluster numbers and item order are append-only (archives record PMIDs).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from pmdas.common.table import BYTES, COUNT, COUNTER, INSTANT, U32, U64, USEC, Indom, Metric, cluster
+
+from .metrics_server import SERVER_INDOMS, SERVER_METRICS
+
+# llite stats counters across 2.10–2.15 → what one event is.  read_bytes and
+# write_bytes are exported as client.read.* / client.write.* instead.
+LLITE_OPS = {
+    "ioctl": "ioctl() calls on Lustre files",
+    "open": "file opens",
+    "close": "file closes",
+    "mmap": "mmap() calls",
+    "page_fault": "page faults on memory-mapped Lustre files",
+    "page_mkwrite": "first writes to memory-mapped pages",
+    "seek": "lseek() calls",
+    "fsync": "fsync()/fdatasync() calls",
+    "readdir": "directory reads",
+    "setattr": "attribute changes (chmod, chown, utimes)",
+    "truncate": "truncates",
+    "flock": "flock()/fcntl() lock requests",
+    "getattr": "attribute lookups (stat)",
+    "fallocate": "fallocate() calls (2.14 and later)",
+    "create": "file creations",
+    "link": "hard links created",
+    "unlink": "files removed",
+    "symlink": "symbolic links created",
+    "mkdir": "directories created",
+    "rmdir": "directories removed",
+    "mknod": "device/FIFO nodes created",
+    "rename": "renames",
+    "statfs": "statfs() calls (df)",
+    "alloc_inode": "inodes allocated in the client cache (2.10)",
+    "setxattr": "extended attributes set",
+    "getxattr": "extended attribute lookups",
+    "getxattr_hits": "extended attribute lookups answered from the client cache",
+    "listxattr": "extended attribute listings",
+    "removexattr": "extended attributes removed",
+    "inode_permission": "permission checks",
+    "opencount": "opens counted for open-close statistics (2.15)",
+    "openclosetime": "open-to-close intervals measured (2.15)",
+}
+
+# rpc_stats sections → (metric word, indom, instance label).
+RPC_SECTIONS = {
+    "pages per rpc": ("pages", "client.target.pages_per_rpc", "pages"),
+    "rpcs in flight": ("in_flight", "client.target.in_flight", "in_flight"),
+    "offset": ("offset", "client.target.offset", "offset"),
+}
+
+
+def _device_labels(s: Any) -> dict[str, dict[str, str]]:
+    return {n: {"filesystem": d.filesystem, "target": d.target, "type": d.kind}
+            for n, d in s.devices.items()}
+
+
+def _device_ops(s: Any) -> dict[str, dict[str, str]]:
+    return {f"{n}::{op}": {"filesystem": d.filesystem, "target": d.target, "type": d.kind, "op": op}
+            for n, d in s.devices.items() for op in d.stats if not op.endswith("_bytes")}
+
+
+def _hist_instances(section: str, label: str):
+    def instances(s: Any) -> dict[str, dict[str, Any]]:
+        return {f"{n}::{bucket}": {"filesystem": d.filesystem, "target": d.target, "type": d.kind,
+                                   label: bucket}
+                for n, d in s.devices.items() if d.rpc is not None
+                for bucket in d.rpc.histograms.get(section, {})}
+    return instances
+
+
+INDOMS = [
+    Indom("client.fs", 0, "mounted Lustre filesystems",
+          "One instance per Lustre filesystem mounted on this client (named by the filesystem; "
+          "by the full llite device name if one filesystem is mounted twice).",
+          lambda s: {fs: {"filesystem": fs} for fs in s.filesystems}),
+    Indom("client.target", 1, "OSC and MDC devices of this client",
+          "One instance per client connection to an OST (osc) or MDT (mdc), named by the target, "
+          "e.g. scratch-OST0003, with labels filesystem, target and type.", _device_labels),
+    Indom("client.target.op", 2, "RPC types per OSC/MDC",
+          "One instance per RPC type (ost_write, mds_getattr, ldlm_enqueue...) counted in an "
+          "OSC's or MDC's stats, named <target>::<rpc type>.", _device_ops),
+    Indom("client.target.pages_per_rpc", 3, "pages-per-RPC buckets per OSC/MDC",
+          "rpc_stats 'pages per rpc' histogram buckets, named <target>::<pages>. Large buckets "
+          "(256, 1024 pages) mean full-size bulk RPCs; many small ones point at small or "
+          "unaligned I/O.", _hist_instances("pages per rpc", "pages")),
+    Indom("client.target.in_flight", 4, "RPCs-in-flight buckets per OSC/MDC",
+          "rpc_stats 'rpcs in flight' histogram buckets, named <target>::<count>: how many RPCs "
+          "were already in flight when each RPC was sent.", _hist_instances("rpcs in flight", "in_flight")),
+    Indom("client.target.offset", 5, "file-offset buckets per OSC/MDC",
+          "rpc_stats 'offset' histogram buckets, named <target>::<pages>: the offset (in pages) "
+          "of each RPC within its object; shows how sequential the I/O is.",
+          _hist_instances("offset", "offset")),
+    *SERVER_INDOMS,
+]
+
+
+def _fs_stat(op: str, part: str, unit: str | None = None):
+    """Extractor: one column of one llite counter for every filesystem.
+
+    Lustre omits lines whose count is zero, so a missing line reads as 0; a
+    time (unit usecs) reads as 0 only if this version times operations at all
+    (some line is in [usecs]), else it is unavailable (2.10).
+    """
+    def value(s: Any) -> dict[str, int]:
+        out = {}
+        for fs, stats in s.filesystems.items():
+            c = stats.get(op)
+            if c is None:
+                if unit is None or any(x.unit == unit for x in stats.values()):
+                    out[fs] = 0
+                continue
+            if unit is not None and c.unit != unit:
+                continue
+            v = c.samples if part == "samples" else c.total
+            if v is not None:
+                out[fs] = v
+        return out
+    return value
+
+
+def _client_metrics() -> list[Metric]:
+    m = [
+        Metric("client.read.bytes", U64, COUNTER, BYTES, "bytes read by applications",
+               "Bytes returned by read() and similar calls on this client's Lustre files "
+               "(llite read_bytes sum). Page-cache hits count too, so it can exceed OSC traffic.",
+               _fs_stat("read_bytes", "sum"), indom="client.fs"),
+        Metric("client.write.bytes", U64, COUNTER, BYTES, "bytes written by applications",
+               "Bytes passed to write() and similar calls on this client's Lustre files "
+               "(llite write_bytes sum), before client caching and RPC aggregation.",
+               _fs_stat("write_bytes", "sum"), indom="client.fs"),
+        Metric("client.read.count", U64, COUNTER, COUNT, "read calls",
+               "Number of read calls on this filesystem (llite read_bytes samples). Bytes per "
+               "call = read.bytes / read.count; small values mean small reads.",
+               _fs_stat("read_bytes", "samples"), indom="client.fs"),
+        Metric("client.write.count", U64, COUNTER, COUNT, "write calls",
+               "Number of write calls on this filesystem (llite write_bytes samples).",
+               _fs_stat("write_bytes", "samples"), indom="client.fs"),
+        Metric("client.read.time", U64, COUNTER, USEC, "time spent in reads (2.12+)",
+               "Microseconds spent in read calls (llite 'read' [usecs] sum). Divide its rate by "
+               "the rate of read.count for the mean read latency. Unavailable on 2.10.",
+               _fs_stat("read", "sum", "usecs"), indom="client.fs"),
+        Metric("client.write.time", U64, COUNTER, USEC, "time spent in writes (2.12+)",
+               "Microseconds spent in write calls (llite 'write' [usecs] sum). Unavailable on 2.10.",
+               _fs_stat("write", "sum", "usecs"), indom="client.fs"),
+    ]
+    for op, what in LLITE_OPS.items():
+        m.append(Metric(f"client.{op}.count", U64, COUNTER, COUNT, f"llite {op}: {what}",
+                        f"Number of {what} on this Lustre filesystem since it was mounted "
+                        f"(llite stats '{op}' samples). Unavailable when this Lustre version "
+                        f"does not count it.", _fs_stat(op, "samples"), indom="client.fs"))
+        m.append(Metric(f"client.{op}.time", U64, COUNTER, USEC, f"llite {op}: total latency",
+                        f"Microseconds spent in {what} (llite stats '{op}' [usecs] sum). Rate "
+                        f"divided by the rate of client.{op}.count is the mean latency. Only "
+                        f"versions that time this operation (2.12+) provide it.",
+                        _fs_stat(op, "sum", "usecs"), indom="client.fs"))
+    return m
+
+
+def _dev(fn):
+    return lambda s: {n: v for n, d in s.devices.items() if (v := fn(d)) is not None}
+
+
+def _dev_stat(op: str, part: str):
+    def get(d):
+        c = d.stats.get(op)
+        if c is None:
+            return 0 if d.stats else None   # zero-count lines are not printed
+        return c.samples if part == "samples" else c.total
+    return _dev(get)
+
+
+def _dev_header(key: str):
+    return _dev(lambda d: None if d.rpc is None else d.rpc.header.get(key))
+
+
+def _wanted(c: Any, part: str) -> bool:
+    return part == "samples" or (c.unit == "usecs" and c.total is not None)
+
+
+def _dev_op(part: str):
+    def value(s: Any) -> dict[str, int]:
+        return {f"{n}::{op}": (c.samples if part == "samples" else c.total)
+                for n, d in s.devices.items() for op, c in d.stats.items()
+                if not op.endswith("_bytes") and _wanted(c, part)}
+    return value
+
+
+def _hist(section: str, half: int):
+    def value(s: Any) -> dict[str, int]:
+        return {f"{n}::{b}": rw[half] for n, d in s.devices.items() if d.rpc is not None
+                for b, rw in d.rpc.histograms.get(section, {}).items()}
+    return value
+
+
+def _target_metrics() -> list[Metric]:
+    t = "client.target"
+    m = [
+        Metric(f"{t}.read.bytes", U64, COUNTER, BYTES, "bytes read from the target by RPC",
+               "Bytes this client read from the OST or MDT in bulk RPCs (osc/mdc stats read_bytes "
+               "sum): what crossed the network, after client caching.", _dev_stat("read_bytes", "sum"),
+               indom=t),
+        Metric(f"{t}.write.bytes", U64, COUNTER, BYTES, "bytes written to the target by RPC",
+               "Bytes this client sent to the OST or MDT in bulk write RPCs (osc/mdc stats "
+               "write_bytes sum).", _dev_stat("write_bytes", "sum"), indom=t),
+        Metric(f"{t}.read.count", U64, COUNTER, COUNT, "bulk read RPCs",
+               "Number of bulk read RPCs to the target (read_bytes samples).",
+               _dev_stat("read_bytes", "samples"), indom=t),
+        Metric(f"{t}.write.count", U64, COUNTER, COUNT, "bulk write RPCs",
+               "Number of bulk write RPCs to the target (write_bytes samples).",
+               _dev_stat("write_bytes", "samples"), indom=t),
+        Metric(f"{t}.waittime.count", U64, COUNTER, COUNT, "RPCs whose wait time was measured",
+               "Number of RPCs in req_waittime: every RPC this client sent to the target.",
+               _dev_stat("req_waittime", "samples"), indom=t),
+        Metric(f"{t}.waittime.time", U64, COUNTER, USEC, "total RPC round-trip time",
+               "Microseconds from sending to completing RPCs to the target (req_waittime sum). "
+               "Its rate over waittime.count's rate is the mean RPC latency: rising values mean "
+               "a busy server or network.", _dev_stat("req_waittime", "sum"), indom=t),
+        Metric(f"{t}.rpcs_in_flight.read", U32, INSTANT, COUNT, "read RPCs in flight now",
+               "Read RPCs sent to the target and not yet answered (rpc_stats header). Pinned at "
+               "max_rpcs_in_flight means the client is limited by it or by the server.",
+               _dev_header("read RPCs in flight"), indom=t),
+        Metric(f"{t}.rpcs_in_flight.write", U32, INSTANT, COUNT, "write RPCs in flight now",
+               "Write RPCs sent to the target and not yet answered (rpc_stats header).",
+               _dev_header("write RPCs in flight"), indom=t),
+        Metric(f"{t}.pending_pages.read", U64, INSTANT, COUNT, "pages waiting to be read",
+               "Pages queued for read RPCs to the target but not yet sent (rpc_stats header).",
+               _dev_header("pending read pages"), indom=t),
+        Metric(f"{t}.pending_pages.write", U64, INSTANT, COUNT, "dirty pages waiting to be written",
+               "Dirty pages queued for write RPCs to the target but not yet sent (rpc_stats "
+               "header). A steady high value means writes outrun the OST.",
+               _dev_header("pending write pages"), indom=t),
+        Metric(f"{t}.op.count", U64, COUNTER, COUNT, "RPCs of each type",
+               "Number of RPCs of each type (ost_write, obd_ping, ldlm_enqueue, mds_close...) "
+               "this client sent to the target (osc/mdc stats samples).", _dev_op("samples"),
+               indom="client.target.op"),
+        Metric(f"{t}.op.time", U64, COUNTER, USEC, "time spent in RPCs of each type",
+               "Microseconds spent waiting for RPCs of each type (osc/mdc stats [usecs] sum).",
+               _dev_op("sum"), indom="client.target.op"),
+    ]
+    for section, (word, indom, _label) in RPC_SECTIONS.items():
+        for half, direction in enumerate(("read", "write")):
+            m.append(Metric(
+                f"{t}.rpc_hist.{word}.{direction}", U64, COUNTER, COUNT,
+                f"{direction} RPCs per '{section}' bucket",
+                f"Number of {direction} RPCs counted in each bucket of the rpc_stats "
+                f"'{section}' histogram since it was last cleared (a clear is handled as a "
+                f"counter reset).", _hist(section, half), indom=indom))
+    return m
+
+
+METRICS = [
+    *cluster(0, _client_metrics()),
+    *cluster(1, _target_metrics()),
+    *SERVER_METRICS,
+]

@@ -1,0 +1,262 @@
+"""Metric table, part two: OST/MDT servers, per-job I/O, LNet and the agent's own counters."""
+from __future__ import annotations
+
+from typing import Any
+
+from pmdas.common.table import (
+    BYTES,
+    COUNT,
+    COUNTER,
+    DISCRETE,
+    INSTANT,
+    KBYTES,
+    NONE,
+    SEC,
+    STRING,
+    U32,
+    U64,
+    USEC,
+    Indom,
+    Metric,
+    cluster,
+)
+
+from .jobs import OTHER
+from .parsers import RECOVERY_STATES
+
+
+def _target_labels(s: Any) -> dict[str, dict[str, str]]:
+    return {n: {"filesystem": t.filesystem, "target": n, "type": t.kind} for n, t in s.targets.items()}
+
+
+def _target_ops(s: Any) -> dict[str, dict[str, str]]:
+    return {f"{n}::{op}": {"filesystem": t.filesystem, "target": n, "type": t.kind, "op": op}
+            for n, t in s.targets.items() if t.stats for op in t.stats if not op.endswith("_bytes")}
+
+
+SERVER_INDOMS = [
+    Indom("server.target", 6, "OSTs and MDTs served by this node",
+          "One instance per local Lustre target (OST or MDT), named like scratch-OST0002, with "
+          "labels filesystem, target and type (ost/mdt).", _target_labels),
+    Indom("server.target.op", 7, "operation types per OST/MDT",
+          "One instance per operation counted in an OST's stats or an MDT's md_stats (punch, "
+          "setattr, open, getattr...), named <target>::<op>.", _target_ops),
+    Indom("job", 8, "jobs doing I/O per filesystem",
+          "One instance per job id seen in the job_stats of this node's OSTs and MDTs, per "
+          "filesystem, named <filesystem>/<job id>. Labels carry the raw id (jobid) and, when "
+          "the id has the usual Slurm forms (24, 24.1, SLURM_JOB24:uid:host), job, step, user "
+          "and host, so they join with hpc.job.*. Only the top job_limit jobs by bytes moved "
+          f"are exported; the rest are summed in <filesystem>/{OTHER}.",
+          lambda s: s.jobs.labels if s.jobs else {}),
+]
+
+
+def _stat(op: str, part: str, unit: str | None = None):
+    def value(s: Any) -> dict[str, int]:
+        out = {}
+        for n, t in s.targets.items():
+            if not t.stats:
+                continue
+            c = t.stats.get(op)
+            if c is None:
+                out[n] = 0      # zero-count lines are not printed
+                continue
+            if unit is not None and c.unit != unit:
+                continue
+            v = c.samples if part == "samples" else c.total
+            if v is not None:
+                out[n] = v
+        return out
+    return value
+
+
+def _wanted(c: Any, part: str) -> bool:
+    return part == "samples" or (c.unit == "usecs" and c.total is not None)
+
+
+def _op(part: str):
+    def value(s: Any) -> dict[str, int]:
+        return {f"{n}::{op}": (c.samples if part == "samples" else c.total)
+                for n, t in s.targets.items() if t.stats for op, c in t.stats.items()
+                if not op.endswith("_bytes") and _wanted(c, part)}
+    return value
+
+
+def _ops_total(s: Any) -> dict[str, int]:
+    return {n: sum(c.samples for op, c in t.stats.items() if not op.endswith("_bytes"))
+            for n, t in s.targets.items() if t.stats is not None}
+
+
+def _capacity(item: str):
+    return lambda s: {n: t.capacity[item] for n, t in s.targets.items() if item in t.capacity}
+
+
+def _recovery(fn):
+    return lambda s: {n: v for n, t in s.targets.items() if t.recovery is not None
+                      and (v := fn(t.recovery)) is not None}
+
+
+def _job(field: str):
+    return lambda s: {n: v[field] for n, v in s.jobs.values.items() if field in v} if s.jobs else {}
+
+
+def _server_metrics() -> list[Metric]:
+    t = "server.target"
+    return [
+        Metric(f"{t}.read.bytes", U64, COUNTER, BYTES, "bytes read from the OST by clients",
+               "Bytes clients read from this OST (obdfilter stats read_bytes sum); on MDTs, "
+               "Data-on-MDT reads where the version counts them.", _stat("read_bytes", "sum"), indom=t),
+        Metric(f"{t}.write.bytes", U64, COUNTER, BYTES, "bytes written to the OST by clients",
+               "Bytes clients wrote to this OST (obdfilter stats write_bytes sum).",
+               _stat("write_bytes", "sum"), indom=t),
+        Metric(f"{t}.read.count", U64, COUNTER, COUNT, "bulk read requests served",
+               "Number of bulk read requests served (read_bytes samples).",
+               _stat("read_bytes", "samples"), indom=t),
+        Metric(f"{t}.write.count", U64, COUNTER, COUNT, "bulk write requests served",
+               "Number of bulk write requests served (write_bytes samples).",
+               _stat("write_bytes", "samples"), indom=t),
+        Metric(f"{t}.ops", U64, COUNTER, COUNT, "operations served (all types but bulk bytes)",
+               "Sum over every operation type in the target's stats (OST) or md_stats (MDT): "
+               "the target's request load. See server.target.op.count for the breakdown.",
+               _ops_total, indom=t),
+        Metric(f"{t}.op.count", U64, COUNTER, COUNT, "operations served, per type",
+               "Number of operations of each type (open, close, getattr, punch, setattr...) the "
+               "target served (stats/md_stats samples).", _op("samples"), indom="server.target.op"),
+        Metric(f"{t}.op.time", U64, COUNTER, USEC, "time spent serving each operation type",
+               "Microseconds the target spent serving each operation type ([usecs] sum, 2.12+).",
+               _op("sum"), indom="server.target.op"),
+        Metric(f"{t}.kbytes.total", U64, INSTANT, KBYTES, "size of the target",
+               "Total space of the target's backing filesystem (kbytestotal).",
+               _capacity("kbytestotal"), indom=t),
+        Metric(f"{t}.kbytes.free", U64, INSTANT, KBYTES, "free space on the target",
+               "Free space on the target including reserved blocks (kbytesfree).",
+               _capacity("kbytesfree"), indom=t),
+        Metric(f"{t}.kbytes.avail", U64, INSTANT, KBYTES, "space available to clients",
+               "Space clients can still use on the target (kbytesavail): what 'lfs df' shows "
+               "as available.", _capacity("kbytesavail"), indom=t),
+        Metric(f"{t}.files.total", U64, INSTANT, COUNT, "inodes (objects) on the target",
+               "Total inodes/objects the target can hold (filestotal).", _capacity("filestotal"), indom=t),
+        Metric(f"{t}.files.free", U64, INSTANT, COUNT, "free inodes on the target",
+               "Inodes/objects still free on the target (filesfree). An MDT running out of "
+               "inodes stops file creation before space runs out.", _capacity("filesfree"), indom=t),
+        Metric(f"{t}.recovery.status", STRING, INSTANT, NONE, "recovery status word",
+               "The 'status:' line of recovery_status: COMPLETE, RECOVERING, WAITING_FOR_CLIENTS, "
+               "INACTIVE.", _recovery(lambda r: r.status), indom=t),
+        Metric(f"{t}.recovery.state", U32, INSTANT, NONE, "recovery status as a number",
+               "0 COMPLETE, 1 INACTIVE, 2 WAITING(_FOR_CLIENTS), 3 RECOVERING, 9 unknown word: "
+               "for alarms and graphs. Non-zero after a restart until clients reconnect.",
+               _recovery(lambda r: RECOVERY_STATES.get(r.status, 9)), indom=t),
+        Metric(f"{t}.recovery.connected_clients", U32, INSTANT, COUNT, "clients reconnected so far",
+               "During recovery: clients that have reconnected (connected_clients numerator).",
+               _recovery(lambda r: r.connected_clients), indom=t),
+        Metric(f"{t}.recovery.completed_clients", U32, INSTANT, COUNT, "clients that finished recovery",
+               "Clients that completed recovery (completed_clients).",
+               _recovery(lambda r: r.completed_clients), indom=t),
+        Metric(f"{t}.recovery.total_clients", U32, INSTANT, COUNT, "clients expected in recovery",
+               "Clients the target expects back (the denominator of connected/completed_clients).",
+               _recovery(lambda r: r.total_clients), indom=t),
+        Metric(f"{t}.recovery.time_remaining", U32, INSTANT, SEC, "seconds left in the recovery window",
+               "Seconds before the recovery window closes and missing clients are evicted.",
+               _recovery(lambda r: r.time_remaining), indom=t),
+        Metric(f"{t}.job_stats.entries", U32, INSTANT, COUNT, "job entries in the target's job_stats",
+               "Job entries now held in the target's job_stats (before the job_limit cap). "
+               "Unavailable when job_stats is missing (disabled or not supported); 0 when it "
+               "is enabled but empty (jobid_var=disable on clients, or no recent I/O).",
+               lambda s: {n: v for n, v in s.job_entries.items() if v is not None}, indom=t),
+        Metric("healthy", U32, INSTANT, NONE, "1 if Lustre's health_check says healthy",
+               "1 when health_check reads 'healthy', 0 on 'NOT HEALTHY' (a device reported "
+               "unhealthy) or after an LBUG: the node needs attention.",
+               lambda s: None if s.healthy is None else int(s.healthy)),
+    ]
+
+
+_JOB_HELP = {
+    "read_bytes": (BYTES, "bytes read by the job", "Bytes the job read from this filesystem's "
+                   "targets on this node (job_stats read_bytes sums over OSTs and MDTs)."),
+    "write_bytes": (BYTES, "bytes written by the job", "Bytes the job wrote to this filesystem's "
+                    "targets on this node (job_stats write_bytes sums)."),
+    "read_ops": (COUNT, "read requests of the job", "Bulk read requests (read_bytes samples)."),
+    "write_ops": (COUNT, "write requests of the job", "Bulk write requests (write_bytes samples)."),
+    "read_usecs": (USEC, "time serving the job's reads", "Microseconds spent serving the job's "
+                   "reads (job_stats 'read' [usecs] sum, 2.12+)."),
+    "write_usecs": (USEC, "time serving the job's writes", "Microseconds spent serving the job's "
+                    "writes (job_stats 'write' [usecs] sum, 2.12+)."),
+    "ost_ops": (COUNT, "other OST requests of the job", "OST requests other than bulk reads and "
+                "writes (punch, setattr, getattr, sync, statfs...)."),
+    "mdt_ops": (COUNT, "metadata requests of the job", "All metadata operations the MDTs served "
+                "for the job. A job with many metadata ops and few bytes is a metadata storm."),
+}
+_JOB_METADATA = ("open", "close", "mknod", "unlink", "getattr", "setattr", "rename", "mkdir", "rmdir")
+_JOB_NAMES = {"read_bytes": "read.bytes", "write_bytes": "write.bytes", "read_ops": "read.count",
+              "write_ops": "write.count", "read_usecs": "read.time", "write_usecs": "write.time",
+              "ost_ops": "ost.ops", "mdt_ops": "mdt.ops"}
+
+
+def _job_metrics() -> list[Metric]:
+    m = []
+    for field, (units, short, long) in _JOB_HELP.items():
+        m.append(Metric(f"job.{_JOB_NAMES[field]}", U64, COUNTER, units, short,
+                        f"{long} Summed over the local targets of each filesystem; kept "
+                        f"monotonic across target restarts and entry expiry.", _job(field), indom="job"))
+    for op in _JOB_METADATA:
+        m.append(Metric(f"job.mdt.{op}", U64, COUNTER, COUNT, f"MDT {op} requests of the job",
+                        f"Number of '{op}' requests the MDTs of the filesystem served for the job.",
+                        _job(op), indom="job"))
+    m += [
+        Metric("job.tracked", U32, INSTANT, COUNT, "jobs seen in job_stats (before the cap)",
+               "Distinct (filesystem, job id) pairs in this node's job_stats at the last refresh.",
+               lambda s: s.jobs.tracked if s.jobs else None),
+        Metric("job.folded", U32, INSTANT, COUNT, "jobs summed into the [other] buckets",
+               "Jobs beyond job_limit, whose I/O is reported in the <filesystem>/[other] instance.",
+               lambda s: s.jobs.dropped if s.jobs else None),
+        Metric("job.limit", U32, DISCRETE, COUNT, "configured job_limit",
+               "Most job instances exported (the job_limit setting).", lambda s: s.job_limit),
+    ]
+    return m
+
+
+_LNET = [("errors", "errors", COUNT, "LNet message errors"),
+         ("send_count", "send.count", COUNT, "messages sent"),
+         ("recv_count", "recv.count", COUNT, "messages received"),
+         ("route_count", "route.count", COUNT, "messages routed (LNet routers)"),
+         ("drop_count", "drop.count", COUNT, "messages dropped"),
+         ("send_length", "send.bytes", BYTES, "bytes sent"),
+         ("recv_length", "recv.bytes", BYTES, "bytes received"),
+         ("route_length", "route.bytes", BYTES, "bytes routed"),
+         ("drop_length", "drop.bytes", BYTES, "bytes dropped")]
+
+
+def _lnet_metrics() -> list[Metric]:
+    m = [Metric("lnet.msgs_alloc", U32, INSTANT, COUNT, "LNet messages allocated now",
+                "LNet message descriptors in use: messages being sent or received right now.",
+                lambda s: (s.lnet or {}).get("msgs_alloc")),
+         Metric("lnet.msgs_max", U32, INSTANT, COUNT, "most LNet messages allocated at once",
+                "High-water mark of msgs_alloc since LNet started.",
+                lambda s: (s.lnet or {}).get("msgs_max"))]
+    for key, name, units, short in _LNET:
+        m.append(Metric(f"lnet.{name}", U64, COUNTER, units, f"LNet: {short}",
+                        f"LNet {short} on this node since LNet started (the '{key}' field of "
+                        f"LNet stats). Drops usually mean a dead peer or router.",
+                        lambda s, k=key: (s.lnet or {}).get(k)))
+    return m
+
+
+def _agent_metrics() -> list[Metric]:
+    return [
+        Metric("counter_resets", U64, COUNTER, COUNT, "Lustre counters seen going backwards",
+               "Times a Lustre counter went down between refreshes (target restart, failover, "
+               "stats cleared). The agent keeps its exported counters monotonic by counting on "
+               "from the new value; the increase during the restart itself is lost.",
+               lambda s: s.resets),
+        Metric("last_counter_reset", STRING, INSTANT, NONE, "the last counter seen going backwards",
+               "Which counter went backwards most recently, from what to what; empty if none.",
+               lambda s: s.last_reset),
+    ]
+
+
+SERVER_METRICS = [
+    *cluster(2, _server_metrics()),
+    *cluster(3, _job_metrics()),
+    *cluster(4, _lnet_metrics()),
+    *cluster(5, _agent_metrics()),
+]
