@@ -220,7 +220,7 @@ def _bump(counter: list, n: int, per: int) -> None:
     counter[2] += n * per
 
 
-def advance(state: dict) -> None:
+def step(state: dict) -> None:
     """One period of I/O: counters grow, some jobs finish and new ones start."""
     rnd = random.Random(state["seed"] * 1000003 + state["step"])
     state["step"] += 1
@@ -365,11 +365,24 @@ def main(argv: list[str] | None = None) -> int:
     for i in range(max(1, args.times if args.every else 1)):
         if i:
             time.sleep(args.every)
-        advance(state)
+        step(state)
         write_tree(args.root, state)
         _write(args.root, STATE, json.dumps(state))
     print(f"Lustre {state['version']} demo tree at {args.root}, step {state['step']}", file=sys.stderr)
     return 0
+
+
+def prepare(directory: str) -> dict:
+    """Demo node hook: a client + OSS + MDS tree (2 filesystems) and the agent's settings."""
+    root = os.path.join(directory, "tree")
+    if not os.path.exists(os.path.join(root, STATE)):
+        main(["--root", root, "--filesystems", "2", "--oscs", "4", "--osts", "2", "--jobs", "30"])
+    return {"root": root, "interval": 5, "job_limit": 50}
+
+
+def advance(directory: str) -> None:
+    """Demo node hook: move the tree's counters on by one period."""
+    main(["--root", os.path.join(directory, "tree"), "--advance"])
 
 
 if __name__ == "__main__":
