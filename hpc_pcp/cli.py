@@ -120,9 +120,11 @@ def check_cmd(agents: tuple[str, ...], config_path: str | None) -> None:
 
 
 @main.command("status")
+@click.argument("agents", nargs=-1)
 @click.option("--host", default="local:", show_default=True, help="pmcd to ask.")
-def status_cmd(host: str) -> None:
-    """Show each loaded agent's health: up, last refresh, failing sources and why."""
+def status_cmd(agents: tuple[str, ...], host: str) -> None:
+    """Show each loaded agent's health (or only AGENTS'): up, last refresh, failing sources
+    and why.  Exits 1 if any shown agent is degraded or not answering."""
     from .pcpclient import PcpReader  # the PCP bindings are needed only here
 
     try:
@@ -138,6 +140,8 @@ def status_cmd(host: str) -> None:
     for sub in sorted(loaded):
         root = f"hpc.{sub}"
         name = roots.get(root, sub)
+        if agents and name not in agents:
+            continue
         got = reader.fetch([f"{root}.agent.{m}" for m in
                             ("up", "last_refresh", "refresh_seconds", "last_error", "config_error")]
                            + [f"{root}.agent.source.up", f"{root}.agent.source.error"])

@@ -29,7 +29,7 @@ INSTALL = """#! /bin/sh
 # also run by pmcd at start when .NeedInstall exists in this directory.
 PATH=/usr/bin:/bin:$PATH
 # Without systemd as PID 1, let pmdaproc.sh restart pmcd with its rc script.
-[ -d /run/systemd/system ] || { PCPQA_SYSTEMD=no; export PCPQA_SYSTEMD; }
+if [ ! -d /run/systemd/system ]; then PCPQA_SYSTEMD=no; export PCPQA_SYSTEMD; fi
 . $PCP_DIR/etc/pcp.env
 . $PCP_SHARE_DIR/lib/pmdaproc.sh
 
@@ -54,7 +54,7 @@ REMOVE = """#! /bin/sh
 # Remove the pcp-hpc {name} agent ({root}.*) and only its names.
 PATH=/usr/bin:/bin:$PATH
 # Without systemd as PID 1, let pmdaproc.sh restart pmcd with its rc script.
-[ -d /run/systemd/system ] || { PCPQA_SYSTEMD=no; export PCPQA_SYSTEMD; }
+if [ ! -d /run/systemd/system ]; then PCPQA_SYSTEMD=no; export PCPQA_SYSTEMD; fi
 . $PCP_DIR/etc/pcp.env
 . $PCP_SHARE_DIR/lib/pmdaproc.sh
 

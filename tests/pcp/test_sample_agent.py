@@ -52,12 +52,12 @@ def test_status_command_reports_health(tmp_path):
     directory = sample_dir(tmp_path, a=1)
     with installed_agent("hpcsample", {"directory": directory, "interval": 1}):
         wait_refreshed("hpc.sample")
-        result = CliRunner().invoke(main, ["status"])
+        result = CliRunner().invoke(main, ["status", "hpcsample"])
         assert "hpcsample" in result.output and "healthy" in result.output, result.output
         assert result.exit_code == 0
     with installed_agent("hpcsample", {"directory": str(tmp_path / "absent"), "interval": 1}):
         wait_refreshed("hpc.sample")
-        result = CliRunner().invoke(main, ["status"])
+        result = CliRunner().invoke(main, ["status", "hpcsample"])
         assert "DEGRADED" in result.output and "does not exist" in result.output
         assert result.exit_code == 1
 
