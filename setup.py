@@ -19,7 +19,8 @@ setup(
     # The PCP bindings (pcp, cpmapi, cpmda) come from the distribution's python3-pcp.
     install_requires=["pyyaml>=5.4", "click>=8.0", "python-hostlist>=1.21"],
     extras_require={"test": ["pytest>=7", "hypothesis>=6", "ruff>=0.4"]},
-    data_files=[data("bpftrace_scripts", "*.bt"), data("pmie_rules"), data("grafana_dashboards", "*.json")],
+    data_files=[data("bpftrace_scripts", "*.bt"), data("pmie_rules"), data("grafana_dashboards", "*.json"),
+                *[data(d) for d in sorted(glob.glob("logger/pmlogconf/*"))]],
     entry_points={"console_scripts": [
         "hpc-pcp = hpc_pcp.cli:main",
         "dtn-transfer = dtn_transfer.cli:main",

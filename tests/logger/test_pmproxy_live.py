@@ -1,0 +1,186 @@
+"""Tier 3: every dashboard query against a real pmproxy fed by a real pmlogger.
+
+Agents with a moving demo (``pmdas.<agent>.demo.prepare`` and ``advance``) are installed into the
+local pmcd on demo sources; pmlogger records them with a configuration that
+pmlogconf builds from our groups; pmproxy discovers the archive and loads it
+into a private Redis.  Then each template variable and each panel target is
+run the way grafana-pcp runs it (/series/labels, /series/query, /series/values,
+/pmapi/fetch).  Panels of installed agents must return data; queries of other
+agents must at least be accepted by pmproxy's parser.
+"""
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import re
+import socket
+import tempfile
+import time
+
+import pytest
+
+from hpc_pcp import dashboards, logger
+from hpc_pcp.agents import available
+from hpc_pcp.dashboards import catalog
+from tests.harness.pcp import installed_agent, wait_for, wait_refreshed
+
+from .stack import Stack
+
+pytestmark = [pytest.mark.services, pytest.mark.root, pytest.mark.usefixtures("pmcd")]
+# Agents whose demo runs on fixture trees (fast, no daemons).  hpcbpftrace (real bpftrace
+# programs) and hpcjob (a real Slurm) are checked for query syntax here and for data by
+# their own tier-3 tests, to keep this one under a minute.
+DASHBOARD_AGENTS = ("hpclustre", "hpcib", "hpcdtn", "hpcalarm")
+
+
+def _demo_agents() -> dict[str, object]:
+    out = {}
+    for name in DASHBOARD_AGENTS:
+        if name not in available():
+            continue
+        try:
+            module = importlib.import_module(f"pmdas.{name}.demo")
+        except ImportError:
+            continue
+        if hasattr(module, "prepare") and hasattr(module, "advance"):  # sources that produce data
+            out[name] = module
+    return out
+
+
+@pytest.fixture(scope="module")
+def live():
+    """(stack, installed agent names, host) with archives of the installed agents in Redis."""
+    stack = Stack(tempfile.mkdtemp(prefix="hpc-logger-"))
+    os.chmod(stack.directory, 0o755)
+    host = socket.gethostname()
+    demos = _demo_agents()
+    with contextlib.ExitStack() as agents:
+        try:
+            for name, module in demos.items():
+                directory = os.path.join(stack.directory, "demo", name)
+                os.makedirs(directory)
+                config = {**module.prepare(directory), "interval": 1}
+                agents.enter_context(installed_agent(name, config))
+                wait_refreshed(available()[name].load().root)
+            stack.start_redis()
+            archives = os.path.join(stack.directory, "archives")
+            os.makedirs(archives)
+            config = stack.pmlogger_config(logger.pmlogconf_groups())
+            text = open(config).read()
+            for name in demos:
+                assert f"hpc/{name}:y:" in text or available()[name].load().root in text, text
+            stack.start_pmproxy(archives)
+            stack.start_pmlogger(config, archives, host, logger.pmlogger_interval(1))
+            for _ in range(3):  # counters move between samples, so rates exist
+                for name, module in demos.items():
+                    if hasattr(module, "advance"):
+                        module.advance(os.path.join(stack.directory, "demo", name))
+                time.sleep(1.2)
+            for name in demos:
+                root = available()[name].load().root
+                wait_for(lambda r=root: stack.get("/series/query", expr=f"{r}.agent.up"), 60,
+                         what=f"pmproxy to load {root} from the archive")
+            yield stack, set(demos), host
+        finally:
+            stack.stop()
+
+
+def _known_413(metric: str) -> bool:
+    """Known defect, under investigation: pmproxy 6.0.3 answers /series/instances and
+    /series/values of hpclustre's per-job and per-operation series with HTTP 413 (seen
+    for the "job" and "server.target.op" instance domains; other hpclustre series work).
+    Such panels must still be found by /series/query; every other panel must show data."""
+    info = catalog.catalog().get(metric)
+    return (info is not None and info.agent == "hpclustre"
+            and info.indom in ("job", "server.target.op", "client.target.op"))
+
+
+def _variables(board: dict) -> dict[str, str]:
+    return {v["name"]: v["query"] for v in board["templating"]["list"] if v["type"] == "query"}
+
+
+def _substitute(text: str, values: dict[str, str]) -> str:
+    return re.sub(r"\$\{?(\w+)\}?", lambda m: values.get(m.group(1), m.group(0)), text)
+
+
+def _metric(expr: str) -> str:
+    return expr.split("{", 1)[0]
+
+
+def test_template_variables_resolve(live):
+    stack, installed, host = live
+    for board in dashboards.generate().values():
+        for name, query in _variables(board).items():
+            label = re.fullmatch(r"label_values\((\w+)\)", query)
+            assert label, f"{board['uid']}: variable {name} is not a label_values() query: {query}"
+            reply = stack.get("/series/labels", names=label.group(1))
+            assert isinstance(reply, dict), reply
+            if label.group(1) == "hostname":
+                assert host in reply.get("hostname", []), reply
+
+
+def _target_has_data(stack, target: dict, values: dict[str, str], where: str) -> bool | None:
+    """True if the target returns data the way grafana-pcp asks for it; None for a known defect."""
+    expr = _substitute(target["expr"], values)
+    if target["datasource"]["type"] == "performancecopilot-vector-datasource":
+        reply = stack.get("/pmapi/fetch", hostspec=_substitute(target["hostspec"], values), names=expr)
+        return bool(reply.get("values") and reply["values"][0]["instances"])
+    series = stack.get("/series/query", expr=expr)
+    assert isinstance(series, list), f"{where}: pmproxy refused the query: {series}"
+    if not series:
+        return False
+    now = time.time()
+    # a handful of series over the last two minutes at Grafana-like steps proves the data is there
+    try:
+        points = stack.get("/series/values", series=",".join(series[:8]),
+                           start=int(now - 120), finish=int(now + 10), interval=10)
+    except AssertionError as exc:
+        if _known_413(_metric(expr)) and "413 Payload Too Large" in str(exc):
+            return None
+        raise AssertionError(f"{where}: {exc}") from None
+    return bool(points)
+
+
+_PANELS_REFUSED_BY_PMPROXY: list[str] = ["(test_every_panel_query did not run)"]
+
+
+def test_every_panel_query(live):
+    """Every query parses; every panel of an installed agent shows data from at least one target."""
+    stack, installed, host = live
+    job = (stack.get("/series/labels", names="job").get("job") or ["none"])[0]
+    values = {"host": host, "job": job}
+    panels = with_data = 0
+    empty: list[str] = []
+    known: list[str] = []
+    for filename, board in dashboards.generate().items():
+        for panel in board["panels"]:
+            if panel["type"] == "row":
+                continue
+            panels += 1
+            where = f"{filename} / {panel['title']}"
+            results, ours = [], False
+            for target in panel["targets"]:
+                metric = _metric(target["expr"])
+                agent = catalog.owner(metric.rstrip("*") + "x" if metric.endswith("*") else metric)
+                ours = ours or agent in installed or agent == catalog.LINUX
+                results.append(_target_has_data(stack, target, values, f"{where} / {target['expr']}"))
+            if not ours:
+                continue
+            if any(results):
+                with_data += 1
+            elif None in results:
+                known.append(where)
+            else:
+                empty.append(where)
+    print(f"panels: {panels}, with data: {with_data}, installed: {sorted(installed)}, known 413: {known}")
+    _PANELS_REFUSED_BY_PMPROXY[:] = known
+    assert not empty, "panels of installed agents without data: " + "; ".join(empty)
+    assert with_data, "no panel returned data"
+
+
+@pytest.mark.xfail(strict=True, reason="pmproxy 6.0.3 answers HTTP 413 to /series/values and "
+                   "/series/instances for hpc.lustre.job.* and hpc.lustre.server.target.op.count; "
+                   "cause not found yet (open in issue 9)")
+def test_panels_pmproxy_refused_now_show_data(live):
+    assert not _PANELS_REFUSED_BY_PMPROXY, "refused: " + "; ".join(_PANELS_REFUSED_BY_PMPROXY)

@@ -1,0 +1,115 @@
+"""Tier 1: the logger setup plan, the files it writes, the pmlogconf groups and the CLI."""
+from __future__ import annotations
+
+import configparser
+import os
+
+import pytest
+from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
+
+from hpc_pcp import logger
+from hpc_pcp.agents import AGENTS, available
+from hpc_pcp.cli_logger import logger_group
+from hpc_pcp.dashboards import catalog
+
+
+def _by_path(files):
+    return {f.path: f.text for f in files}
+
+
+def test_plan_has_farm_lines_groups_pmproxy_access():
+    files = _by_path(logger.plan(["node1", "node2", "node1", "localhost"], "15s", viz=["grafana1"]))
+    control = [p for p in files if "/pmlogger/control.d/" in p]
+    assert sorted(os.path.basename(p) for p in control) == ["hpc-node1", "hpc-node2"]
+    line = [ln for ln in files[control[0]].splitlines() if ln.startswith("node1")][0].split()
+    # host, primary?, socks?, directory, args: PCP's control file columns
+    assert line[:4] == ["node1", "n", "n", "PCP_ARCHIVE_DIR/node1"] and "-t" in line
+    assert line[line.index("-t") + 1] == "15sec" and "config.hpc-node1" in line
+    assert "$version=1.1" in files[control[0]]
+    assert any(p.endswith("/config/pmlogconf/hpc/hpcib") for p in files)
+    conf = configparser.ConfigParser()
+    conf.read_string(files[next(p for p in files if p.endswith("pmproxy.conf"))])
+    assert conf["redis"]["servers"] == "localhost:6379"
+    assert conf["pmproxy"]["redis.enabled"] == "false" and conf["discover"]["enabled"] == "true"
+    assert int(conf["pmseries"]["stream.maxlen"]) == 14 * 86400 // 15
+    nft = files[next(p for p in files if p.endswith("pmproxy-access.nft"))]
+    assert "grafana1" in nft and "44322" in nft
+    access = files[next(p for p in files if p.endswith("pmcd.conf.access"))]
+    assert 'allow hosts "local:" : all;' in access and "disallow hosts * : all;" in access
+
+
+def test_stores_only_local_by_default():
+    access = logger.pmcd_access([])
+    assert "allow hosts * : all except store;" in access and '"local:" : all' in access
+
+
+@pytest.mark.parametrize("bad", ["", "bad host", "../etc", "-rf"])
+def test_bad_nodes_refused(bad):
+    with pytest.raises(logger.LoggerSetupError):
+        logger.plan([bad])
+
+
+@pytest.mark.parametrize("bad", ["fast", "0s", "-5s", "10 parsecs"])
+def test_bad_interval_refused(bad):
+    with pytest.raises(logger.LoggerSetupError, match="interval"):
+        logger.interval_seconds(bad)
+
+
+@given(st.integers(min_value=1, max_value=86400), st.sampled_from(["", "s", "sec", "m", "min", "h"]))
+def test_interval_round_trip(n, unit):
+    seconds = logger.interval_seconds(f"{n}{unit}")
+    assert seconds == n * {"": 1, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600}[unit]
+    assert logger.pmlogger_interval(seconds) == f"{seconds:g}sec"
+
+
+@given(st.text(max_size=30))
+def test_interval_never_crashes(text):
+    try:
+        assert logger.interval_seconds(text) > 0
+    except logger.LoggerSetupError:
+        pass
+
+
+def test_apply_backs_up_foreign_files_once(tmp_path):
+    files = logger.plan(["node1"])
+    conf = next(f for f in files if f.path.endswith("pmproxy.conf"))
+    target = tmp_path / conf.path.lstrip("/")
+    target.parent.mkdir(parents=True)
+    target.write_text("[pmproxy]\n# the admin's own\n")
+    logger.apply(files, str(tmp_path), echo=lambda _: None)
+    backup = target.with_name("pmproxy.conf.orig-hpc")
+    assert backup.read_text() == "[pmproxy]\n# the admin's own\n"
+    assert target.read_text() == conf.text
+    logger.apply(files, str(tmp_path), echo=lambda _: None)   # again: our file, no new backup
+    assert backup.read_text() == "[pmproxy]\n# the admin's own\n"
+
+
+def test_pmlogconf_groups_are_valid_and_name_real_metrics():
+    groups = logger.pmlogconf_groups()
+    assert set(groups) >= {n for n in available() if n != "hpcsample"}
+    roots = catalog.agent_roots()
+    for agent, text in groups.items():
+        assert agent in AGENTS, f"group for unknown agent {agent}"
+        lines = text.splitlines()
+        assert lines[0] == "#pmlogconf-setup 2.0"
+        keywords = [ln.split(None, 1)[0] for ln in lines[1:] if ln and not ln[0].isspace()]
+        assert "ident" in keywords and ("probe" in keywords or "force" in keywords)
+        probe = next(ln.split() for ln in lines if ln.startswith("probe"))
+        metrics = [ln.strip() for ln in lines if ln[:1].isspace() and ln.strip()]
+        assert metrics and all(m == roots[agent] or m.startswith(roots[agent] + ".") for m in metrics)
+        if agent in available():   # names checked against the table when the agent exists
+            assert probe[1] in catalog.catalog(), probe
+
+
+def test_cli_dry_run_and_write(tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(logger_group, ["setup", "--nodes", "n1,n2", "--interval", "1m", "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "control.d/hpc-n1" in result.output and "-t 60sec" in result.output
+    result = runner.invoke(logger_group, ["setup", "--nodes", "n1", "--root", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert list(tmp_path.rglob("hpc-n1")) and list(tmp_path.rglob("pmproxy.options"))
+    bad = runner.invoke(logger_group, ["setup", "--nodes", "n1", "--interval", "soon"])
+    assert bad.exit_code == 2 and "interval 'soon'" in bad.output
