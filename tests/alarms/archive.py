@@ -1,0 +1,66 @@
+"""A PCP archive holding one sample of every pcp-hpc metric, built from the agents' tables.
+
+``pmie -C`` resolves names and descriptors (types, semantics) from its metric
+source, so checking the rule files against the live pmcd would need every agent
+installed.  An archive written with PCP's own log-import library from the same
+metric tables the agents register gives pmie exactly the descriptors the agents
+would, with no pmcd state shared with other tests.
+"""
+from __future__ import annotations
+
+import os
+
+import cpmapi as c_api
+from pcp import pmi
+
+from hpc_pcp.agents import available
+from pmdas.common.health import SOURCE_INDOM, health_metrics
+from pmdas.common.table import COUNTER, DISCRETE, DOUBLE, I32, I64, STRING, U32, U64
+
+_TYPE = {U32: c_api.PM_TYPE_U32, U64: c_api.PM_TYPE_U64, I32: c_api.PM_TYPE_32,
+         I64: c_api.PM_TYPE_64, DOUBLE: c_api.PM_TYPE_DOUBLE, STRING: c_api.PM_TYPE_STRING}
+_SEM = {COUNTER: c_api.PM_SEM_COUNTER, DISCRETE: c_api.PM_SEM_DISCRETE}
+# pmcd metrics the node rules use (PCP's own descriptors).
+_PMCD = [("pmcd.numagents", (2, 0, 3), c_api.PM_TYPE_U32, None),
+         ("pmcd.agent.status", (2, 0, 4), c_api.PM_TYPE_32, (2, 1))]
+
+
+def metric_names() -> set[str]:
+    """Every metric name the installed agents export (with health metrics), plus pmcd's."""
+    names = {name for name, *_ in _PMCD}
+    for entry in available().values():
+        agent = entry.load()
+        names |= {f"{agent.root}.{m.name}" for m in [*agent.metrics, *health_metrics()]}
+    return names
+
+
+def build(directory: str, host: str = "localhost") -> str:
+    """Write the archive under ``directory``; return its base name for ``pmie -a``."""
+    base = os.path.join(directory, "hpc-metrics")
+    log = pmi.pmiLogImport(base)
+    log.pmiSetHostname(host)
+    log.pmiSetTimezone("UTC")
+    for name, (dom, clu, item), kind, indom in _PMCD:
+        pm_indom = c_api.PM_INDOM_NULL if indom is None else log.pmiInDom(*indom)
+        log.pmiAddMetric(name, log.pmiID(dom, clu, item), kind, pm_indom, c_api.PM_SEM_INSTANT,
+                         log.pmiUnits(0, 0, 0, 0, 0, 0))
+        if indom is not None:
+            log.pmiAddInstance(pm_indom, "hpcsample", 0)
+            log.pmiPutValue(name, "hpcsample", "0")
+        else:
+            log.pmiPutValue(name, "", "1")
+    for entry in available().values():
+        agent = entry.load()
+        indoms = {i.name: log.pmiInDom(agent.domain, i.serial) for i in [*agent.indoms, SOURCE_INDOM]}
+        for pm_indom in indoms.values():
+            log.pmiAddInstance(pm_indom, "x", 0)
+        for m in [*agent.metrics, *health_metrics()]:
+            full = f"{agent.root}.{m.name}"
+            pm_indom = indoms[m.indom] if m.indom else c_api.PM_INDOM_NULL
+            log.pmiAddMetric(full, log.pmiID(agent.domain, m.cluster, m.item), _TYPE[m.type],
+                             pm_indom, _SEM.get(m.semantics, c_api.PM_SEM_INSTANT),
+                             log.pmiUnits(*m.units.as_tuple()))
+            log.pmiPutValue(full, "x" if m.indom else "", "x" if m.type == STRING else "1")
+    log.pmiWrite(0, 0)
+    del log
+    return base

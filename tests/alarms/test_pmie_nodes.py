@@ -1,0 +1,82 @@
+"""Tier 2: node.unreachable through real pmie: pmcd reached through a TCP relay that the
+test cuts (the node 'goes away') and restores, with the state shown by hpcalarm."""
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import tempfile
+import threading
+
+import pytest
+
+from tests.harness.pcp import installed_agent
+
+from .live import rules_text, running_pmie, wait_alarms
+
+pytestmark = [pytest.mark.pcp, pytest.mark.usefixtures("pmcd")]
+
+
+class Relay:
+    """localhost:<port> → pmcd's 44321; closing it makes pmcd unreachable on that port."""
+
+    def __init__(self, port: int = 0):
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", port))
+        self.listener.listen(8)
+        self.port = self.listener.getsockname()[1]
+        self.conns: list[socket.socket] = []
+        self.open = True
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while self.open:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", 44321))
+            self.conns += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(a: socket.socket, b: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := a.recv(65536):
+                b.sendall(data)
+        with contextlib.suppress(OSError):
+            b.shutdown(socket.SHUT_WR)
+
+    def close(self) -> None:
+        self.open = False
+        with contextlib.suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accepting thread
+        self.listener.close()
+        for s in self.conns:
+            with contextlib.suppress(OSError):
+                s.close()
+
+
+def test_node_unreachable_fires_and_clears():
+    work = tempfile.mkdtemp(prefix="alarm-node-")
+    os.chmod(work, 0o755)
+    state = os.path.join(work, "state")
+    relay = Relay()
+    host = f"localhost:{relay.port}"
+    text = rules_text(["nodes"], state, hosts=[host],
+                      overrides={r: {"enabled": False} for r in (
+                          "node.agent_down", "agent.job_unhealthy", "agent.lustre_unhealthy",
+                          "agent.ib_unhealthy", "agent.bpftrace_unhealthy", "agent.dtn_unhealthy")})
+    key = f"node.unreachable|{host}"
+    try:
+        with installed_agent("hpcalarm", {"directory": state, "interval": 1}), running_pmie(text):
+            relay.close()                                     # the node disappears
+            wait_alarms({key: 1})
+            relay = Relay(int(host.rsplit(":", 1)[1]))        # and comes back
+            wait_alarms({key: 0})
+    finally:
+        relay.close()
+        shutil.rmtree(work, ignore_errors=True)
