@@ -54,7 +54,7 @@ def wait_for(predicate, timeout: float = 30, interval: float = 0.2, what: str = 
     raise AssertionError(f"timed out after {timeout:g}s waiting for {what} (last: {last!r})")
 
 
-def wait_refreshed(root: str, at_least: int = 1, timeout: float = 30) -> None:
+def wait_refreshed(root: str, at_least: int = 1, timeout: float = 60) -> None:
     """Wait until the agent at ``root`` (e.g. hpc.sample) has finished ``at_least`` refreshes."""
     def done():
         value = reader().fetch([f"{root}.agent.refreshes"])[f"{root}.agent.refreshes"]
