@@ -131,3 +131,10 @@ def check_table(metrics: Sequence[Metric], indoms: Sequence[Indom]) -> None:
         for k in range(1, len(parts)):
             if ".".join(parts[:k]) in seen_names:
                 raise ValueError(f"metric {'.'.join(parts[:k])} is also a prefix of {name}")
+
+
+def per_instance(collection: str, value: Callable[[Any], Any]) -> Extractor:
+    """Extractor for a snapshot attribute that maps instance → record: {instance: value(record)},
+    leaving out instances where the value is unavailable (None)."""
+    return lambda snapshot: {name: v for name, record in getattr(snapshot, collection).items()
+                             if (v := value(record)) is not None}

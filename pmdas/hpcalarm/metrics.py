@@ -4,9 +4,6 @@ Append only within each cluster: PMIDs are positions, and archives record them.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 from pmdas.common.table import (
     COUNT,
     COUNTER,
@@ -21,16 +18,13 @@ from pmdas.common.table import (
     Indom,
     Metric,
     cluster,
+    per_instance,
 )
 
 from .state import SEVERITIES
 
 SEVERITY_LEVEL = {"info": 1, "warning": 2, "critical": 3}
 
-
-def _per_alarm(value: Callable[[Any], Any]) -> Callable[[Any], dict[str, Any]]:
-    """Per-alarm values, leaving out alarms where the value does not apply (None)."""
-    return lambda s: {k: v for k, a in s.alarms.items() if (v := value(a)) is not None}
 
 
 INDOMS = [
@@ -55,49 +49,49 @@ _ALARM = [
            "1 while the rule is true for this rule:host:instance (pmie found it true at its "
            "last evaluation), 0 after pmie found it false again. Cleared alarms stay for a "
            "week with firing 0 so dashboards can show recent trouble.",
-           _per_alarm(lambda a: int(a.firing)), indom="alarm"),
+           per_instance("alarms", lambda a: int(a.firing)), indom="alarm"),
     Metric("since", DOUBLE, INSTANT, SEC, "start of the current (or last) episode, epoch s",
            "When the rule last became true for this instance, in seconds since 1970-01-01 "
            "UTC. While firing, 'now - since' is how long the problem has lasted.",
-           _per_alarm(lambda a: a.since), indom="alarm"),
+           per_instance("alarms", lambda a: a.since), indom="alarm"),
     Metric("last_change", DOUBLE, INSTANT, SEC, "time the alarm last fired or cleared, epoch s",
            "When this alarm last changed state (fired or cleared), in seconds since the epoch.",
-           _per_alarm(lambda a: a.last_change), indom="alarm"),
+           per_instance("alarms", lambda a: a.last_change), indom="alarm"),
     Metric("cleared", DOUBLE, INSTANT, SEC, "time the alarm was last cleared, epoch s",
            "When pmie last found the rule false again for this instance, in seconds since the "
            "epoch. Unavailable while the alarm fires.",
-           _per_alarm(lambda a: a.cleared), indom="alarm"),
+           per_instance("alarms", lambda a: a.cleared), indom="alarm"),
     Metric("last_confirmed", DOUBLE, INSTANT, SEC, "last evaluation that found the rule true",
            "When pmie last evaluated the rule and found it true for this instance, in seconds "
            "since the epoch. A firing alarm confirmed long ago means pmie stopped evaluating "
-           "it (see hpc.alarm.stale).", _per_alarm(lambda a: a.last_confirmed), indom="alarm"),
+           "it (see hpc.alarm.stale).", per_instance("alarms", lambda a: a.last_confirmed), indom="alarm"),
     Metric("stale", U32, INSTANT, NONE, "1 if firing but not confirmed lately",
            "1 when the alarm is firing but pmie has not confirmed it for longer than the "
            "agent's stale_after setting: pmie stopped, lost the host, or the rule was removed. "
            "Its firing state is then a memory, not a measurement.",
-           _per_alarm(lambda a: int(a.stale)), indom="alarm"),
+           per_instance("alarms", lambda a: int(a.stale)), indom="alarm"),
     Metric("message", STRING, INSTANT, NONE, "what the rule says about the problem",
            "The rule's message for this instance, with the measured value filled in.",
-           _per_alarm(lambda a: a.message), indom="alarm"),
+           per_instance("alarms", lambda a: a.message), indom="alarm"),
     Metric("value", STRING, INSTANT, NONE, "the measured value that made the rule true",
            "pmie's %v for this instance at the last confirmation, as pmie printed it "
            "(canonical units: bytes, seconds, counts, per second for rates).",
-           _per_alarm(lambda a: a.value), indom="alarm"),
+           per_instance("alarms", lambda a: a.value), indom="alarm"),
     Metric("severity", STRING, DISCRETE, NONE, "severity of the rule: info, warning or critical",
            "The severity configured for the rule that raised this alarm.",
-           _per_alarm(lambda a: a.severity), indom="alarm"),
+           per_instance("alarms", lambda a: a.severity), indom="alarm"),
     Metric("severity_level", U32, DISCRETE, NONE, "severity as a number: 1 info 2 warning 3 critical",
            "The severity as a number for thresholds and colours: 1 info, 2 warning, 3 critical.",
-           _per_alarm(lambda a: SEVERITY_LEVEL.get(a.severity)), indom="alarm"),
+           per_instance("alarms", lambda a: SEVERITY_LEVEL.get(a.severity)), indom="alarm"),
     Metric("firings", U64, COUNTER, COUNT, "times the alarm has fired",
            "Number of episodes (transitions from clear to firing) recorded for this instance "
-           "since its state was first written.", _per_alarm(lambda a: a.firings), indom="alarm"),
+           "since its state was first written.", per_instance("alarms", lambda a: a.firings), indom="alarm"),
     Metric("rule", STRING, DISCRETE, NONE, "name of the rule that raised the alarm",
            "The rule name (ib.symbol_errors, lustre.ost_full, ...) for tables in dashboards.",
-           _per_alarm(lambda a: a.rule), indom="alarm"),
+           per_instance("alarms", lambda a: a.rule), indom="alarm"),
     Metric("host", STRING, DISCRETE, NONE, "host the rule was true on",
            "The host pmie evaluated the rule on (pmcd's host name as pmie reports it).",
-           _per_alarm(lambda a: a.host), indom="alarm"),
+           per_instance("alarms", lambda a: a.host), indom="alarm"),
 ]
 
 _TOTALS = [

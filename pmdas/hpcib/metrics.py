@@ -21,6 +21,7 @@ from pmdas.common.table import (
     Indom,
     Metric,
     cluster,
+    per_instance,
 )
 
 _UNAVAILABLE = ("Unavailable for a port when its file cannot be read (the reason is in "
@@ -28,18 +29,11 @@ _UNAVAILABLE = ("Unavailable for a port when its file cannot be read (the reason
                 "(reset).")
 
 
-def _per_port(value: Callable[[Any], Any]) -> Callable[[Any], dict[str, Any]]:
-    """Per-port values, leaving out ports where the value is unavailable."""
-    return lambda s: {k: v for k, p in s.ports.items() if (v := value(p)) is not None}
-
-
-def _per_ca(value: Callable[[Any], Any]) -> Callable[[Any], dict[str, Any]]:
-    return lambda s: {k: v for k, c in s.cas.items() if (v := value(c)) is not None}
 
 
 def _counter(name: str, sysfs: str, units, short: str, long: str) -> Metric:
     return Metric(name, U64, COUNTER, units, short, f"{long} Source: sysfs {sysfs}. {_UNAVAILABLE}",
-                  _per_port(lambda p: p.counters.get(sysfs)), indom="port")
+                  per_instance("ports", lambda p: p.counters.get(sysfs)), indom="port")
 
 
 def _text_state(pair: tuple[int, str] | None, index: int) -> Any:
@@ -79,25 +73,25 @@ _CA = [
     Metric("ca.type", STRING, DISCRETE, NONE, "HCA model (hca_type)",
            "The device's hca_type file, the PCI device model such as MT4123 (ConnectX-6). "
            "Omni-Path hfi1 devices have no hca_type: unavailable there.",
-           _per_ca(lambda c: c.hca_type), indom="ca"),
+           per_instance("cas", lambda c: c.hca_type), indom="ca"),
     Metric("ca.fw_ver", STRING, DISCRETE, NONE, "HCA firmware version",
            "The device's fw_ver file (16.35.2000). Compare across nodes to find HCAs left on "
-           "old firmware.", _per_ca(lambda c: c.fw_ver), indom="ca"),
+           "old firmware.", per_instance("cas", lambda c: c.fw_ver), indom="ca"),
     Metric("ca.board_id", STRING, DISCRETE, NONE, "HCA board identifier (PSID)",
            "The device's board_id file: the vendor board id (Mellanox PSID such as "
-           "MT_0000000010, or the Omni-Path board name).", _per_ca(lambda c: c.board_id),
+           "MT_0000000010, or the Omni-Path board name).", per_instance("cas", lambda c: c.board_id),
            indom="ca"),
     Metric("ca.node_guid", STRING, DISCRETE, NONE, "HCA node GUID",
            "The device's node_guid, as four groups of four hex digits. It identifies the HCA "
            "in the fabric (ibnetdiscover, subnet manager logs).",
-           _per_ca(lambda c: c.node_guid), indom="ca"),
+           per_instance("cas", lambda c: c.node_guid), indom="ca"),
     Metric("ca.ports", U32, INSTANT, COUNT, "ports of the HCA",
            "Number of ports under the device's ports directory at the last refresh.",
-           _per_ca(lambda c: c.ports), indom="ca"),
+           per_instance("cas", lambda c: c.ports), indom="ca"),
     Metric("ca.error_text", STRING, INSTANT, NONE, "why device attributes are unavailable",
            "Semicolon-separated '<file>: <reason>' for device-level files that could not be "
            "read or parsed at the last refresh, or empty.",
-           _per_ca(lambda c: "; ".join(c.problems)), indom="ca"),
+           per_instance("cas", lambda c: "; ".join(c.problems)), indom="ca"),
 ]
 
 _TRAFFIC = [
@@ -174,40 +168,40 @@ _STATE = [
     Metric("port.state", U32, INSTANT, NONE, "logical port state number",
            "The port's logical state from its state file: 1 DOWN, 2 INIT, 3 ARMED, 4 ACTIVE, "
            "5 ACTIVE_DEFER. Only ACTIVE ports carry traffic.",
-           _per_port(lambda p: _text_state(p.state, 0)), indom="port"),
+           per_instance("ports", lambda p: _text_state(p.state, 0)), indom="port"),
     Metric("port.state_text", STRING, INSTANT, NONE, "logical port state name",
            "The name part of the port's state file (ACTIVE, DOWN, INIT, ARMED).",
-           _per_port(lambda p: _text_state(p.state, 1)), indom="port"),
+           per_instance("ports", lambda p: _text_state(p.state, 1)), indom="port"),
     Metric("port.phys_state", U32, INSTANT, NONE, "physical port state number",
            "The port's physical state from phys_state: 1 Sleep, 2 Polling, 3 Disabled, "
            "4 PortConfigurationTraining, 5 LinkUp, 6 LinkErrorRecovery, 7 Phy Test. Polling "
            "means no peer (cable out or switch port down).",
-           _per_port(lambda p: _text_state(p.phys_state, 0)), indom="port"),
+           per_instance("ports", lambda p: _text_state(p.phys_state, 0)), indom="port"),
     Metric("port.phys_state_text", STRING, INSTANT, NONE, "physical port state name",
            "The name part of the port's phys_state file (LinkUp, Polling, Disabled, ...).",
-           _per_port(lambda p: _text_state(p.phys_state, 1)), indom="port"),
+           per_instance("ports", lambda p: _text_state(p.phys_state, 1)), indom="port"),
     Metric("port.rate", U64, DISCRETE, BITS_PER_SEC, "link signalling rate in bits per second",
            "The port's rate file (100 Gb/sec (4X EDR)) in bits per second: lanes times lane "
            "speed. A port that trained at fewer lanes or a lower speed than its peers shows "
            "here. Unavailable when the kernel cannot report it (EINVAL on some down RoCE "
-           "ports).", _per_port(lambda p: p.rate.bits_per_second if p.rate else None),
+           "ports).", per_instance("ports", lambda p: p.rate.bits_per_second if p.rate else None),
            indom="port"),
     Metric("port.width", STRING, DISCRETE, NONE, "active link width (1X, 4X, ...)",
            "The lane count part of the rate file: 1X, 2X, 4X, 8X or 12X.",
-           _per_port(lambda p: p.rate.width or None if p.rate else None), indom="port"),
+           per_instance("ports", lambda p: p.rate.width or None if p.rate else None), indom="port"),
     Metric("port.speed", STRING, DISCRETE, NONE, "active lane speed (EDR, HDR, ...)",
            "The lane speed part of the rate file: SDR, DDR, QDR, FDR10, FDR, EDR, HDR, NDR, XDR.",
-           _per_port(lambda p: p.rate.speed or None if p.rate else None), indom="port"),
+           per_instance("ports", lambda p: p.rate.speed or None if p.rate else None), indom="port"),
     Metric("port.link_layer", STRING, DISCRETE, NONE, "link layer: InfiniBand or Ethernet",
            "The port's link_layer file: InfiniBand for IB and Omni-Path ports, Ethernet for "
-           "RoCE ports.", _per_port(lambda p: p.link_layer), indom="port"),
+           "RoCE ports.", per_instance("ports", lambda p: p.link_layer), indom="port"),
     Metric("port.lid", U32, DISCRETE, NONE, "local identifier assigned by the subnet manager",
            "The port's LID (lid file, hexadecimal in sysfs). 0 on RoCE ports and on IB ports "
-           "the subnet manager has not configured yet.", _per_port(lambda p: p.lid),
+           "the subnet manager has not configured yet.", per_instance("ports", lambda p: p.lid),
            indom="port"),
     Metric("port.sm_lid", U32, DISCRETE, NONE, "LID of the subnet manager",
            "The LID of the subnet manager this port reports to (sm_lid file). A change means "
-           "the subnet manager failed over.", _per_port(lambda p: p.sm_lid), indom="port"),
+           "the subnet manager failed over.", per_instance("ports", lambda p: p.sm_lid), indom="port"),
 ]
 
 _PORT_HEALTH = [
@@ -216,22 +210,22 @@ _PORT_HEALTH = [
            "(2^width-1), i.e. the hardware stopped counting and its rate reads as zero rather "
            "than the true traffic or error rate. Clear the counters (perfquery -R) or use an "
            "HCA/kernel with 64-bit counters. hpc.ib.port.saturated_counters names them.",
-           _per_port(lambda p: int(bool(p.saturated))), indom="port"),
+           per_instance("ports", lambda p: int(bool(p.saturated))), indom="port"),
     Metric("port.saturated_counters", STRING, INSTANT, NONE, "names of saturated counters",
            "Comma-separated sysfs names of this port's counters that sit at their maximum "
-           "value, or empty.", _per_port(lambda p: ",".join(p.saturated)), indom="port"),
+           "value, or empty.", per_instance("ports", lambda p: ",".join(p.saturated)), indom="port"),
     Metric("port.error_text", STRING, INSTANT, NONE, "why values of the port are unavailable",
            "Semicolon-separated '<file>: <reason>' for every file of this port that could not "
            "be read or parsed at the last refresh ('N/A (no PMA)', EINVAL, garbage) and every "
            "counter that went backwards, or empty when all values were read.",
-           _per_port(lambda p: "; ".join(p.problems)), indom="port"),
+           per_instance("ports", lambda p: "; ".join(p.problems)), indom="port"),
     Metric("port.unavailable", U32, INSTANT, COUNT, "values of the port unavailable now",
            "Number of files of this port whose values are unavailable at the last refresh "
-           "(see port.error_text).", _per_port(lambda p: len(p.problems)), indom="port"),
+           "(see port.error_text).", per_instance("ports", lambda p: len(p.problems)), indom="port"),
     Metric("port.counter_resets", U64, COUNTER, COUNT, "counter resets seen on the port",
            "Times a counter of this port (standard or hw_counters) was seen going backwards "
            "since the agent started: someone cleared the counters or the driver reloaded.",
-           _per_port(lambda p: p.resets), indom="port"),
+           per_instance("ports", lambda p: p.resets), indom="port"),
     Metric("port.counter.width", U32, DISCRETE, NONE, "bits of each standard counter",
            "Width in bits of the counter as read: 64 for counters_ext and extended counters, "
            "the IBTA PortCounters width (32, 16, 8 or 4) for legacy files, raised to 64 when a "
