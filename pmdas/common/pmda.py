@@ -263,21 +263,23 @@ def main(agent_class: type[Agent], argv: list[str] | None = None) -> None:
         pmda.run()
         return
 
-    def first_refresh_then_loop() -> None:
-        try:
-            refresher.refresh_once()
-        except Exception:
-            log.exception("first refresh failed")
-        if args.notready:
-            pmda.pmda_ready()  # pmcd sends us nothing until this, so no PDU can interleave
-        refresher.run_forever(first_wait=True)
-
     def stop(signum: int, frame: Any) -> None:
         agent.close()
         sys.exit(0)
 
     signal.signal(signal.SIGTERM, stop)
-    threading.Thread(target=first_refresh_then_loop, name="refresh", daemon=True).start()
+    # Started 'notready', the first refresh happens before the PDU loop: handshake now, refresh,
+    # then READY, all on this thread, so no second thread ever writes to pmcd's pipe.  Without
+    # 'notready' pmcd expects answers at once, so the first refresh runs in the background.
+    if args.notready:
+        pmda.connect_pmcd()
+        try:
+            refresher.refresh_once()
+        except Exception:
+            log.exception("first refresh failed")
+        pmda.pmda_ready()
+    threading.Thread(target=refresher.run_forever, kwargs={"first_wait": args.notready},
+                     name="refresh", daemon=True).start()
     try:
         pmda.run()
     finally:

@@ -54,17 +54,48 @@ def wait_for(predicate, timeout: float = 30, interval: float = 0.2, what: str = 
     raise AssertionError(f"timed out after {timeout:g}s waiting for {what} (last: {last!r})")
 
 
+def agent_diagnostics(root: str) -> str:
+    """What pmcd and the agent's own log say about the agent serving ``root`` (for failures)."""
+    from hpc_pcp.agents import AGENTS
+    names = [n for n, e in AGENTS.items() if e.load().root == root] if root.startswith("hpc.") else []
+    out = []
+    status = run_pcp("pminfo", "-f", "pmcd.agent.status").stdout
+    for name in names:
+        out += [line.strip() for line in status.splitlines() if f'"{name}"' in line] or \
+            [f"pmcd.agent.status has no {name} instance"]
+        log_dir = os.environ.get("PCP_LOG_DIR", "/var/log/pcp")
+        path = os.path.join(log_dir, "pmcd", f"{name}.log")
+        try:
+            with open(path, encoding="utf-8", errors="replace") as f:
+                out.append(f"--- tail of {path}:\n" + "".join(f.readlines()[-15:]))
+        except OSError as exc:
+            out.append(f"{path}: {exc}")
+    pmcd_log = os.path.join(os.environ.get("PCP_LOG_DIR", "/var/log/pcp"), "pmcd", "pmcd.log")
+    try:
+        with open(pmcd_log, encoding="utf-8", errors="replace") as f:
+            out.append(f"--- tail of {pmcd_log}:\n" + "".join(f.readlines()[-25:]))
+    except OSError as exc:
+        out.append(f"{pmcd_log}: {exc}")
+    return "\n".join(out)
+
+
 def wait_refreshed(root: str, at_least: int = 1, timeout: float = 60) -> None:
     """Wait until the agent at ``root`` (e.g. hpc.sample) has finished ``at_least`` refreshes."""
     def done():
         value = reader().fetch([f"{root}.agent.refreshes"])[f"{root}.agent.refreshes"]
         return value is not None and value >= at_least
-    wait_for(done, timeout, what=f"{root} to refresh {at_least} time(s)")
+    try:
+        wait_for(done, timeout, what=f"{root} to refresh {at_least} time(s)")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{agent_diagnostics(root)}") from None
 
 
 @contextlib.contextmanager
-def installed_agent(name: str, config: dict | None = None) -> Iterator[str]:
-    """Install agent ``name`` with ``config`` (written to a temp YAML file); remove it after."""
+def installed_agent(name: str, config: dict | None = None, ready: bool = True) -> Iterator[str]:
+    """Install agent ``name`` with ``config`` (written to a temp YAML file); remove it after.
+
+    With ``ready`` (the default) it returns once the agent has served its first refresh.
+    """
     if not pmcd_running():
         raise AssertionError("pmcd is not running: run scripts/setup-node.sh first")
     tmp = tempfile.mkdtemp(prefix=f"{name}-test-")
@@ -77,6 +108,9 @@ def installed_agent(name: str, config: dict | None = None) -> Iterator[str]:
     result = installer.install(name, extra_args=args)
     try:
         assert result.ok, f"Install of {name} failed:\n{result.output}"
+        if ready:  # one agent at a time: the next Install's pmcd SIGHUP never meets a starting agent
+            from hpc_pcp.agents import AGENTS
+            wait_refreshed(AGENTS[name].load().root, 1)
         yield tmp
     finally:
         installer.remove(name)
