@@ -9,12 +9,14 @@ configuration given to ``hpc-pcp alarm rules --config``.
 Every rule becomes two pmie rules on the same condition C:
   fire:  some_inst (C)           -> hpc-pcp alarm fire  (all true host/instance/value triples)
   clear: count_inst (C) == 0     -> hpc-pcp alarm clear (per host, only if it fires somewhere)
+         || <agent>.agent.instances #'<indom>' == 0   (no instance left: pmie says "unknown")
 Host, instance and value reach the command on standard input through a quoted
 here-document, never through the shell's parser: instance names (Lustre job ids,
 for one) can be chosen by users.
 """
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shlex
@@ -243,6 +245,35 @@ def _comment(text: str) -> str:
     return text.replace("*/", "* /").replace("$", "")
 
 
+def _empty_guard(rule: Rule) -> str | None:
+    """``hpc.<agent>.agent.instances #'<indom>' == 0`` for the first per-instance hpc metric.
+
+    count_inst over a metric with no instances is unknown to pmie, so without this a
+    rule whose offending instances all vanished (a job ended, a run finished) would
+    never clear.
+    """
+    indoms = _metric_indoms()
+    for name in sorted(rule.metrics()):
+        found = indoms.get(name)
+        if found:
+            root, indom = found
+            return f"{root}.agent.instances #'{indom}' == 0"
+    return None
+
+
+@functools.lru_cache(maxsize=1)
+def _metric_indoms() -> dict[str, tuple[str, str]]:
+    """Full metric name → (agent root, indom name), for every per-instance agent metric."""
+    from hpc_pcp.agents import available
+    out = {}
+    for entry in available().values():
+        agent = entry.load()
+        for metric in agent.metrics:
+            if metric.indom is not None:
+                out[f"{agent.root}.{metric.name}"] = (agent.root, metric.indom)
+    return out
+
+
 def render_rule(rule: Rule, settings: Settings) -> str:
     lines = [f"/* {rule.name} ({rule.severity}): {_comment(rule.summary)}.",
              f" * {_comment(rule.help)}"]
@@ -264,7 +295,11 @@ def render_rule(rule: Rule, settings: Settings) -> str:
                          f"  unknown\n        -> {_fire_action(rule, settings, host)};")
         return "\n".join(lines) + "\n"
     lines.append(f"{rule.ident} =\n    some_inst ({condition})\n        -> {_fire_action(rule, settings)};")
-    lines.append(f"{rule.ident}_clear =\n    count_inst ({condition}) == 0\n"
+    clear = f"count_inst ({condition}) == 0"
+    guard = _empty_guard(rule)
+    if guard:  # pmie finds no instance at all "unknown": clear when the last one has gone
+        clear = f"{clear} || {guard}"
+    lines.append(f"{rule.ident}_clear =\n    {clear}\n"
                  f"        -> {_clear_action(rule, settings)};")
     return "\n".join(lines) + "\n"
 

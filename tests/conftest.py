@@ -6,4 +6,4 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-pytest_plugins = ["tests.harness.pcp"]
+pytest_plugins = ["tests.harness.pcp", "tests.services.slurm"]

@@ -21,6 +21,7 @@ from .table import (
 
 HEALTH_CLUSTER = 4000
 SOURCE_INDOM_SERIAL = 4000
+INDOM_INDOM_SERIAL = 4001
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ class Health:
     sources: dict[str, SourceHealth] = field(default_factory=dict)
     extractor_errors: int = 0
     config_error: str = ""
+    instance_counts: dict[str, int] = field(default_factory=dict)  # the agent's own indoms
 
 
 SOURCE_INDOM = Indom(
@@ -52,6 +54,16 @@ SOURCE_INDOM = Indom(
     "Source health metrics use it to say which source is down and why.",
     lambda h: {name: {"source": name} for name in h.sources},
 )
+
+INDOM_INDOM = Indom(
+    "agent.indom", INDOM_INDOM_SERIAL,
+    "instance domains of this agent",
+    "One instance per instance domain of the agent's own metrics (jobs, ports, targets, ...), "
+    "so that their sizes can be watched.",
+    lambda h: {name: {"indom": name} for name in h.instance_counts},
+)
+
+HEALTH_INDOMS = (SOURCE_INDOM, INDOM_INDOM)
 
 
 def health_metrics() -> list[Metric]:
@@ -106,4 +118,9 @@ def health_metrics() -> list[Metric]:
                "(file, key, problem); the agent then runs with default settings. Empty when the "
                "file was valid or absent. Check a file before installing with 'hpc-pcp check'.",
                lambda h: h.config_error),
+        Metric("agent.instances", U32, INSTANT, COUNT, "instances in each of the agent's instance domains",
+               "Per instance domain of the agent: how many instances the last refresh exported "
+               "(jobs, ports, targets, ...).  Watch it for cardinality; alarm rules use it to clear "
+               "when the last offending instance has gone.",
+               lambda h: dict(h.instance_counts), indom="agent.indom"),
     ])

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .agent import Agent
-from .health import SOURCE_INDOM, Health, SourceHealth, health_metrics
+from .health import HEALTH_INDOMS, Health, SourceHealth, health_metrics
 from .instances import InstanceIds
 from .sources import Results, SourceRunner
 from .table import Indom, Metric, check_table
@@ -45,7 +45,7 @@ class Refresher:
                  on_publish: Callable[[Published], None] | None = None, config_error: str = ""):
         self.agent = agent
         self.metrics: list[Metric] = [*agent.metrics, *health_metrics()]
-        self.indoms: list[Indom] = [*agent.indoms, SOURCE_INDOM]
+        self.indoms: list[Indom] = [*agent.indoms, *HEALTH_INDOMS]  # health ones last
         check_table(self.metrics, self.indoms)
         self._health_names = {m.name for m in health_metrics()}
         self._runner = SourceRunner()
@@ -125,7 +125,11 @@ class Refresher:
                             type(exc).__name__, exc)
         instances: dict[str, dict[str, tuple[int, Mapping[str, Any]]]] = {}
         for indom in self.indoms:
-            source = health if indom is SOURCE_INDOM else snapshot
+            if indom is HEALTH_INDOMS[0]:  # the agent's own indoms are numbered: count them
+                counts = {name: len(members) for name, members in instances.items()}
+                health = dataclasses.replace(health, instance_counts=counts)
+                values[f"{self.agent.root}.agent.instances"] = counts
+            source = health if indom in HEALTH_INDOMS else snapshot
             try:
                 labelled = dict(indom.instances(source)) if source is not None else {}
             except Exception as exc:

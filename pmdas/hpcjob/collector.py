@@ -64,6 +64,7 @@ class JobSnapshot:
     partitions: Mapping[str, PartitionNodes] | None = None
     node_states: Mapping[str, int] | None = None
     stats: Mapping[str, Any] | None = None
+    taken: float = 0.0  # wall-clock time of the snapshot (epoch seconds)
 
 
 class JobAgent(Agent):
@@ -185,4 +186,4 @@ class JobAgent(Agent):
                 partitions, node_states = count_nodes(rows)
         return JobSnapshot(self.scheduler, bool(self.config.cluster_view), found is not None,
                            seconds, by_id, usage, counts, partitions, node_states,
-                           results.value("scheduler"))
+                           results.value("scheduler"), time.time())

@@ -61,6 +61,12 @@ def _job(attr: str) -> Callable[[Any], dict]:
     return lambda s: {i: v for i, j in s.jobs.items() if (v := get(j)) is not None and v != ""}
 
 
+def _pending_time(s: Any) -> dict:
+    waiting = ("pending", "held")
+    return {i: int(max(0.0, s.taken - j.submit_time)) if j.state in waiting else 0
+            for i, j in s.jobs.items() if j.submit_time is not None or j.state not in waiting}
+
+
 def _usage(attr: str) -> Callable[[Any], dict]:
     return lambda s: {i: getattr(u, attr) for i, u in s.usage.items()
                       if getattr(u, attr) is not None}
@@ -105,6 +111,10 @@ JOB = cluster(1, [
     _job_metric("end_time", DOUBLE, INSTANT, SEC, "end_time", "end time (expected, if running)",
                 "When the job ended or is expected to end at its time limit, in "
                 "seconds since the epoch; unavailable without a limit."),
+    Metric("job.pending_time", U64, INSTANT, SEC, "seconds the job has been pending so far",
+           "Time since submission of a job that is still pending or held; 0 once it has "
+           "started or ended.  The alarm job.pending_too_long watches it.",
+           _pending_time, indom="job"),
     _job_metric("elapsed", U64, INSTANT, SEC, "elapsed", "run time so far",
                 "Wall-clock seconds the job has run (excluding suspended time on Slurm)."),
     _job_metric("time_limit", U64, INSTANT, SEC, "time_limit", "wall-time limit",

@@ -14,7 +14,7 @@ import cpmapi as c_api
 from pcp import pmi
 
 from hpc_pcp.agents import available
-from pmdas.common.health import SOURCE_INDOM, health_metrics
+from pmdas.common.health import HEALTH_INDOMS, health_metrics
 from pmdas.common.table import COUNTER, DISCRETE, DOUBLE, I32, I64, STRING, U32, U64
 
 _TYPE = {U32: c_api.PM_TYPE_U32, U64: c_api.PM_TYPE_U64, I32: c_api.PM_TYPE_32,
@@ -51,9 +51,12 @@ def build(directory: str, host: str = "localhost") -> str:
             log.pmiPutValue(name, "", "1")
     for entry in available().values():
         agent = entry.load()
-        indoms = {i.name: log.pmiInDom(agent.domain, i.serial) for i in [*agent.indoms, SOURCE_INDOM]}
+        indoms = {i.name: log.pmiInDom(agent.domain, i.serial) for i in [*agent.indoms, *HEALTH_INDOMS]}
         for pm_indom in indoms.values():
             log.pmiAddInstance(pm_indom, "x", 0)
+        own = [i.name for i in agent.indoms]  # agent.instances is per indom of the agent's own
+        for n, name in enumerate(own, start=1):
+            log.pmiAddInstance(indoms["agent.indom"], name, n)
         for m in [*agent.metrics, *health_metrics()]:
             full = f"{agent.root}.{m.name}"
             pm_indom = indoms[m.indom] if m.indom else c_api.PM_INDOM_NULL
@@ -61,6 +64,9 @@ def build(directory: str, host: str = "localhost") -> str:
                              pm_indom, _SEM.get(m.semantics, c_api.PM_SEM_INSTANT),
                              log.pmiUnits(*m.units.as_tuple()))
             log.pmiPutValue(full, "x" if m.indom else "", "x" if m.type == STRING else "1")
+            if m.indom == "agent.indom":
+                for name in own:
+                    log.pmiPutValue(full, name, "1")
     log.pmiWrite(0, 0)
     del log
     return base

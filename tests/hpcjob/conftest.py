@@ -6,8 +6,6 @@ import stat
 
 import pytest
 
-from tests.services.slurm import slurm_cluster  # noqa: F401  (session fixture)
-
 
 @pytest.fixture
 def fake_command(tmp_path):

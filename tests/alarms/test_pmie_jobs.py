@@ -1,0 +1,70 @@
+"""Tier 2: a real Slurm → hpcjob under pmcd → real pmie → hpc.alarm.*.
+
+The conditions are made the way they happen on a cluster: an admin drains the
+node, a job waits on its begin time, the controller stops.  Each rule fires,
+then the condition is removed and the alarm clears.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+
+import pytest
+
+from tests.harness.pcp import installed_agent, reader, wait_for
+
+from .live import alarm_values, rules_text, running_pmie, wait_alarms
+
+pytestmark = [pytest.mark.pcp, pytest.mark.usefixtures("pmcd")]
+
+
+def _agent_config(cluster) -> dict:
+    return {"scheduler": "slurm", "slurm_conf": cluster.conf, "node_name": cluster.host,
+            "cluster_view": True, "interval": 1, "timeout": 3,
+            "squeue_command": [shutil.which("squeue")], "sinfo_command": [shutil.which("sinfo")],
+            "sdiag_command": [shutil.which("sdiag")]}
+
+
+def test_job_rules_fire_and_clear(slurm_cluster):
+    c = slurm_cluster
+    work = tempfile.mkdtemp(prefix="alarm-jobs-")
+    os.chmod(work, 0o755)
+    state = os.path.join(work, "state")
+    overrides = {"job.pending_too_long": {"max_seconds": 0}}
+    waiting = None
+    try:
+        with installed_agent("hpcjob", _agent_config(c)), \
+                installed_agent("hpcalarm", {"directory": state, "interval": 1}), \
+                running_pmie(rules_text(["jobs"], state, overrides)):
+            # Nothing is wrong yet: no job rule fires.
+            time.sleep(4)
+            assert not [k for k in alarm_values("firing") if k.startswith("job.")]
+
+            c.run("scontrol", "update", f"NodeName={c.host}", "State=DRAIN", "Reason=alarm-test")
+            wait_alarms({"job.nodes_drained|debug": 1, "job.nodes_drained|long": 1})
+            c.run("scontrol", "update", f"NodeName={c.host}", "State=RESUME")
+            wait_alarms({"job.nodes_drained": 0})
+
+            waiting = c.sbatch("-J", "waits", "--begin=now+1hour", "--wrap", "true")
+            wait_alarms({f"job.pending_too_long|{waiting}": 1})
+            c.run("scancel", waiting)
+            wait_alarms({"job.pending_too_long": 0})
+
+            c.stop_controller()
+            try:
+                wait_alarms({"job.scheduler_unresponsive": 1})
+                # The agent keeps answering pmcd while its scheduler is gone.
+                reachable = reader().fetch(["hpc.job.scheduler.reachable"])["hpc.job.scheduler.reachable"]
+                assert reachable == 0
+            finally:
+                c.start_controller()
+            wait_alarms({"job.scheduler_unresponsive": 0})
+    finally:
+        if waiting:
+            c.run("scancel", waiting, check=False)
+        c.run("scontrol", "update", f"NodeName={c.host}", "State=RESUME", check=False)
+        wait_for(lambda: "drain" not in c.run("sinfo", "-h", "-o", "%T", check=False), 20,
+                 what="the node to leave drain")
+        shutil.rmtree(work, ignore_errors=True)
