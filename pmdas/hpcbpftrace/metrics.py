@@ -62,6 +62,12 @@ def _status(field, default=None):
     return lambda s: {n: getattr(st, field) for n, st in s.statuses.items()}
 
 
+def _every_script(field, idle):
+    """``field`` for every known script; ``idle`` for one that has not run since the agent started
+    (alarm rules need a value on every instance to tell "fine" from "unknown")."""
+    return lambda s: {n: getattr(s.statuses[n], field) if n in s.statuses else idle for n in s.scripts}
+
+
 def _points(kind):
     return lambda s: {name: p.value for name, p in s.data[kind].items()}
 
@@ -76,11 +82,12 @@ STATUS = cluster(0, [
            "One of stopped, starting, running, restarting, failed, unsupported. 'unsupported' "
            "means the kernel lacks the probes (e.g. kprobes): it is not retried. 'failed' means a "
            "broken script or a limit (output rate, CPU budget) stopped it; see script.error.",
-           _status("state"), indom="script"),
+           _every_script("state", "stopped"), indom="script"),
     Metric("script.state_code", U32, INSTANT, NONE, "script state as a number",
            "0 stopped, 1 starting, 2 running, 3 restarting, 4 failed, 5 unsupported (for alarms "
            "and dashboards).",
-           lambda s: {n: STATE_CODES.get(st.state, 0) for n, st in s.statuses.items()}, indom="script"),
+           lambda s: {n: STATE_CODES[st] for n, st in _every_script("state", "stopped")(s).items()},
+           indom="script"),
     Metric("script.error", STRING, INSTANT, NONE, "why the script is not running",
            "bpftrace's reason when a script failed or is unsupported on this kernel, or the limit "
            "that stopped it; empty while it runs.", _status("error"), indom="script"),
@@ -101,6 +108,10 @@ STATUS = cluster(0, [
     Metric("script.restarts", U64, COUNTER, COUNT, "restarts after a crash",
            "Times the script was restarted (with exponential back-off) after bpftrace exited.",
            _status("restarts"), indom="script"),
+    Metric("script.recent_restarts", U32, INSTANT, COUNT, "restarts in the last 10 minutes",
+           "Times the script was restarted after bpftrace exited within the last 10 minutes "
+           "(restart_window); the alarm bpftrace.script_restarting watches it.",
+           _every_script("recent_restarts", 0), indom="script"),
     Metric("scripts.running", U32, INSTANT, COUNT, "scripts running now",
            "Number of scripts whose bpftrace is running.",
            lambda s: sum(1 for st in s.statuses.values() if st.state == "running")),

@@ -54,6 +54,7 @@ class Limits:
     backoff_initial: float = 2.0
     backoff_max: float = 300.0
     stable_after: float = 60.0
+    restart_window: float = 600.0     # recent_restarts counts restarts this far back
     stop_timeout: float = 5.0
     max_line_bytes: int = 4 << 20
     max_stderr_bytes: int = 16 << 10
@@ -81,6 +82,7 @@ class ScriptStatus:
     bpf_events: int = 0            # probe firings (needs kernel.bpf_stats_enabled)
     cpu_fraction: float = 0.0      # over the last cpu window, of one CPU
     restarts: int = 0
+    recent_restarts: int = 0       # restarts within the last Limits.restart_window seconds
     started: float = 0.0           # wall-clock start of the current run
     next_restart: float = 0.0      # wall-clock time of the next restart, when restarting
 
@@ -95,6 +97,7 @@ class ScriptProcess:
         self._argv = [bpftrace, "-f", "json", path]
         self._env = None if env is None else {**os.environ, **env}
         self._clock = clock
+        self._restart_times: collections.deque[float] = collections.deque()
         self._lock = threading.RLock()
         self._proc: subprocess.Popen | None = None
         self._threads: list[threading.Thread] = []
@@ -114,7 +117,10 @@ class ScriptProcess:
     # -- public -------------------------------------------------------------
     def status(self) -> ScriptStatus:
         with self._lock:
-            return self._status
+            horizon = self._clock() - self.limits.restart_window
+            while self._restart_times and self._restart_times[0] < horizon:
+                self._restart_times.popleft()
+            return replace(self._status, recent_restarts=len(self._restart_times))
 
     def values(self) -> dict[str, Variable]:
         """The latest printed value of every map, by variable name ('@x')."""
@@ -245,6 +251,7 @@ class ScriptProcess:
                     self.limits.backoff_initial * (2 ** self._failures_in_row))
         self._failures_in_row += 1
         self._restart_at = now + delay
+        self._restart_times.append(now)
         self._status = replace(status, state=RESTARTING, restarts=status.restarts + 1,
                                error=f"{reason}; restarting in {delay:g} s",
                                next_restart=time.time() + delay)

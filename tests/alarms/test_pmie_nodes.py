@@ -5,13 +5,15 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import socket
+import subprocess
 import tempfile
 import threading
 
 import pytest
 
-from tests.harness.pcp import installed_agent
+from tests.harness.pcp import installed_agent, run_pcp, wait_for
 
 from .live import rules_text, running_pmie, wait_alarms
 
@@ -79,4 +81,34 @@ def test_node_unreachable_fires_and_clears():
             wait_alarms({key: 0})
     finally:
         relay.close()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _agent_pid(module: str) -> int | None:
+    found = subprocess.run(["pgrep", "-f", "--", f"-m {module} "], capture_output=True,
+                           text=True).stdout.split()
+    return int(found[0]) if found else None
+
+
+def test_agent_down_fires_and_clears():
+    """An agent process killed under pmcd → node.agent_down; pmcd restarts it on SIGHUP → clears."""
+    work = tempfile.mkdtemp(prefix="alarm-agent-")
+    os.chmod(work, 0o755)
+    state = os.path.join(work, "state")
+    text = rules_text(["nodes"], state, overrides={r: {"enabled": False} for r in (
+        "node.unreachable", "agent.job_unhealthy", "agent.lustre_unhealthy", "agent.ib_unhealthy",
+        "agent.bpftrace_unhealthy", "agent.dtn_unhealthy")})
+    try:
+        with installed_agent("hpcsample", {"directory": work, "interval": 1}), \
+                installed_agent("hpcalarm", {"directory": state, "interval": 1}), running_pmie(text):
+            pid = _agent_pid("pmdas.hpcsample")
+            assert pid, "hpcsample's process not found"
+            os.kill(pid, signal.SIGKILL)
+            # pmcd notices at its next request to the agent (on a node, pmlogger's next sample).
+            run_pcp("pminfo", "-f", "hpc.sample.agent.up")
+            wait_alarms({"node.agent_down|hpcsample": 1})
+            assert run_pcp("pmsignal", "-a", "-s", "HUP", "pmcd").returncode == 0  # pmcd restarts dead agents
+            wait_for(lambda: _agent_pid("pmdas.hpcsample") not in (None, pid), 30, what="hpcsample restarted")
+            wait_alarms({"node.agent_down": 0})
+    finally:
         shutil.rmtree(work, ignore_errors=True)
