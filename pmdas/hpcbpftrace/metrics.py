@@ -108,16 +108,16 @@ STATUS = cluster(0, [
     Metric("script.restarts", U64, COUNTER, COUNT, "restarts after a crash",
            "Times the script was restarted (with exponential back-off) after bpftrace exited.",
            _status("restarts"), indom="script"),
-    Metric("script.recent_restarts", U32, INSTANT, COUNT, "restarts in the last 10 minutes",
-           "Times the script was restarted after bpftrace exited within the last 10 minutes "
-           "(restart_window); the alarm bpftrace.script_restarting watches it.",
-           _every_script("recent_restarts", 0), indom="script"),
     Metric("scripts.running", U32, INSTANT, COUNT, "scripts running now",
            "Number of scripts whose bpftrace is running.",
            lambda s: sum(1 for st in s.statuses.values() if st.state == "running")),
     Metric("scripts.failed", U32, INSTANT, COUNT, "scripts failed or unsupported",
            "Number of enabled scripts that failed or are unsupported on this kernel.",
            lambda s: sum(1 for st in s.statuses.values() if st.state in ("failed", "unsupported"))),
+    Metric("script.recent_restarts", U32, INSTANT, COUNT, "restarts in the last 10 minutes",
+           "Times the script was restarted after bpftrace exited within the last 10 minutes "
+           "(restart_window); the alarm bpftrace.script_restarting watches it.",
+           _every_script("recent_restarts", 0), indom="script"),
 ])
 
 DATA = cluster(1, [

@@ -111,10 +111,6 @@ JOB = cluster(1, [
     _job_metric("end_time", DOUBLE, INSTANT, SEC, "end_time", "end time (expected, if running)",
                 "When the job ended or is expected to end at its time limit, in "
                 "seconds since the epoch; unavailable without a limit."),
-    Metric("job.pending_time", U64, INSTANT, SEC, "seconds the job has been pending so far",
-           "Time since submission of a job that is still pending or held; 0 once it has "
-           "started or ended.  The alarm job.pending_too_long watches it.",
-           _pending_time, indom="job"),
     _job_metric("elapsed", U64, INSTANT, SEC, "elapsed", "run time so far",
                 "Wall-clock seconds the job has run (excluding suspended time on Slurm)."),
     _job_metric("time_limit", U64, INSTANT, SEC, "time_limit", "wall-time limit",
@@ -129,6 +125,10 @@ JOB = cluster(1, [
                 "PBS's negative codes mean PBS itself could not run the job."),
     _job_metric("exit_signal", U32, DISCRETE, NONE, "exit_signal", "signal that ended the job",
                 "Signal number that killed the job (0 if it exited by itself)."),
+    Metric("job.pending_time", U64, INSTANT, SEC, "seconds the job has been pending so far",
+           "Time since submission of a job that is still pending or held; 0 once it has "
+           "started or ended.  The alarm job.pending_too_long watches it.",
+           _pending_time, indom="job"),
 ])
 
 USAGE = cluster(2, [

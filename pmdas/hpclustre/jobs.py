@@ -9,8 +9,9 @@ the bucket gets exactly the increases of the jobs that are in it now.
 """
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .counters import CounterGuard
 from .job_stats import JobCounters, job_labels
@@ -57,6 +58,9 @@ class JobView:
     values: dict[str, dict[str, int]]
     tracked: int      # jobs seen across all filesystems before the cap
     dropped: int      # jobs folded into the "other" buckets
+    # instance → {"io_bytes": read+write bytes/s, "mdt_ops": metadata ops/s} over the last
+    # refresh interval; empty on the first refresh (no interval yet)
+    rates: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 class JobTotals:
@@ -68,6 +72,7 @@ class JobTotals:
         self._other: dict[str, dict[str, int]] = {}
         self._fresh: dict[tuple[str, str], dict[str, int]] = {}
         self._available: set[str] = set()
+        self._finished_at: float | None = None
 
     def update(self, filesystem: str, target: str, jobs: Mapping[str, JobCounters]) -> None:
         """Add one target's job_stats (already parsed) to this refresh."""
@@ -84,9 +89,12 @@ class JobTotals:
                 if step:
                     increases[name] = increases.get(name, 0) + step
 
-    def finish(self, limit: int) -> JobView:
+    def finish(self, limit: int, now: float | None = None) -> JobView:
         """Apply this refresh's increases; export the top ``limit`` jobs by bytes moved."""
         fresh, self._fresh = self._fresh, {}
+        now = time.monotonic() if now is None else now
+        elapsed = None if self._finished_at is None else now - self._finished_at
+        self._finished_at = now
         fields = [f for f in FIELDS if f in self._available]
         self._available = set()
         totals: dict[tuple[str, str], dict[str, int]] = {}
@@ -102,18 +110,31 @@ class JobTotals:
         kept = set(ranked[:max(0, limit)])
         labels: dict[str, dict[str, str]] = {}
         values: dict[str, dict[str, int]] = {}
+        steps: dict[str, dict[str, int]] = {}   # this refresh's increases per instance
         for key in ranked:
             filesystem, job_id = key
             if key in kept:
                 name = f"{filesystem}/{job_id}"
                 labels[name] = {"filesystem": filesystem, **job_labels(job_id)}
                 values[name] = {f: totals[key].get(f, 0) for f in fields}
+                steps[name] = fresh[key]
             else:
                 bucket = self._other.setdefault(filesystem, {})
-                for field, step in fresh[key].items():
-                    bucket[field] = bucket.get(field, 0) + step
+                step = steps.setdefault(f"{filesystem}/{OTHER}", {})
+                for name_, inc in fresh[key].items():
+                    bucket[name_] = bucket.get(name_, 0) + inc
+                    step[name_] = step.get(name_, 0) + inc
         for filesystem, bucket in self._other.items():
             name = f"{filesystem}/{OTHER}"
             labels[name] = {"filesystem": filesystem, "jobid": OTHER}
             values[name] = {f: bucket.get(f, 0) for f in fields}
-        return JobView(labels, values, len(totals), len(totals) - len(kept))
+        rates = {} if not elapsed or elapsed <= 0 else {
+            name: _rates(steps.get(name, {}), elapsed, "mdt_ops" in fields) for name in values}
+        return JobView(labels, values, len(totals), len(totals) - len(kept), rates)
+
+
+def _rates(step: Mapping[str, int], elapsed: float, has_mdt: bool) -> dict[str, float]:
+    out = {"io_bytes": (step.get("read_bytes", 0) + step.get("write_bytes", 0)) / elapsed}
+    if has_mdt:
+        out["mdt_ops"] = step.get("mdt_ops", 0) / elapsed
+    return out

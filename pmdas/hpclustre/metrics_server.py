@@ -5,9 +5,12 @@ from typing import Any
 
 from pmdas.common.table import (
     BYTES,
+    BYTES_PER_SEC,
     COUNT,
+    COUNT_PER_SEC,
     COUNTER,
     DISCRETE,
+    DOUBLE,
     INSTANT,
     KBYTES,
     NONE,
@@ -211,8 +214,20 @@ def _job_metrics() -> list[Metric]:
                lambda s: s.jobs.dropped if s.jobs else None),
         Metric("job.limit", U32, DISCRETE, COUNT, "configured job_limit",
                "Most job instances exported (the job_limit setting).", lambda s: s.job_limit),
+        Metric("job.io_rate", DOUBLE, INSTANT, BYTES_PER_SEC, "read plus write bytes per second",
+               "The job's read plus write bytes on this filesystem's local targets per second, over "
+               "the last refresh interval (the agent's own rate: it stays defined while other jobs "
+               "come and go, which a client-side rate over a changing instance set does not). "
+               "Unavailable until the second refresh.", _job_rate("io_bytes"), indom="job"),
+        Metric("job.mdt.ops_rate", DOUBLE, INSTANT, COUNT_PER_SEC, "metadata operations per second",
+               "The job's MDT operations per second over the last refresh interval, on nodes with "
+               "an MDT. Unavailable until the second refresh.", _job_rate("mdt_ops"), indom="job"),
     ]
     return m
+
+
+def _job_rate(kind: str):
+    return lambda s: {n: r[kind] for n, r in s.jobs.rates.items() if kind in r} if s.jobs else {}
 
 
 _LNET = [("errors", "errors", COUNT, "LNet message errors"),

@@ -44,9 +44,9 @@ def _faults(root: str) -> None:
 
 STATIC = ["lustre.target_space_low", "lustre.target_inodes_low", "lustre.target_recovering",
           "lustre.unhealthy"]
-# lustre.job_metadata_heavy / job_io_heavy are not shown live here: every demo advance ends
-# some jobs and starts others, and pmie leaves a rate over a changed instance set unknown.
-RATES = ["lustre.rpc_wait_high"]
+# Every demo advance ends some jobs and starts others: the per-job rules read the agent's own
+# rates (job.io_rate, job.mdt.ops_rate), which stay defined while the job set changes.
+RATES = ["lustre.rpc_wait_high", "lustre.job_io_heavy", "lustre.job_metadata_heavy"]
 
 
 def test_lustre_rules_fire_and_clear():
@@ -54,7 +54,9 @@ def test_lustre_rules_fire_and_clear():
     os.chmod(work, 0o755)
     settings = demo.prepare(work)
     root, state = settings["root"], os.path.join(work, "state")
-    overrides = {"lustre.rpc_wait_high": {"max_seconds": 0}}
+    overrides = {"lustre.rpc_wait_high": {"max_seconds": 0},
+                 "lustre.job_io_heavy": {"max_mbytes_per_sec": 0},
+                 "lustre.job_metadata_heavy": {"max_ops_per_sec": 0}}
     stop = threading.Event()
 
     def busy() -> None:

@@ -101,3 +101,27 @@ def test_huge_job_ids_are_shortened_but_stay_distinct():
 )
 def test_job_labels(job_id, expected):
     assert job_labels(job_id) == {"jobid": job_id, **expected}
+
+
+def test_job_rates_cover_every_exported_job_including_churn():
+    """Per-job rates over the refresh interval: defined for every job instance (new ones
+    and the [other] bucket too), so alarm rules never meet an unknown."""
+    from pmdas.hpclustre.jobs import OTHER, JobTotals
+    totals = JobTotals()
+    ost, mdt = "fs-OST0000", "fs-MDT0000"
+
+    def refresh(now, ost_jobs, mdt_jobs):
+        totals.update("fs", ost, {j: {"write_bytes": (n, "bytes", n * 4096)} for j, n in ost_jobs.items()})
+        totals.update("fs", mdt, {j: {"open": (n, "usecs", None)} for j, n in mdt_jobs.items()})
+        return totals.finish(limit=2, now=now)
+
+    first = refresh(100.0, {"a": 10, "b": 1, "c": 1}, {"a": 5})
+    assert first.rates == {}                                  # no interval yet
+    second = refresh(102.0, {"a": 30, "b": 1, "c": 3, "d": 2}, {"a": 25, "d": 4})
+    rates = second.rates
+    assert set(rates) == set(second.values)                   # every instance has a rate
+    assert rates["fs/a"] == {"io_bytes": 20 * 4096 / 2.0, "mdt_ops": 20 / 2.0}
+    assert set(rates) == {"fs/a", "fs/c", f"fs/{OTHER}"}       # top 2 by bytes, the rest folded
+    assert rates["fs/c"] == {"io_bytes": 2 * 4096 / 2.0, "mdt_ops": 0.0}
+    # b moved nothing; d is new: its whole first count is this interval's increase
+    assert rates[f"fs/{OTHER}"] == {"io_bytes": 2 * 4096 / 2.0, "mdt_ops": 4 / 2.0}
