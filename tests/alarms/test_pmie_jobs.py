@@ -1,7 +1,7 @@
 """Tier 2: a real Slurm → hpcjob under pmcd → real pmie → hpc.alarm.*.
 
 The conditions are made the way they happen on a cluster: an admin drains the
-node, a job waits on its begin time, the controller stops.  Each rule fires,
+node, then marks it down, a job waits on its begin time, the controller stops.  Each rule fires,
 then the condition is removed and the alarm clears.
 """
 from __future__ import annotations
@@ -47,6 +47,11 @@ def test_job_rules_fire_and_clear(slurm_cluster):
             c.run("scontrol", "update", f"NodeName={c.host}", "State=RESUME")
             wait_alarms({"job.nodes_drained": 0})
 
+            c.run("scontrol", "update", f"NodeName={c.host}", "State=DOWN", "Reason=alarm-test")
+            wait_alarms({"job.nodes_down|debug": 1, "job.nodes_down|long": 1})
+            c.run("scontrol", "update", f"NodeName={c.host}", "State=RESUME")
+            wait_alarms({"job.nodes_down": 0})
+
             waiting = c.sbatch("-J", "waits", "--begin=now+1hour", "--wrap", "true")
             wait_alarms({f"job.pending_too_long|{waiting}": 1})
             c.run("scancel", waiting)
@@ -65,6 +70,6 @@ def test_job_rules_fire_and_clear(slurm_cluster):
         if waiting:
             c.run("scancel", waiting, check=False)
         c.run("scontrol", "update", f"NodeName={c.host}", "State=RESUME", check=False)
-        wait_for(lambda: "drain" not in c.run("sinfo", "-h", "-o", "%T", check=False), 20,
-                 what="the node to leave drain")
+        wait_for(lambda: "idle" in c.run("sinfo", "-h", "-o", "%T", check=False), 30,
+                 what="the node to be idle again")
         shutil.rmtree(work, ignore_errors=True)
