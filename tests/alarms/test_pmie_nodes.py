@@ -85,9 +85,22 @@ def test_node_unreachable_fires_and_clears():
 
 
 def _agent_pid(module: str) -> int | None:
-    found = subprocess.run(["pgrep", "-f", "--", f"-m {module} "], capture_output=True,
-                           text=True).stdout.split()
-    return int(found[0]) if found else None
+    """The pid of the agent pmcd runs as ``python -m <module>`` (pmdaroot starts agents for
+    pmcd), not a leftover of another test."""
+    pmcd = subprocess.run(["pgrep", "-x", "pmcd|pmdaroot"], capture_output=True, text=True).stdout.split()
+    for entry in os.listdir("/proc"):
+        if not entry.isdecimal():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as f:
+                ppid = f.read().rsplit(")", 1)[1].split()[1]
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except (OSError, IndexError):
+            continue
+        if ppid in pmcd and module.encode() in argv:
+            return int(entry)
+    return None
 
 
 def test_agent_down_fires_and_clears():
@@ -105,7 +118,12 @@ def test_agent_down_fires_and_clears():
             assert pid, "hpcsample's process not found"
             os.kill(pid, signal.SIGKILL)
             # pmcd notices at its next request to the agent (on a node, pmlogger's next sample).
-            run_pcp("pminfo", "-f", "hpc.sample.agent.up")
+            def noticed() -> bool:
+                run_pcp("pminfo", "-f", "hpc.sample.agent.up")
+                status = run_pcp("pminfo", "-f", "pmcd.agent.status").stdout
+                return any('"hpcsample"' in line and not line.rstrip().endswith(" 0")
+                           for line in status.splitlines())
+            wait_for(noticed, 30, 0.5, what="pmcd to notice the dead agent")
             wait_alarms({"node.agent_down|hpcsample": 1})
             assert run_pcp("pmsignal", "-a", "-s", "HUP", "pmcd").returncode == 0  # pmcd restarts dead agents
             wait_for(lambda: _agent_pid("pmdas.hpcsample") not in (None, pid), 30, what="hpcsample restarted")
