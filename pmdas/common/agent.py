@@ -55,6 +55,10 @@ class Agent:
     def request_refresh(self) -> None:
         """Ask for a refresh now rather than at the next interval (the refresher wires this)."""
 
+    def prepare_process(self) -> None:
+        """Set process-wide things (interpreter settings) once, in the agent's own process
+        before its first refresh; never called by tests that build agents in-process."""
+
     def close(self) -> None:
         """Release what the agent started (child processes); called when pmcd lets it go."""
 

@@ -7,11 +7,13 @@ metric table, numbering instances) happens here, not on the fetch path.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +24,35 @@ from .sources import Results, SourceRunner
 from .table import Indom, Metric, check_table
 
 log = logging.getLogger(__name__)
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Run a block with Python's cyclic garbage collector paused, then let it catch up.
+
+    A cluster-view refresh allocates a few hundred thousand objects (50,000 jobs),
+    nearly all freed by reference counting.  The collector, woken every 700
+    allocations, would walk the half-built snapshot again and again, a third of the
+    refresh.  Paused, it runs once at the end, on the refreshing thread rather than
+    on whichever thread (a fetch) allocates next, collecting the generation its own
+    thresholds say is due: the same collections, at the end of the refresh instead
+    of during it.
+    """
+    if not gc.isenabled():   # someone else manages the collector
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+        gc.collect(_due_generation())
+
+
+def _due_generation() -> int:
+    """The oldest generation whose count passed its threshold, as the collector picks it."""
+    counts, thresholds = gc.get_count(), gc.get_threshold()
+    return next((g for g in (2, 1) if counts[g] > thresholds[g]), 0)
 
 
 @dataclass(frozen=True)
@@ -68,6 +99,10 @@ class Refresher:
 
     # -- one refresh -------------------------------------------------------
     def refresh_once(self) -> Published:
+        with collector_paused():
+            return self._refresh_once()
+
+    def _refresh_once(self) -> Published:
         started = time.monotonic()
         try:
             sources = list(self.agent.sources())
@@ -139,7 +174,9 @@ class Refresher:
                 labelled = {}
             ids = self._ids[indom.name].assign(labelled)
             self._ids[indom.name].save()
-            instances[indom.name] = {n: (ids[n], labelled[n]) for n in labelled}
+            # {name: (id, labels)}, built in C: a cluster-view job indom has 50,000 names.
+            instances[indom.name] = dict(zip(labelled, zip(map(ids.__getitem__, labelled),
+                                                           labelled.values(), strict=True), strict=True))
         if extractor_errors:
             health = dataclasses.replace(health, extractor_errors=health.extractor_errors + extractor_errors)
             values[f"{self.agent.root}.agent.extractor_errors"] = health.extractor_errors

@@ -6,7 +6,6 @@ Cluster-view metrics are unavailable on nodes running only the node view.
 from __future__ import annotations
 
 from collections.abc import Callable
-from operator import attrgetter
 from typing import Any
 
 from pmdas.common.table import (
@@ -24,19 +23,23 @@ from pmdas.common.table import (
     U32,
     U64,
     USEC,
+    Column,
     Indom,
     Metric,
     cluster,
 )
 
-from .model import JOB_STATES, NODE_STATES
+from .model import HELD, JOB_STATES, NODE_STATES, PENDING
+
+_WAITING = frozenset((PENDING, HELD))
 
 INDOMS = [
     Indom("job", 0, "jobs known to this agent",
           "Node view: the jobs the scheduler places on this node, plus any job with a cgroup "
           "here. Cluster view: every job the scheduler lists, including recently finished ones "
-          "still in its memory (Slurm MinJobAge, PBS job history). The instance name is the "
-          "scheduler's job id; labels carry job, user and account.",
+          "still in its memory (Slurm MinJobAge, PBS job history), each array task apart. The "
+          "instance name is the scheduler's job id; an array task not yet started has none of "
+          "its own and is named as users write it (6_2). Labels carry job, user and account.",
           lambda s: {i: {"job": i, "user": j.user, "account": j.account}
                      for i, j in s.jobs.items()}),
     Indom("partition", 1, "partitions (Slurm) or queues (PBS)",
@@ -54,17 +57,23 @@ INDOMS = [
 ]
 
 
-def _job(attr: str) -> Callable[[Any], dict]:
-    get = attrgetter(attr)
-    if attr == "reason":  # empty means "not pending": a value, not a gap
-        return lambda s: {i: get(j) for i, j in s.jobs.items()}
-    return lambda s: {i: v for i, j in s.jobs.items() if (v := get(j)) is not None and v != ""}
+def _job(attr: str, kind: str) -> Callable[[Any], Column]:
+    """One job attribute over all jobs, as a column (a cluster lists 50,000 jobs).
+
+    None is no value; so is an empty string, except an empty pending reason, which
+    means "not pending".
+    """
+    if kind != STRING or attr == "reason":
+        return lambda s: Column(s.job_names, s.job_columns[attr])
+    return lambda s: Column(s.job_names, tuple([v or None for v in s.job_columns[attr]]))
 
 
-def _pending_time(s: Any) -> dict:
-    waiting = ("pending", "held")
-    return {i: int(max(0.0, s.taken - j.submit_time)) if j.state in waiting else 0
-            for i, j in s.jobs.items() if j.submit_time is not None or j.state not in waiting}
+def _pending_time(s: Any) -> Column:
+    """Seconds since submission of waiting jobs (no value if the submit time is unknown), 0 for others."""
+    waiting_since = zip(s.job_columns["state"], s.job_columns["submit_time"], strict=True)
+    return Column(s.job_names, tuple([
+        (int(max(0.0, s.taken - submitted)) if submitted is not None else None)
+        if state in _WAITING else 0 for state, submitted in waiting_since]))
 
 
 def _usage(attr: str) -> Callable[[Any], dict]:
@@ -73,7 +82,7 @@ def _usage(attr: str) -> Callable[[Any], dict]:
 
 
 def _job_metric(name, type_, sem, units, attr, help_, long_help) -> Metric:
-    return Metric(f"job.{name}", type_, sem, units, help_, long_help, _job(attr), indom="job")
+    return Metric(f"job.{name}", type_, sem, units, help_, long_help, _job(attr, type_), indom="job")
 
 
 JOB = cluster(1, [
@@ -90,8 +99,8 @@ JOB = cluster(1, [
                 "Slurm partition(s) or PBS queue the job was submitted to."),
     _job_metric("name", STRING, DISCRETE, NONE, "name", "job name", "The job name given at submission."),
     _job_metric("array_id", STRING, DISCRETE, NONE, "display_id", "job id as users write it",
-                "The id users see: for array tasks 'array_task' (6_1), for the pending rest "
-                "of an array '6_[2-3]', otherwise the job id."),
+                "The id users see: for array tasks 'array_task' (6_1), otherwise the job id "
+                "('6_[2-3]', the pending rest of an array, only from a squeue without -r)."),
     _job_metric("nodes", U32, INSTANT, COUNT, "nodes", "nodes allocated or requested",
                 "Number of nodes the job runs on, or requests while pending."),
     _job_metric("node_list", STRING, INSTANT, NONE, "node_list", "nodes the job runs on",

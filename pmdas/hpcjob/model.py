@@ -5,9 +5,14 @@ collector and the metric table know nothing of which scheduler answered.
 """
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
+from operator import attrgetter
+from typing import NamedTuple
+
+import hostlist
 
 # Normalised job states.  "held" is a pending job held by a user or an admin
 # (Slurm: PENDING with reason JobHeld*; PBS: state H): admins count it apart
@@ -23,12 +28,32 @@ ACTIVE_STATES = (RUNNING, COMPLETING, SUSPENDED)
 NODE_STATES = ("idle", "allocated", "mixed", "down", "drain", "draining", "reserved",
                "completing", "other")
 
+_NO_HOSTS = frozenset(("", "N/A", "NONE", "Unknown", "UNLIMITED", "INVALID", "NOT_SET", "(null)"))
 
-@dataclass(frozen=True)
-class Job:
-    """One job (or array task, or the pending rest of an array) as the scheduler sees it."""
 
-    id: str                       # instance name: Slurm JobId / PBS job id ("13.server")
+@lru_cache(maxsize=1 << 14)
+def expand_hosts(node_list: str) -> tuple[str, ...]:
+    """'nva[59-60],nvb[10,13-15]' → each host name; an unparseable list gives ().
+
+    Cached: a cluster's jobs share far fewer distinct node lists than there are jobs.
+    """
+    if node_list in _NO_HOSTS:
+        return ()
+    try:
+        return tuple(hostlist.expand_hostlist(node_list))
+    except hostlist.BadHostlist:
+        return ()
+
+
+class Job(NamedTuple):
+    """One job (or array task) as the scheduler sees it.
+
+    A named tuple rather than a dataclass: a cluster view builds up to 50,000 of these
+    per refresh, and a tuple is built in half the time and takes half the memory.
+    """
+
+    id: str                       # instance name: Slurm JobID (ArrayJobID_TaskID for an array
+    #                               task not yet started) / PBS job id ("13.server")
     display_id: str = ""          # what users type: "6_1", "6_[2-3]", "13.server"
     state: str = OTHER            # one of JOB_STATES
     raw_state: str = ""           # the scheduler's own word (RUNNING, NODE_FAIL, R, ...)
@@ -37,8 +62,7 @@ class Job:
     partition: str = ""
     name: str = ""
     nodes: int | None = None
-    node_list: str = ""           # compressed, as the scheduler prints it
-    hosts: tuple[str, ...] = ()   # expanded
+    node_list: str = ""           # compressed ("nva[59-60]") or comma-separated host names
     cpus: int | None = None
     gpus: int | None = None
     memory: int | None = None     # bytes allocated (running) or requested (pending)
@@ -51,6 +75,11 @@ class Job:
     reason: str = ""
     exit_code: int | None = None
     exit_signal: int | None = None
+
+    @property
+    def hosts(self) -> tuple[str, ...]:
+        """The node list expanded, on demand: only the node view asks."""
+        return expand_hosts(self.node_list)
 
 
 @dataclass(frozen=True)
@@ -91,33 +120,46 @@ class JobCounts:
     accounts: Mapping[str, Tally] = field(default_factory=dict)
 
 
+_ACTIVE = frozenset(ACTIVE_STATES)
+_WAITING = frozenset((PENDING, HELD))
+_PARTITION_AND_STATE = attrgetter("partition", "state")
+
+
 def count_jobs(jobs: Iterable[Job]) -> JobCounts:
     """Per-partition state counts, pending reasons, per-user and per-account tallies."""
-    by_partition: dict[str, Counter] = defaultdict(Counter)
-    reasons: Counter = Counter()
-    users: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
-    accounts: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
-    for job in jobs:
-        by_partition[job.partition or "-"][job.state] += 1
-        if job.state == PENDING and job.reason:
-            reasons[job.reason] += 1
-        if job.state in ACTIVE_STATES:
-            slot, resources = 0, (job.cpus or 0, job.gpus or 0, job.memory or 0)
-        elif job.state in (PENDING, HELD):
-            slot, resources = 1, (0, 0, 0)
-        else:
-            continue
-        for owner, table in ((job.user, users), (job.account, accounts)):
-            row = table[owner or "-"]
-            row[slot] += 1
-            row[2] += resources[0]
-            row[3] += resources[1]
-            row[4] += resources[2]
+    jobs = list(jobs)
+    active = [j for j in jobs if j.state in _ACTIVE]
+    waiting = [j for j in jobs if j.state in _WAITING]
     return JobCounts(
-        {p: {s: c.get(s, 0) for s in JOB_STATES} for p, c in by_partition.items()},
-        dict(reasons),
-        {u: Tally(*row) for u, row in users.items()},
-        {a: Tally(*row) for a, row in accounts.items()})
+        _count_by_partition(jobs),
+        dict(Counter(j.reason for j in waiting if j.state == PENDING and j.reason)),
+        _tally(active, waiting, "user"),
+        _tally(active, waiting, "account"))
+
+
+def _count_by_partition(jobs: list[Job]) -> dict[str, dict[str, int]]:
+    counts: dict[str, dict[str, int]] = {}
+    for (partition, state), n in Counter(map(_PARTITION_AND_STATE, jobs)).items():
+        row = counts.setdefault(partition or "-", dict.fromkeys(JOB_STATES, 0))
+        if state in row:
+            row[state] += n
+    return counts
+
+
+def _tally(active: list[Job], waiting: list[Job], owner: str) -> dict[str, Tally]:
+    """Running and pending jobs per owner ('-' if none), and what the running ones hold."""
+    rows: dict[str, list[int]] = {}
+    for name, cpus, gpus, memory in map(attrgetter(owner, "cpus", "gpus", "memory"), active):
+        row = rows.get(name or "-")
+        if row is None:
+            row = rows[name or "-"] = [0, 0, 0, 0, 0]
+        row[0] += 1
+        row[2] += cpus or 0
+        row[3] += gpus or 0
+        row[4] += memory or 0
+    for name, count in Counter(map(attrgetter(owner), waiting)).items():
+        rows.setdefault(name or "-", [0, 0, 0, 0, 0])[1] += count
+    return {name: Tally(*row) for name, row in rows.items()}
 
 
 @dataclass(frozen=True)

@@ -153,7 +153,7 @@ def parse_qstat_jobs(text: str) -> list[Job]:
             user=owner.split("@")[0], account=str(a.get("Account_Name", "")),
             partition=str(a.get("queue", "")), name=str(a.get("Job_Name", "")),
             nodes=_int(requested.get("nodect")),
-            node_list=",".join(hosts), hosts=hosts,
+            node_list=",".join(hosts),
             cpus=_int(requested.get("ncpus")), gpus=_int(requested.get("ngpus")),
             memory=parse_size(requested.get("mem")),
             submit_time=parse_time(a.get("qtime") or a.get("ctime")),

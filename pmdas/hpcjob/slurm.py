@@ -13,8 +13,7 @@ import re
 from collections.abc import Iterator
 from datetime import datetime
 from functools import lru_cache
-
-import hostlist
+from sys import intern
 
 from .model import (
     CANCELLED,
@@ -46,7 +45,8 @@ _STATES = {
     "NODE_FAIL": FAILED, "OUT_OF_MEMORY": FAILED, "BOOT_FAIL": FAILED, "DEADLINE": TIMEOUT,
     "PREEMPTED": CANCELLED, "CONFIGURING": RUNNING, "STOPPED": SUSPENDED,
 }
-_FINISHED = (COMPLETED, FAILED, CANCELLED, TIMEOUT, OTHER)
+_FINISHED = frozenset((COMPLETED, FAILED, CANCELLED, TIMEOUT, OTHER))
+_WAITING = frozenset((PENDING, HELD))
 _NOT_SET = {"", "N/A", "NONE", "Unknown", "UNLIMITED", "INVALID", "NOT_SET", "(null)"}
 _SIZE = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40, "P": 1 << 50}
 _GPU = re.compile(r"gres[:/]gpu(?::[^:,()=]+)?[:=](\d+)")
@@ -67,25 +67,34 @@ def parse_time(text: str) -> float | None:
         return None
 
 
-@lru_cache(maxsize=1 << 14)
 def parse_duration(text: str) -> int | None:
-    """'[days-][hours:]minutes:seconds' (also plain minutes) → seconds; None for UNLIMITED etc."""
+    """'[days-][hours:]minutes:seconds' (also plain minutes) → seconds; None for UNLIMITED etc.
+
+    Not cached: a running job's used and left times are new strings every refresh.
+    """
     text = text.strip()
     if text in _NOT_SET:
         return None
     days, _, clock = text.rpartition("-")
     try:
-        parts = [int(p) for p in clock.split(":")]
+        numbers = list(map(int, clock.split(":")))
         day_count = int(days) if days else 0
     except ValueError:
         return None
-    if len(parts) == 1:          # a bare number is minutes (TimeLimit=30)
-        parts = [0, parts[0], 0]
-    while len(parts) < 3:
-        parts.insert(0, 0)
-    if len(parts) > 3 or day_count < 0 or any(p < 0 for p in parts):
+    if len(numbers) == 3:
+        hours, minutes, seconds = numbers
+    elif len(numbers) == 2:
+        hours, (minutes, seconds) = 0, numbers
+    elif len(numbers) == 1:      # a bare number is minutes (TimeLimit=30)
+        hours, minutes, seconds = 0, numbers[0], 0
+    else:
         return None
-    return ((day_count * 24 + parts[0]) * 60 + parts[1]) * 60 + parts[2]
+    if day_count < 0 or hours < 0 or minutes < 0 or seconds < 0:
+        return None
+    return ((day_count * 24 + hours) * 60 + minutes) * 60 + seconds
+
+
+_time_limit = lru_cache(maxsize=1 << 10)(parse_duration)   # limits repeat across jobs
 
 
 def parse_size(text: str, default_unit: str = "M") -> int | None:
@@ -120,17 +129,6 @@ def gpu_count(text: str) -> int | None:
     return sum(int(n) for n in found) if found else None
 
 
-@lru_cache(maxsize=1 << 14)
-def expand_hosts(node_list: str) -> tuple[str, ...]:
-    """'nva[59-60],nvb[10,13-15]' → each host name; an unparseable list gives ()."""
-    if not node_list or node_list in _NOT_SET:
-        return ()
-    try:
-        return tuple(hostlist.expand_hostlist(node_list))
-    except hostlist.BadHostlist:
-        return ()
-
-
 def _int(text: str) -> int | None:
     try:
         return int(text)
@@ -138,6 +136,7 @@ def _int(text: str) -> int | None:
         return None
 
 
+@lru_cache(maxsize=1 << 12)
 def job_state(raw: str, reason: str) -> str:
     """Normalise Slurm's state word; pending jobs held by user or admin count as held."""
     word = raw.split()[0].rstrip("+") if raw.strip() else ""
@@ -147,39 +146,81 @@ def job_state(raw: str, reason: str) -> str:
     return state
 
 
+@lru_cache(maxsize=1 << 14)
+def job_resources(alloc: str, per_node: str, nodes: str) -> tuple[int | None, int | None, int | None]:
+    """(node count, memory bytes, GPUs) from squeue's NumNodes, tres-alloc and tres-per-node.
+
+    Cached: many jobs of a cluster share one shape, so these strings repeat.
+    """
+    node_count = _int(nodes)
+    gpus = gpu_count(alloc)
+    if gpus is None:
+        per = gpu_count(per_node)
+        gpus = per * node_count if per is not None and node_count else None
+    return node_count, parse_size(tres(alloc).get("mem", "")), gpus
+
+
+class SqueueParser:
+    """Parses squeue listings, remembering the last one: a line seen last time (a pending
+    job, a finished one, any job whose clocks did not move) gives back the same Job
+    without being parsed again.  Most of a big cluster's queue is such lines.
+
+    One per agent, used by one refresh at a time; it holds the last listing's lines.
+    """
+
+    def __init__(self) -> None:
+        self._last: dict[str, Job] = {}
+
+    def parse(self, text: str) -> list[Job]:
+        """Lines of ``squeue -h -r --states=all -O SQUEUE_FORMAT``; lines that do not fit are skipped."""
+        last, seen, jobs = self._last, {}, []
+        width = len(SQUEUE_FIELDS)
+        for line in text.splitlines():
+            job = last.get(line)
+            if job is None:
+                fields = line.split("|", width - 1)
+                if len(fields) != width or not fields[1].isdecimal():
+                    continue
+                job = squeue_job(fields)
+            seen[line] = job
+            jobs.append(job)
+        self._last = seen
+        return jobs
+
+
 def parse_squeue(text: str) -> list[Job]:
-    """Lines of ``squeue -h --states=all -O SQUEUE_FORMAT``; lines that do not fit are skipped."""
-    jobs = []
-    width = len(SQUEUE_FIELDS)
-    for line in text.splitlines():
-        f = line.split("|", width - 1)
-        if len(f) != width or not f[1].isdecimal():
-            continue
-        (display, job_id, _array, _task, raw_state, user, account, partition, nodes, cpus,
-         alloc, per_node, submit, start, end, used, limit, left, reason, status, node_list,
-         name) = f
-        alloc_tres = tres(alloc)
-        node_count = _int(nodes)
-        gpus = gpu_count(alloc)
-        if gpus is None:
-            per = gpu_count(per_node)
-            gpus = per * node_count if per is not None and node_count else None
-        state = job_state(raw_state, reason)
-        # squeue prints the raw wait status (768 = exit 3); it means something only once done.
-        exit_status = _int(status) if state in _FINISHED else None
-        jobs.append(Job(
-            id=job_id, display_id=display, state=state,
-            raw_state=raw_state, user=user, account="" if account == "(null)" else account,
-            partition=partition, name=name, nodes=node_count, node_list=node_list,
-            hosts=expand_hosts(node_list), cpus=_int(cpus), gpus=gpus,
-            memory=parse_size(alloc_tres.get("mem", "")),
-            submit_time=parse_time(submit), start_time=parse_time(start),
-            end_time=parse_time(end), elapsed=parse_duration(used),
-            time_limit=parse_duration(limit), time_left=parse_duration(left),
-            reason="" if reason == "None" else reason,
-            exit_code=None if exit_status is None else (exit_status >> 8) & 0xFF,
-            exit_signal=None if exit_status is None else exit_status & 0x7F))
-    return jobs
+    """Lines of ``squeue -h -r --states=all -O SQUEUE_FORMAT``; lines that do not fit are skipped."""
+    return SqueueParser().parse(text)
+
+
+def squeue_job(fields: list[str]) -> Job:
+    """One squeue line, split into its SQUEUE_FIELDS, as a Job.
+
+    The instance name is the job id, except for an array task not yet started: with
+    ``-r`` every such task gets a line of its own but still shares its array's record
+    and job id, so it is named as users write it (6_2).  Once started it has a job id
+    of its own, the one its cgroup and Lustre's job_stats carry.
+    """
+    (display, job_id, array_id, task, raw_state, user, account, partition, nodes, cpus,
+     alloc, per_node, submit, start, end, used, limit, left, reason, status, node_list,
+     name) = fields
+    state = job_state(raw_state, reason)
+    node_count, memory, gpus = job_resources(alloc, per_node, nodes)
+    # squeue prints the raw wait status (768 = exit 3); it means something only once done.
+    exit_status = _int(status) if state in _FINISHED else None
+    waiting_in_array = job_id == array_id and state in _WAITING and task.isdecimal()
+    return Job(
+        id=display if waiting_in_array else job_id, display_id=job_id if display == job_id else display,
+        state=state, raw_state=intern(raw_state), user=intern(user),
+        account="" if account == "(null)" else intern(account), partition=intern(partition),
+        name=name, nodes=node_count, node_list=intern(node_list),
+        cpus=_int(cpus), gpus=gpus, memory=memory,
+        submit_time=parse_time(submit), start_time=parse_time(start),
+        end_time=parse_time(end), elapsed=parse_duration(used),
+        time_limit=_time_limit(limit), time_left=parse_duration(left),
+        reason="" if reason == "None" else intern(reason),
+        exit_code=None if exit_status is None else (exit_status >> 8) & 0xFF,
+        exit_signal=None if exit_status is None else exit_status & 0x7F)
 
 
 def node_state(raw: str) -> str:

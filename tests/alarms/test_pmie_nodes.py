@@ -5,15 +5,13 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
 import socket
-import subprocess
 import tempfile
 import threading
 
 import pytest
 
-from tests.harness.pcp import installed_agent, run_pcp, wait_for
+from tests.harness.pcp import installed_agent
 
 from .live import rules_text, running_pmie, wait_alarms
 
@@ -83,50 +81,3 @@ def test_node_unreachable_fires_and_clears():
         relay.close()
         shutil.rmtree(work, ignore_errors=True)
 
-
-def _agent_pid(module: str) -> int | None:
-    """The pid of the agent pmcd runs as ``python -m <module>`` (pmdaroot starts agents for
-    pmcd), not a leftover of another test."""
-    pmcd = subprocess.run(["pgrep", "-x", "pmcd|pmdaroot"], capture_output=True, text=True).stdout.split()
-    for entry in os.listdir("/proc"):
-        if not entry.isdecimal():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as f:
-                ppid = f.read().rsplit(")", 1)[1].split()[1]
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                argv = f.read().split(b"\0")
-        except (OSError, IndexError):
-            continue
-        if ppid in pmcd and module.encode() in argv:
-            return int(entry)
-    return None
-
-
-def test_agent_down_fires_and_clears():
-    """An agent process killed under pmcd → node.agent_down; pmcd restarts it on SIGHUP → clears."""
-    work = tempfile.mkdtemp(prefix="alarm-agent-")
-    os.chmod(work, 0o755)
-    state = os.path.join(work, "state")
-    text = rules_text(["nodes"], state, overrides={r: {"enabled": False} for r in (
-        "node.unreachable", "agent.job_unhealthy", "agent.lustre_unhealthy", "agent.ib_unhealthy",
-        "agent.bpftrace_unhealthy", "agent.dtn_unhealthy")})
-    try:
-        with installed_agent("hpcsample", {"directory": work, "interval": 1}), \
-                installed_agent("hpcalarm", {"directory": state, "interval": 1}), running_pmie(text):
-            pid = _agent_pid("pmdas.hpcsample")
-            assert pid, "hpcsample's process not found"
-            os.kill(pid, signal.SIGKILL)
-            # pmcd notices at its next request to the agent (on a node, pmlogger's next sample).
-            def noticed() -> bool:
-                run_pcp("pminfo", "-f", "hpc.sample.agent.up")
-                status = run_pcp("pminfo", "-f", "pmcd.agent.status").stdout
-                return any('"hpcsample"' in line and not line.rstrip().endswith(" 0")
-                           for line in status.splitlines())
-            wait_for(noticed, 30, 0.5, what="pmcd to notice the dead agent")
-            wait_alarms({"node.agent_down|hpcsample": 1})
-            assert run_pcp("pmsignal", "-a", "-s", "HUP", "pmcd").returncode == 0  # pmcd restarts dead agents
-            wait_for(lambda: _agent_pid("pmdas.hpcsample") not in (None, pid), 30, what="hpcsample restarted")
-            wait_alarms({"node.agent_down": 0})
-    finally:
-        shutil.rmtree(work, ignore_errors=True)

@@ -38,7 +38,13 @@ def test_job_shapes_match_scontrol(slurm_cluster):
     assert v["hpc.job.job.gpus"][running] == 1
     assert v["hpc.job.job.name"][running] == "run-één"
     assert v["hpc.job.job.pending_reason"][later] == "BeginTime"
-    assert v["hpc.job.job.array_id"][array].startswith(f"{array}_")
+    # squeue -r: one instance per array task, a started task by its own job id (its cgroup's),
+    # a task still waiting in the array's record by the id users write (6_2).
+    tasks = {shown: name for name, shown in v["hpc.job.job.array_id"].items()
+             if shown.startswith(f"{array}_")}
+    assert sorted(tasks) == [f"{array}_1", f"{array}_2", f"{array}_3"]
+    for shown, name in tasks.items():
+        assert name == (shown if states[name] == "pending" else c.job(shown)["JobId"])
     for job_id in (running, later, toobig, held, failing, cancelled):
         truth = c.job(job_id)
         assert v["hpc.job.job.scheduler_state"][job_id] == truth["JobState"]

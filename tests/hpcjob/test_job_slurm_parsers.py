@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pmdas.hpcjob import slurm
-from pmdas.hpcjob.model import count_jobs, count_nodes
+from pmdas.hpcjob.model import count_jobs, count_nodes, expand_hosts
 
 SLURM = FIXTURES / "slurm"
 
@@ -119,14 +119,14 @@ def test_duration_round_trip(d, h, m, s):
 def test_hostlist_round_trip(hosts):
     import hostlist
     names = sorted({f"{p}{n:03d}" for p, n in hosts})
-    assert sorted(slurm.expand_hosts(hostlist.collect_hostlist(names))) == names
+    assert sorted(expand_hosts(hostlist.collect_hostlist(names))) == names
 
 
 @given(st.text(max_size=2000))
 def test_parsers_never_raise_on_garbage(text):
     slurm.parse_squeue(text)
     slurm.parse_sinfo(text)
-    slurm.expand_hosts(text)
+    expand_hosts(text)
     slurm.gpu_count(text)
     try:
         slurm.parse_sdiag(text)
