@@ -17,7 +17,7 @@ setup(
     packages=find_packages(include=["pmdas", "pmdas.*", "hpc_pcp", "hpc_pcp.*",
                                     "dtn_transfer", "dtn_transfer.*"]),
     # The PCP bindings (pcp, cpmapi, cpmda) come from the distribution's python3-pcp.
-    install_requires=["pyyaml>=5.4", "click>=8.0", "python-hostlist>=1.21"],
+    install_requires=["pyyaml>=5.4", "click>=8.0", "python-hostlist>=1.21", "matplotlib>=3.6"],
     extras_require={"test": ["pytest>=7", "hypothesis>=6", "ruff>=0.4"]},
     data_files=[data("bpftrace_scripts", "*.bt"), data("pmie_rules"), data("grafana_dashboards", "*.json"),
                 *[data(d) for d in sorted(glob.glob("logger/pmlogconf/*"))]],

@@ -17,6 +17,7 @@ import time
 
 import click
 
+from . import adaptive
 from .endpoints import EndpointError, parse_endpoint
 from .execute import Executor
 from .plan import BINS, Plan, PlanError, make_plan, walk
@@ -35,6 +36,7 @@ from .state import (
     runs_dir,
     write_json_atomic,
 )
+from .testbed.cli import sweep_command, testbed_group
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_FATAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 4
 _SUFFIX = {"": 1, "K": 1024, "M": 1024 ** 2, "G": 1024 ** 3, "T": 1024 ** 4}
@@ -165,9 +167,23 @@ def plan_command(src, dst, concurrency, parallelism, pipelining, nodes, tcp_buff
 @click.option("--dry-run", is_flag=True, help="Plan and print, move nothing.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress display; only failures and the exit code.")
 @click.option("--json", "as_json", is_flag=True, help="Print the final report as JSON.")
+@click.option("--auto", is_flag=True,
+              help="Choose C, P and pipelining: start from a model of the path and the file sizes, then "
+                   "adjust between batches from measured throughput (report in the run's auto.json).")
+@click.option("--bandwidth", type=Size(), default=None,
+              help="With --auto: bytes/s one node pair can move (NIC), e.g. 1G. Default: from the testbed "
+                   "owning the nodes, else 10 Gb/s.")
+@click.option("--stream-rate", type=Size(), default=None,
+              help="With --auto: bytes/s one TCP stream reaches (window/RTT), e.g. 64M. Default: from the "
+                   "testbed, else bandwidth/16.")
+@click.option("--probe-budget", type=click.FloatRange(1, 600), default=30.0, show_default=True,
+              help="With --auto: seconds of probing per size class; then the search settles.")
 def run_command(src, dst, concurrency, parallelism, pipelining, nodes, tcp_buffer, bdp, sync, verify,
-                retries, stall_timeout, resume, dry_run, quiet, as_json) -> None:
+                retries, stall_timeout, resume, dry_run, quiet, as_json, auto, bandwidth, stream_rate,
+                probe_budget) -> None:
     """Copy the data set SRC to DST (both endpoints), or --resume RUN."""
+    if auto and (concurrency or parallelism):
+        raise click.UsageError("--auto chooses -c/-p itself; leave them out")
     base = runs_dir()
     if resume:
         run_id, run_path = resume, os.path.join(base, resume)
@@ -214,8 +230,12 @@ def run_command(src, dst, concurrency, parallelism, pipelining, nodes, tcp_buffe
     run.publish(force=True)
 
     show = not quiet and not as_json and sys.stderr.isatty()
+    tuner = None
+    if auto or (resume and adaptive.is_auto_run(run_path)):
+        say = None if quiet or as_json else (lambda line: click.echo(f"\r{line}", err=True))
+        tuner = adaptive.start(plan, run, run_path, bandwidth, stream_rate, probe_budget, say)
     executor = Executor(plan, settings, run, journal, os.path.join(run_path, "work"),
-                        on_tick=_progress_line if show else None)
+                        on_tick=_progress_line if show else None, batcher=tuner.batcher if tuner else None)
     interrupted = []
 
     def on_signal(signum, _frame):  # noqa: ANN001
@@ -238,6 +258,8 @@ def run_command(src, dst, concurrency, parallelism, pipelining, nodes, tcp_buffe
     report = {"run": run_id, "state": run.state, "files": final.get("files"), "bytes": final.get("bytes"),
               "throughput_average": final.get("throughput", {}).get("average"),
               "not_transferred": [{"file": r, "reason": why} for r, why in sorted(unattempted.items())]}
+    if tuner is not None:
+        report["auto"] = adaptive.finish(tuner, run_path)
     if as_json:
         click.echo(json.dumps(report, indent=1, ensure_ascii=False))
     else:
@@ -247,12 +269,25 @@ def run_command(src, dst, concurrency, parallelism, pipelining, nodes, tcp_buffe
                        f"{files.get('skipped')} skipped, "
                        f"{len(unattempted)} not transferred of {files.get('total')}; "
                        f"{human(report['bytes']['done'])} at {human(report['throughput_average'] or 0)}/s")
+        if tuner is not None and not quiet:
+            _print_auto(report["auto"])
         for item in report["not_transferred"]:
             click.echo(f"NOT TRANSFERRED {item['file']!r}: {item['reason']}", err=True)
     if interrupted:
         click.echo(f"interrupted; continue with: dtn-transfer run --resume {run_id}", err=True)
         sys.exit(EXIT_INTERRUPTED)
     sys.exit(EXIT_PARTIAL if unattempted else EXIT_OK)
+
+
+def _print_auto(summary: dict) -> None:
+    """What --auto chose per size class and why, and throughput over time (one line per sample)."""
+    for size_class, c in summary["classes"].items():
+        m, f = c["model"], c["final"]
+        click.echo(f"auto [class {size_class}]: model C={m['concurrency']} P={m['parallelism']} -> chose "
+                   f"C={f['concurrency']} P={f['parallelism']} after {c['probing_seconds']:.1f}s probing "
+                   f"{c['points_tried']} points")
+    rates = " ".join(f"{s['rate'] / 2**20:.1f}" for s in summary["timeline"])
+    click.echo(f"throughput over time (MiB/s, 1 s apart, {summary['timeline_measured_at']}): {rates}")
 
 
 def _progress_line(run: RunState) -> None:
@@ -310,6 +345,9 @@ def list_command(as_json) -> None:
                    f"{r['files'].get('done', 0)}/{r['files'].get('total', 0)} files  "
                    f"{human(r['bytes'].get('done', 0))}  {r['source']} -> {r['dest']}")
 
+
+main.add_command(testbed_group)
+main.add_command(sweep_command)
 
 if __name__ == "__main__":
     main()

@@ -18,7 +18,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from .endpoints import nameable
@@ -83,12 +83,22 @@ def reason_for(plan: Plan, f: PlannedFile, problem: str, attempt: Attempt) -> st
     return text if len(text) <= 400 else text[:397] + "..."
 
 
+Batcher = Callable[[Plan, Settings, list[PlannedFile]], dict[int, Iterable[Batch]]]
+
+
 class Executor:
+    """Runs a plan.  ``batcher`` turns the files of a round into batches per node pair; the
+    default is ``schedule`` (fixed C/P per size class).  Auto-tuning passes one whose
+    per-pair iterables are generators: each batch is formed when the pair is ready for it,
+    so C/P can change between batches."""
+
     def __init__(self, plan: Plan, settings: Settings, run: RunState, journal: Journal,
-                 work_dir: str, on_tick: Callable[[RunState], None] | None = None):
+                 work_dir: str, on_tick: Callable[[RunState], None] | None = None,
+                 batcher: Batcher | None = None):
         self.plan, self.settings, self.run, self.journal = plan, settings, run, journal
         self.work_dir = work_dir
         self.on_tick = on_tick
+        self.batcher = batcher or schedule
         self.third_party = not plan.source.local and not plan.dest.local
         self._seq = 0
         self._lock = threading.Lock()
@@ -178,7 +188,7 @@ class Executor:
             self.on_tick(self.run)
 
     # -- one pair's work in one round -----------------------------------------------
-    def _work_pair(self, batches: list[Batch], attempt_no: int,
+    def _work_pair(self, pair_index: int, batches: Iterable[Batch], attempt_no: int,
                    failed: dict[str, tuple[PlannedFile, str]]) -> None:
         for batch in batches:
             if self._stop.is_set():
@@ -204,8 +214,8 @@ class Executor:
                 with self.run._lock:
                     pair.state = "down"   # a node does not answer: retries go to other pairs
             self._tick()
-        pair_state = self.run.pairs[batches[0].pair] if batches else None
-        if pair_state is not None and pair_state.state == "active":
+        pair_state = self.run.pairs[pair_index]
+        if pair_state.state == "active":
             with self.run._lock:
                 pair_state.state = "idle"
 
@@ -242,9 +252,9 @@ class Executor:
             for f in pending:
                 tried.setdefault(f.relpath, set()).add(f.pair)
             failed: dict[str, tuple[PlannedFile, str]] = {}
-            threads = [threading.Thread(target=self._work_pair, args=(batches, attempt_no, failed),
+            threads = [threading.Thread(target=self._work_pair, args=(p, batches, attempt_no, failed),
                                         name=f"pair-{p}", daemon=True)
-                       for p, batches in schedule(self.plan, self.settings, pending).items() if batches]
+                       for p, batches in self.batcher(self.plan, self.settings, pending).items() if batches]
             for t in threads:
                 t.start()
             for t in threads:

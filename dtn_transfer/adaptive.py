@@ -1,0 +1,243 @@
+"""Auto-tuned execution: batches formed on demand with the C/P the search currently wants.
+
+``AutoTuner.batcher`` plugs into ``Executor`` in place of ``schedule``.  Each node pair
+gets a generator over its files (small size class first, as ``schedule`` does); when
+the pair is ready for work, the generator asks the size class's ``OnlineSearch`` for
+its current point and cuts a batch big enough to keep all C slots busy for about
+``probe_seconds`` (once settled: as many files as ``schedule`` would batch, and at
+least ``exploit_seconds`` of data).  When the executor comes back
+for the next batch, the previous one has finished and been verified, so the bytes the
+pair verified over that wall time are an honest sample of the setting's throughput,
+process start and verification included.  The search then moves, and the next batch
+runs with the new C/P: switching happens between batches, never inside one.
+"""
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+
+from .plan import BINS, Plan, PlannedFile
+from .schedule import MAX_BATCH_BYTES, MAX_BATCH_FILES, Batch, Settings, Tuning, batch_files
+from .state import RunState, write_json_atomic
+from .tune import BLOCK, Choice, Limits, OnlineSearch, PathModel, Point, model_choice
+
+Report = Callable[[str], None]
+DEFAULT_BANDWIDTH = 1.25e9     # 10 Gb/s NIC, when nothing is known of the path
+DEFAULT_STREAMS_TO_FILL = 16   # and a WAN stream reaching 1/16 of it
+
+
+def path_model(plan: Plan, bandwidth: float | None = None, stream_rate: float | None = None) -> PathModel:
+    """The path as the user gave it, else as the testbed owning the nodes shapes it, else defaults."""
+    if bandwidth and stream_rate:
+        return PathModel(bandwidth, stream_rate, origin="options")
+    from .testbed import find_by_node  # late: the testbed is optional
+    layout = find_by_node([n for pair in plan.pairs for n in pair if n])
+    if layout is not None:
+        return PathModel(bandwidth or layout.node_rate, stream_rate or layout.flow_rate or layout.node_rate,
+                         origin=f"testbed {layout.name}")
+    bandwidth = bandwidth or DEFAULT_BANDWIDTH
+    return PathModel(bandwidth, stream_rate or bandwidth / DEFAULT_STREAMS_TO_FILL,
+                     origin="options and defaults" if bandwidth or stream_rate else "defaults")
+
+
+class AutoTuner:
+    def __init__(self, plan: Plan, run: RunState, path: PathModel, limits: Limits = Limits(),
+                 probe_seconds: float = 4.0, exploit_seconds: float = 15.0, probe_budget: float = 30.0,
+                 report: Report | None = None, clock: Callable[[], float] = time.monotonic):
+        self.plan, self.run, self.path, self.limits = plan, run, path, limits
+        self.probe_seconds, self.exploit_seconds = probe_seconds, exploit_seconds
+        self.probe_budget = probe_budget
+        self.report = report
+        self.clock = clock
+        self.t0 = clock()
+        self._lock = threading.Lock()
+        self.models: dict[str, Choice] = {}
+        self.searches: dict[str, OnlineSearch] = {}
+        self.timeline: list[dict] = []
+        self._sampler: threading.Thread | None = None
+        self.measured_at = ""
+        self._stop = threading.Event()
+
+    # -- per size class --------------------------------------------------------------
+    def _search(self, size_class: str) -> OnlineSearch:
+        with self._lock:
+            if size_class not in self.searches:
+                files = [f for f in self.plan.files if f.bin == size_class]
+                pairs = max(1, len({f.pair for f in files}))
+                per_pair = max(1, len(files) // pairs)
+                choice = model_choice([f.size for f in files], per_pair, self.path, self.limits)
+                self.models[size_class] = choice
+                search = OnlineSearch(
+                    choice.point, self.limits, now=self.now(), probe_budget=self.probe_budget,
+                    samples_needed=pairs, max_point=Point(max(1, per_pair), self.limits.max_parallelism))
+                self.searches[size_class] = search
+                self._say(f"auto [class {size_class}] model: {choice.point}, pipelining "
+                          f"{'on' if choice.pipelining else 'off'} - {choice.reason}")
+                avg = sum(f.size for f in files) / len(files)
+                point = search.current
+                least = min(point.concurrency, per_pair)
+                shortest = least * avg / self.expected_rate(size_class, point, avg)
+                if shortest > self.probe_budget:
+                    decision = search.settle_now(
+                        self.now(), f"one batch ({least} files) takes ~{shortest:.0f}s, more than the "
+                                    f"{self.probe_budget:.0f}s probe budget: keeping the model's point")
+                    self._say(f"auto [class {size_class}] {decision.point}: settle: {decision.why}")
+            return self.searches[size_class]
+
+    def now(self) -> float:
+        return self.clock() - self.t0
+
+    def _say(self, text: str) -> None:
+        if self.report is not None:
+            self.report(text)
+
+    def expected_rate(self, size_class: str, point: Point, avg_size: float) -> float:
+        """Bytes/s per pair: measured for this point if known, else what the path model predicts."""
+        probe = self.searches[size_class].probes.get(point)
+        if probe is not None and probe.rates:
+            return probe.rate
+        streams = point.concurrency * min(point.parallelism, max(1, int(avg_size // BLOCK) + 1))
+        return min(self.path.bandwidth, streams * self.path.stream_rate)
+
+    # -- batches ----------------------------------------------------------------------
+    def batcher(self, plan: Plan, settings: Settings, files: list[PlannedFile]) -> dict[int, Iterator[Batch]]:
+        """Executor hook: one generator of batches per node pair."""
+        order = {b: i for i, b in enumerate(BINS)}
+        by_pair: dict[int, list[PlannedFile]] = {}
+        for f in sorted(files, key=lambda f: (order[f.bin], f.relpath)):
+            by_pair.setdefault(f.pair, []).append(f)
+        return {pair: self._pair_batches(pair, queue) for pair, queue in by_pair.items()}
+
+    def _pair_batches(self, pair: int, files: list[PlannedFile]) -> Iterator[Batch]:
+        queue = deque(files)
+        while queue:
+            size_class = queue[0].bin
+            search = self._search(size_class)
+            with self._lock:
+                point, settled = search.current, search.settled
+                pipelining = self.models[size_class].pipelining
+            same = [f for f in queue if f.bin == size_class]
+            avg = sum(f.size for f in same) / len(same)
+            target = self.expected_rate(size_class, point, avg) * (
+                self.exploit_seconds if settled else self.probe_seconds)
+            # Settled: batches as long as ``schedule`` makes them (few boundaries, where slots
+            # idle while the last files finish); probing: about probe_seconds each.
+            least = batch_files(point.concurrency) if settled else point.concurrency
+            chosen: list[PlannedFile] = []
+            nbytes = 0
+            while queue and queue[0].bin == size_class and len(chosen) < MAX_BATCH_FILES and (
+                    len(chosen) < least or nbytes < target) and nbytes < MAX_BATCH_BYTES:
+                f = queue.popleft()
+                chosen.append(f)
+                nbytes += f.size
+            batch = Batch(pair, size_class, tuple(chosen), Tuning(point.concurrency, point.parallelism,
+                                                                  pipelining))
+            pair_state = self.run.pairs[pair]
+            before, started = pair_state.bytes_done, self.clock()
+            yield batch
+            seconds = max(1e-3, self.clock() - started)
+            rate = (pair_state.bytes_done - before) / seconds
+            with self._lock:
+                made = search.record(point, rate, self.now())
+                following = str(search.current)
+            settling = any(d.settles for d in made)
+            for decision in made:
+                verb = decision.action if settling else f"{decision.action}, next {following}"
+                self._say(f"auto [class {size_class}] t={decision.t:5.1f}s {decision.point}: "
+                          f"{decision.rate / 2**20:6.2f} MiB/s per pair -> {verb}: {decision.why}")
+
+    # -- throughput over time -------------------------------------------------------------
+    def start_sampling(self, interval: float = 1.0, delivered: Callable[[], int] | None = None) -> None:
+        """Throughput over time, every ``interval`` s: bytes delivered at the destination nodes'
+        links when ``delivered`` can count them (a testbed), else the run's bytes (verified at
+        batch ends plus globus-url-copy's progress markers, so it moves in steps)."""
+        self.measured_at = "destination links" if delivered else "verified bytes and progress markers"
+        count = delivered or self.run.moved
+        base = count()
+
+        def loop() -> None:
+            last = (self.now(), 0)
+            while not self._stop.wait(interval):
+                now, moved = self.now(), count() - base
+                with self._lock:
+                    points = {b: str(s.current) for b, s in self.searches.items()}
+                self.timeline.append({"t": round(now, 2), "bytes": moved,
+                                      "rate": max(0.0, (moved - last[1]) / max(1e-9, now - last[0])),
+                                      "settings": points})
+                last = (now, moved)
+        self._sampler = threading.Thread(target=loop, name="auto-sampler", daemon=True)
+        self._sampler.start()
+
+    def stop_sampling(self) -> None:
+        self._stop.set()
+        if self._sampler is not None:
+            self._sampler.join(2.0)
+
+    def summary(self) -> dict:
+        """What was chosen and why, per size class, and throughput over time (JSON-able)."""
+        with self._lock:
+            classes = {}
+            for size_class, search in self.searches.items():
+                model = self.models[size_class]
+                final = search.current
+                classes[size_class] = {
+                    "model": {"concurrency": model.point.concurrency, "parallelism": model.point.parallelism,
+                              "pipelining": model.pipelining, "reason": model.reason},
+                    "final": {"concurrency": final.concurrency, "parallelism": final.parallelism,
+                              "settled": search.settled,
+                              "rate_per_pair": search.probes[final].rate if final in search.probes else None},
+                    "probing_seconds": round(search.probing_time, 2),
+                    "points_tried": len(search.probes),
+                    "decisions": [d.to_json() for d in search.decisions]}
+            return {"path": {"bandwidth": self.path.bandwidth, "stream_rate": self.path.stream_rate,
+                             "rtt": self.path.rtt, "origin": self.path.origin},
+                    "limits": {"max_concurrency": self.limits.max_concurrency,
+                               "max_parallelism": self.limits.max_parallelism,
+                               "max_streams": self.limits.max_streams},
+                    "classes": classes, "timeline": list(self.timeline),
+                    "timeline_measured_at": self.measured_at}
+
+
+def start(plan: Plan, run: RunState, run_path: str, bandwidth: float | None, stream_rate: float | None,
+          probe_budget: float, report: Report | None) -> AutoTuner:
+    """Set up auto-tuning for a run (``run --auto`` and its ``--resume``); options are kept in the run."""
+    options_file = os.path.join(run_path, "auto-options.json")
+    if os.path.exists(options_file):
+        with open(options_file, encoding="utf-8") as f:
+            kept = json.load(f)
+        bandwidth, stream_rate = bandwidth or kept.get("bandwidth"), stream_rate or kept.get("stream_rate")
+        probe_budget = kept.get("probe_budget", probe_budget)
+    else:
+        write_json_atomic(options_file, {"bandwidth": bandwidth, "stream_rate": stream_rate,
+                                         "probe_budget": probe_budget})
+    tuner = AutoTuner(plan, run, path_model(plan, bandwidth, stream_rate), probe_budget=probe_budget,
+                      report=report)
+    tuner.start_sampling(delivered=link_counter(plan))
+    return tuner
+
+
+def link_counter(plan: Plan) -> Callable[[], int] | None:
+    """Bytes delivered to the plan's destination nodes, if they are testbed nodes (else None)."""
+    from .testbed import find_by_node
+    from .testbed.meter import port_counters
+    layout = find_by_node(plan.dest.nodes)
+    if layout is None:
+        return None
+    ports = [n.wan_port for n in layout.nodes if n.endpoint in plan.dest.nodes]
+    return lambda: sum(port_counters(layout).get(p, (0, 0))[0] for p in ports)
+
+
+def finish(tuner: AutoTuner, run_path: str) -> dict:
+    """Stop sampling, write ``auto.json`` into the run, return the summary."""
+    tuner.stop_sampling()
+    summary = tuner.summary()
+    write_json_atomic(os.path.join(run_path, "auto.json"), summary)
+    return summary
+
+
+def is_auto_run(run_path: str) -> bool:
+    return os.path.exists(os.path.join(run_path, "auto-options.json"))

@@ -1,0 +1,167 @@
+"""What a testbed is made of: names, addresses, links, rates, directories (pure, JSON-able).
+
+``<name>-wan`` holds the bridge that stands for the WAN; each DTN node is a namespace
+``<name>-s<i>`` (source cluster) or ``<name>-d<i>`` (destination cluster) whose ``eth0`` is
+a veth into the bridge; the root namespace reaches the bridge through ``<name>-h`` (no
+shaping there: it carries only control channels, since transfers are third-party).
+Addresses come from one /24: sources ``.11…``, destinations ``.21…``, the host ``.254``.
+"""
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import re
+from dataclasses import asdict, dataclass, field
+
+from ..state import state_dir, write_json_atomic
+from .shaping import Shape
+
+NAME = re.compile(r"^[a-z][a-z0-9]{1,9}$")
+MAX_NODES = 4
+GRIDFTP_PORT = 2811
+SOURCE, DEST = "source", "dest"
+
+
+class LayoutError(ValueError):
+    """A testbed request that cannot be built; one sentence for the user."""
+
+
+@dataclass(frozen=True)
+class Node:
+    role: str            # SOURCE or DEST
+    index: int           # 1-based within its cluster
+    namespace: str
+    address: str
+    port: int
+    wan_port: str        # the node's link as seen in the WAN namespace (bridge port)
+
+    @property
+    def endpoint(self) -> str:
+        return f"{self.address}:{self.port}"
+
+    @property
+    def label(self) -> str:
+        return f"{'s' if self.role == SOURCE else 'd'}{self.index}"
+
+
+@dataclass
+class Layout:
+    name: str
+    subnet: str
+    source_nodes: int
+    dest_nodes: int
+    node_rate: int
+    flow_rate: int | None
+    buckets: int
+    mtu: int
+    root: str                                  # data directories live below it
+    nodes: list[Node] = field(default_factory=list)
+    datasets: dict[str, dict] = field(default_factory=dict)    # shape → {files, bytes, source, dest}
+    state: str = "planned"                     # planned, up, failed
+
+    @property
+    def wan(self) -> str:
+        return f"{self.name}-wan"
+
+    @property
+    def host_link(self) -> str:
+        return f"{self.name}-h"
+
+    @property
+    def host_address(self) -> str:
+        return str(ipaddress.ip_network(self.subnet)[254])
+
+    @property
+    def prefix_len(self) -> int:
+        return ipaddress.ip_network(self.subnet).prefixlen
+
+    @property
+    def shape(self) -> Shape:
+        return Shape(self.node_rate, self.flow_rate, self.buckets)
+
+    @property
+    def namespaces(self) -> list[str]:
+        return [self.wan] + [n.namespace for n in self.nodes]
+
+    def cluster(self, role: str) -> list[Node]:
+        return [n for n in self.nodes if n.role == role]
+
+    def source_dir(self, dataset: str = "") -> str:
+        return os.path.join(self.root, "source", dataset) if dataset else os.path.join(self.root, "source")
+
+    def dest_dir(self, dataset: str = "") -> str:
+        return os.path.join(self.root, "dest", dataset) if dataset else os.path.join(self.root, "dest")
+
+    def to_json(self) -> dict:
+        doc = asdict(self)
+        doc["nodes"] = [asdict(n) for n in self.nodes]
+        return doc
+
+    @classmethod
+    def from_json(cls, doc: dict) -> Layout:
+        nodes = [Node(**n) for n in doc.pop("nodes", [])]
+        return cls(**doc, nodes=nodes)
+
+
+def plan_layout(name: str = "dtnb", source_nodes: int = 3, dest_nodes: int = 3,
+                subnet: str = "10.213.0.0/24", node_rate: int = 4 << 20, flow_rate: int | None = 256 << 10,
+                buckets: int = 256, mtu: int = 9000, root: str | None = None) -> Layout:
+    """Validate a request and assign namespaces and addresses."""
+    if not NAME.match(name):
+        raise LayoutError(f"testbed name {name!r} must be 2-10 lowercase letters or digits, "
+                          f"starting with a letter")
+    for count, what in ((source_nodes, "source"), (dest_nodes, "destination")):
+        if not 1 <= count <= MAX_NODES:
+            raise LayoutError(f"{what} cluster must have 1 to {MAX_NODES} nodes, not {count}")
+    try:
+        net = ipaddress.ip_network(subnet)
+    except ValueError as exc:
+        raise LayoutError(f"subnet {subnet!r}: {exc}") from None
+    if net.version != 4 or net.prefixlen != 24 or not net.is_private:
+        raise LayoutError(f"subnet {subnet} must be a private IPv4 /24")
+    Shape(node_rate, flow_rate, buckets)            # raises ValueError on nonsense
+    layout = Layout(name, str(net), source_nodes, dest_nodes, node_rate, flow_rate, buckets, mtu,
+                    root or os.path.join("/tmp", f"{name}-data"))
+    for role, count, first, letter in ((SOURCE, source_nodes, 11, "s"), (DEST, dest_nodes, 21, "d")):
+        for i in range(1, count + 1):
+            layout.nodes.append(Node(role, i, f"{name}-{letter}{i}", str(net[first + i - 1]), GRIDFTP_PORT,
+                                     f"{letter}{i}"))
+    return layout
+
+
+def layouts_dir() -> str:
+    return os.path.join(state_dir(), "testbeds")
+
+
+def layout_path(name: str) -> str:
+    return os.path.join(layouts_dir(), f"{name}.json")
+
+
+def save(layout: Layout) -> str:
+    os.makedirs(layouts_dir(), exist_ok=True)
+    path = layout_path(layout.name)
+    write_json_atomic(path, layout.to_json())
+    return path
+
+
+def load(name: str) -> Layout | None:
+    try:
+        with open(layout_path(name), encoding="utf-8") as f:
+            return Layout.from_json(json.load(f))
+    except FileNotFoundError:
+        return None
+
+
+def forget(name: str) -> None:
+    try:
+        os.unlink(layout_path(name))
+    except FileNotFoundError:
+        pass
+
+
+def known() -> list[str]:
+    try:
+        return sorted(f[:-5] for f in os.listdir(layouts_dir()) if f.endswith(".json"))
+    except FileNotFoundError:
+        return []

@@ -1,0 +1,142 @@
+"""One measured transfer on the testbed: fixed C/P or --auto, bounded in time.
+
+A trial copies a testbed data set between the first N nodes of each cluster with the
+real executor (globus-url-copy, verification, journal), while a ``LinkMeter`` samples
+the bytes delivered to the destination nodes.  Throughput is the steady rate over a
+window: after ``warmup`` (process start, logins, first data channels) until the trial
+is stopped after ``seconds`` or, if the data set ran out first, until 90% of its bytes
+had arrived (the last files finish one by one, which says nothing about C and P).  For
+``--auto`` the window starts a second after the search settled, so probing is reported
+separately (its length and the whole-run rate) from the rate it settled at.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+
+from .adaptive import AutoTuner, path_model
+from .endpoints import parse_endpoint
+from .execute import Executor
+from .plan import SourceFile, make_plan, walk
+from .schedule import Settings
+from .state import Journal, PairState, RunState
+from .testbed import Testbed
+from .testbed.meter import LinkMeter, Trace
+
+
+@dataclass
+class TrialResult:
+    label: str
+    dataset: str
+    nodes: int
+    concurrency: int | None
+    parallelism: int | None
+    auto: bool
+    rate: float                  # bytes/s, steady window (link level)
+    window: tuple[float, float]
+    whole_rate: float            # bytes/s from warmup to the end (auto: probing included)
+    verified_bytes: int
+    seconds: float
+    completed: bool
+    trace: Trace = field(default_factory=Trace)
+    auto_summary: dict | None = None
+    note: str = ""
+
+    def to_json(self) -> dict:
+        return {"label": self.label, "dataset": self.dataset, "nodes": self.nodes,
+                "concurrency": self.concurrency, "parallelism": self.parallelism, "auto": self.auto,
+                "rate": self.rate, "window": [round(x, 2) for x in self.window],
+                "whole_rate": self.whole_rate, "verified_bytes": self.verified_bytes,
+                "seconds": round(self.seconds, 2), "completed": self.completed,
+                "samples": self.trace.to_json(), "auto_summary": self.auto_summary, "note": self.note}
+
+
+MIN_WINDOW = 2.0   # seconds a settled --auto run must have for a rate of its own
+
+_listings: dict[tuple[str, str], list[SourceFile]] = {}
+
+
+def _listing(src: str) -> list[SourceFile]:
+    endpoint = parse_endpoint(src)
+    key = (endpoint.nodes[0] if endpoint.nodes else "", endpoint.path)
+    if key not in _listings:
+        _listings[key] = walk(endpoint)
+    return _listings[key]
+
+
+def _quiet(meter: LinkMeter, timeout: float = 5.0) -> None:
+    """Wait until nothing flows any more (server sessions of a stopped trial wind down)."""
+    deadline = time.monotonic() + timeout
+    last = meter.delivered()
+    while time.monotonic() < deadline:
+        time.sleep(0.3)
+        now = meter.delivered()
+        if now - last < 64 * 1024:
+            return
+        last = now
+
+
+def run_trial(bed: Testbed, dataset: str, nodes: int, settings: Settings | None = None, auto: bool = False,
+              seconds: float = 6.0, warmup: float = 1.0, probe_budget: float = 30.0, label: str = "",
+              report=None) -> TrialResult:   # noqa: ANN001 - report: Callable[[str], None] | None
+    """Run one trial; ``settings`` for fixed C/P, or ``auto=True``."""
+    settings = settings or Settings()
+    bed.clear_dest(dataset)
+    src, dst = bed.endpoints(dataset, nodes)
+    plan = make_plan(parse_endpoint(src), parse_endpoint(dst), _listing(src), 64 << 20, nodes)
+    work = tempfile.mkdtemp(prefix="dtn-trial-")
+    os.makedirs(os.path.join(work, "work"))
+    run = RunState("trial", work, src, dst, settings.to_json(), files_total=len(plan.files),
+                   bytes_total=plan.total_bytes)
+    for s, d in plan.pairs:
+        run.pairs.append(PairState(s or "local", d or "local"))
+    tuner = AutoTuner(plan, run, path_model(plan), probe_budget=probe_budget, report=report) if auto else None
+    executor = Executor(plan, settings, run, Journal(os.path.join(work, "journal.jsonl")),
+                        os.path.join(work, "work"), batcher=tuner.batcher if tuner else None)
+    meter = LinkMeter(bed.layout, [n.wan_port for n in bed.nodes("dest")[:nodes]])
+    _quiet(meter)
+    meter.start()
+    if tuner:
+        tuner.start_sampling()
+    worker = threading.Thread(target=executor.execute, args=(list(plan.files),), name="trial", daemon=True)
+    worker.start()
+    settled_at = None
+    limit = warmup + seconds + (probe_budget + 15.0 if auto else 0.0)
+    while worker.is_alive() and meter.now() < limit:
+        time.sleep(0.1)
+        if tuner and settled_at is None and tuner.searches and \
+                all(s.settled for s in tuner.searches.values()):
+            settled_at = meter.now()
+            limit = min(limit, settled_at + 1.0 + seconds)
+    completed = not worker.is_alive()
+    stopped_at = meter.sample()[0]      # the window ends here, before processes are killed
+    executor.stop()
+    worker.join(30)
+    trace = meter.stop()
+    trace.samples = [s for s in trace.samples if s[0] <= stopped_at]    # after it: processes killed
+    if tuner:
+        tuner.stop_sampling()
+    elapsed = trace.samples[-1][0]
+    end = stopped_at
+    if completed:
+        total = trace.samples[-1][1]
+        end = next((t for t, b in trace.samples if b >= 0.9 * total), elapsed)
+    whole = trace.rate_between(warmup, end) if end > warmup else 0.0
+    start, note = warmup, ""
+    if auto and settled_at is not None and end - (settled_at + 1.0) >= MIN_WINDOW:
+        start = settled_at + 1.0
+    elif auto:
+        note = ("the data set ran out before the search settled and ran a window of its own: "
+                "the rate is the whole run's, probing included")
+    result = TrialResult(label or (f"auto N={nodes}" if auto else f"N={nodes} C={settings.concurrency} "
+                                   f"P={settings.parallelism}"),
+                         dataset, nodes, settings.concurrency, settings.parallelism, auto,
+                         trace.rate_between(start, end) if end > start else 0.0, (start, end), whole,
+                         run.bytes_done, elapsed, completed, trace, tuner.summary() if tuner else None, note)
+    shutil.rmtree(work, ignore_errors=True)
+    _quiet(meter)
+    return result

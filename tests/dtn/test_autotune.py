@@ -1,0 +1,163 @@
+"""Auto-tuning's pure logic: the model's starting point, the online search, the batch feeder."""
+import math
+
+import pytest
+
+from dtn_transfer.adaptive import AutoTuner
+from dtn_transfer.endpoints import parse_endpoint
+from dtn_transfer.plan import SourceFile, make_plan
+from dtn_transfer.state import PairState, RunState
+from dtn_transfer.tune import BLOCK, Limits, OnlineSearch, PathModel, Point, model_choice, utility
+
+MIB = 2 ** 20
+PATH = PathModel(bandwidth=4 * MIB, stream_rate=MIB / 4, origin="test")   # 16 streams fill a pair
+
+
+def test_model_small_files_get_concurrency_and_pipelining_not_streams():
+    choice = model_choice([150_000] * 400, 400, PATH)
+    assert choice.point.parallelism == 1, "a file smaller than a block rides one stream"
+    assert choice.point.concurrency == Limits().max_concurrency
+    assert choice.pipelining
+    assert "block" in choice.reason and "testbed" not in choice.reason
+
+
+def test_model_big_files_get_parallelism_and_few_files_in_flight():
+    choice = model_choice([100 * MIB] * 2, 2, PATH)
+    assert choice.point.concurrency <= 2, "never more files in flight than the pair has"
+    assert choice.point.streams >= PATH.streams_to_fill, "enough streams to fill the link"
+    assert not choice.pipelining
+
+
+def test_model_respects_limits_and_powers_of_two():
+    limits = Limits(max_concurrency=4, max_parallelism=8, max_streams=16)
+    for sizes, per_pair in (([10_000] * 1000, 1000), ([3 * MIB] * 40, 40), ([500 * MIB] * 3, 3)):
+        p = model_choice(sizes, per_pair, PathModel(10e9, 1e6), limits).point
+        assert p.concurrency <= 4 and p.parallelism <= 8 and p.streams <= 16
+        assert p.concurrency & (p.concurrency - 1) == 0 and p.parallelism & (p.parallelism - 1) == 0
+
+
+def test_utility_charges_for_streams():
+    assert utility(100.0, Point(1, 1), 0.03) == 100.0
+    assert utility(100.0, Point(4, 4), 0.03) == pytest.approx(100.0 * 0.97 ** 4)
+    # doubling streams for a 2% gain lowers utility; for a 10% gain raises it
+    assert utility(102.0, Point(8, 2), 0.03) < utility(100.0, Point(4, 2), 0.03)
+    assert utility(110.0, Point(8, 2), 0.03) > utility(100.0, Point(4, 2), 0.03)
+
+
+def pair_rate(point: Point, avg=3 * MIB, bandwidth=4 * MIB, stream=MIB / 4) -> float:
+    """Rate of a node pair: streams a file can use × per-stream cap, up to the link, minus per-file cost."""
+    streams = point.concurrency * min(point.parallelism, math.ceil(avg / BLOCK))
+    return min(bandwidth, streams * stream) * (1 - 0.01 * point.concurrency)
+
+
+def drive(search: OnlineSearch, rate_of, batch_seconds=2.5, limit=40):
+    t = 0.0
+    for _ in range(limit):
+        if search.settled:
+            break
+        t += batch_seconds
+        search.record(search.current, rate_of(search.current), t)
+    return t
+
+
+def best_rate(rate_of, limits=Limits()):
+    points = [Point(c, p) for c in (1, 2, 4, 8, 16) for p in (1, 2, 4, 8, 16, 32)
+              if c * p <= limits.max_streams]
+    return max(rate_of(p) for p in points)
+
+
+@pytest.mark.parametrize("start", [Point(1, 1), Point(2, 16), Point(16, 8), Point(1, 32)])
+def test_search_reaches_near_best_from_any_start_within_budget(start):
+    search = OnlineSearch(start, probe_budget=30.0)
+    spent = drive(search, pair_rate)
+    assert search.settled and spent <= 30.0 + 2.5
+    got = pair_rate(search.current)
+    assert got >= 0.9 * best_rate(pair_rate), (search.current, got, [d.to_json() for d in search.decisions])
+
+
+def test_search_stops_adding_streams_that_buy_nothing():
+    flat = lambda p: 4 * MIB   # noqa: E731 - any setting fills the link
+    search = OnlineSearch(Point(2, 2))
+    drive(search, flat)
+    assert search.current.streams <= 4, "more streams for no gain would lower the utility"
+
+
+def test_search_never_leaves_the_limits():
+    limits = Limits(max_concurrency=4, max_parallelism=4, max_streams=8)
+    search = OnlineSearch(Point(4, 4), limits=limits)
+    assert search.current.streams <= 8
+    greedy = lambda p: 1e6 * p.streams   # noqa: E731 - more is always better
+    seen = []
+    t = 0.0
+    while not search.settled and t < 100:
+        seen.append(search.current)
+        t += 1
+        search.record(search.current, greedy(search.current), t)
+    assert all(p.concurrency <= 4 and p.parallelism <= 4 and p.streams <= 8 for p in seen)
+
+
+def test_search_settles_when_the_budget_is_spent():
+    search = OnlineSearch(Point(1, 1), probe_budget=5.0)
+    drive(search, lambda p: 1e6 * p.streams, batch_seconds=3.0)
+    assert search.settled
+    assert search.decisions[-1].action == "settle" and "budget" in search.decisions[-1].why
+
+
+def test_search_waits_for_one_sample_per_pair_and_ignores_stale_points():
+    search = OnlineSearch(Point(2, 2), samples_needed=3)
+    assert search.record(Point(2, 2), 1e6, 1.0) == []
+    assert search.record(Point(8, 8), 9e9, 1.5) == [], "a batch of another point does not decide"
+    assert search.record(Point(2, 2), 1e6, 2.0) == []
+    assert search.record(Point(2, 2), 1e6, 2.5)
+    assert search.current != Point(2, 2)
+
+
+def test_settled_search_reprobes_after_a_sustained_drop():
+    search = OnlineSearch(Point(4, 4), probe_budget=30.0)
+    drive(search, pair_rate)
+    settled = search.current
+    rate = pair_rate(settled)
+    for t in (100, 101, 102):
+        search.record(settled, rate * 0.5, t)
+    assert not search.settled and search.decisions[-1].action == "reprobe"
+
+
+def test_batches_follow_the_search_and_keep_every_slot_busy():
+    src = parse_endpoint("10.0.0.1:2811/src")
+    dst = parse_endpoint("10.0.0.2:2811/dst")
+    files = [SourceFile(f"f{i:03d}", 3 * MIB) for i in range(60)]
+    plan = make_plan(src, dst, files, 64 * MIB)
+    run = RunState("t", "/nonexistent", str(src), str(dst), {}, files_total=60, bytes_total=plan.total_bytes)
+    run.pairs.append(PairState("a", "b"))
+    clock = [0.0]
+    tuner = AutoTuner(plan, run, PATH, probe_seconds=2.5, clock=lambda: clock[0])
+    batches = tuner.batcher(plan, None, list(plan.files))[0]
+    seen = []
+    sent = set()
+    for batch in batches:
+        seen.append(batch)
+        point = Point(batch.tuning.concurrency, batch.tuning.parallelism)
+        assert len(batch.files) >= min(point.concurrency, 60 - len(sent)), "at least one file per slot"
+        assert not sent & {f.relpath for f in batch.files}, "no file twice"
+        sent |= {f.relpath for f in batch.files}
+        clock[0] += batch.nbytes / pair_rate(point)     # the batch "runs"
+        run.pairs[0].bytes_done += batch.nbytes
+    assert len(sent) == 60
+    tunings = [(b.tuning.concurrency, b.tuning.parallelism) for b in seen]
+    assert len(set(tunings)) > 1, "the search tried more than the model's point"
+    summary = tuner.summary()
+    decisions = summary["classes"]["small"]["decisions"]
+    assert decisions[0]["action"] == "start" and summary["path"]["origin"] == "test"
+
+
+def test_files_too_big_to_probe_keep_the_models_point():
+    src, dst = parse_endpoint("10.0.0.1:2811/src"), parse_endpoint("10.0.0.2:2811/dst")
+    plan = make_plan(src, dst, [SourceFile("a", 200 * MIB), SourceFile("b", 200 * MIB)], 64 * MIB)
+    run = RunState("t", "/nonexistent", str(src), str(dst), {}, files_total=2, bytes_total=plan.total_bytes)
+    run.pairs.append(PairState("a", "b"))
+    said = []
+    tuner = AutoTuner(plan, run, PATH, probe_budget=30.0, report=said.append)
+    (batch,) = list(tuner.batcher(plan, None, list(plan.files))[0])
+    search = tuner.searches[batch.bin]
+    assert search.settled and search.probing_time == 0.0
+    assert "probe budget" in search.decisions[-1].why and any("settle" in line for line in said)

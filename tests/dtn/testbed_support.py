@@ -1,0 +1,70 @@
+"""Helpers for the testbed tests: a private state directory, names and subnets per xdist worker."""
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+from dtn_transfer.testbed import Testbed, netns
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+MIB = 2 ** 20
+
+
+def worker_index() -> int:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    return int(worker[2:] or 0) if worker.startswith("gw") else 0
+
+
+def name_and_subnet(stem: str, slot: int) -> tuple[str, str]:
+    """A testbed name (``dtnb`` prefix, distinct per worker) and a /24 of its own."""
+    i = worker_index()
+    return f"dtnb{stem}{i}", f"10.213.{200 + 8 * i + slot}.0/24"
+
+
+@contextlib.contextmanager
+def state_dir():
+    """Point DTN_TRANSFER_STATE_DIR at a fresh directory for the duration."""
+    path = tempfile.mkdtemp(prefix="dtnb-test-state-", dir="/tmp")
+    old = os.environ.get("DTN_TRANSFER_STATE_DIR")
+    os.environ["DTN_TRANSFER_STATE_DIR"] = path
+    try:
+        yield path
+    finally:
+        if old is None:
+            os.environ.pop("DTN_TRANSFER_STATE_DIR", None)
+        else:
+            os.environ["DTN_TRANSFER_STATE_DIR"] = old
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def leftovers(name: str) -> dict:
+    """Everything of testbed ``name`` still on the machine (empty lists when torn down)."""
+    procs = []
+    for pid in filter(str.isdecimal, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if f"/tmp/{name}-data" in cmd and "gridftp" in cmd:
+            procs.append(pid)
+    etc = os.listdir(netns.NETNS_ETC) if os.path.isdir(netns.NETNS_ETC) else []
+    return {"namespaces": [n for n in netns.namespaces() if n.startswith(name + "-")],
+            "etc_netns": [d for d in etc if d.startswith(name + "-")],
+            "host_link": [f"{name}-h"] if netns.link_exists(f"{name}-h") else [],
+            "processes": procs}
+
+
+def cli(*args, timeout=180):
+    """Run dtn-transfer as the console script would, with the current state directory."""
+    env = {**os.environ, "PYTHONPATH": ROOT}
+    return subprocess.run([sys.executable, "-m", "dtn_transfer.cli", *args], env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def up(stem: str, slot: int, **options) -> Testbed:
+    name, subnet = name_and_subnet(stem, slot)
+    Testbed.down(name)
+    return Testbed.up(name, subnet=subnet, root=f"/tmp/{name}-data", **options)
