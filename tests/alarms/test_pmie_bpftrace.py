@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 
 import pytest
 
-from tests.harness.pcp import installed_agent, reader, wait_for
+from tests.harness.pcp import hpc_pcp, installed_agent, reader, wait_for
 
 from .live import rules_text, running_pmie, wait_alarms
 
@@ -41,12 +39,6 @@ interval:s:1
 """
 
 
-def _hpc_pcp(*args: str) -> subprocess.CompletedProcess:
-    exe = os.path.join(os.path.dirname(sys.executable), "hpc-pcp")
-    return subprocess.run([exe, *args], capture_output=True, text=True, timeout=60,
-                          env={**os.environ, "PATH": "/usr/bin:/bin:/usr/sbin:/sbin"})
-
-
 def _state(script: str):
     states = reader().fetch(["hpc.bpftrace.script.state"])["hpc.bpftrace.script.state"] or {}
     return states.get(script)
@@ -66,7 +58,7 @@ def test_bpftrace_rules_fire_and_clear():
                 path = os.path.join(work, f"{name}.bt")
                 with open(path, "w", encoding="utf-8") as f:
                     f.write(text)
-                added = _hpc_pcp("bpftrace", "add", path)
+                added = hpc_pcp("bpftrace", "add", path)
                 assert added.returncode == 0, added.stderr
             wait_for(lambda: _state("flood_test") == "failed", 60, what="flood_test to be stopped")
             wait_alarms({"bpftrace.script_failed|flood_test": 1,
@@ -74,9 +66,9 @@ def test_bpftrace_rules_fire_and_clear():
             error = reader().fetch(["hpc.bpftrace.script.error"])["hpc.bpftrace.script.error"]
             assert "line" in error["flood_test"], error
 
-            assert _hpc_pcp("bpftrace", "remove", "flood_test").returncode == 0
+            assert hpc_pcp("bpftrace", "remove", "flood_test").returncode == 0
             wait_alarms({"bpftrace.script_failed": 0})
-            assert _hpc_pcp("bpftrace", "remove", "quits_test").returncode == 0
+            assert hpc_pcp("bpftrace", "remove", "quits_test").returncode == 0
             wait_alarms({"bpftrace.script_restarting": 0})   # the last script gone: the guard clears
     finally:
         shutil.rmtree(work, ignore_errors=True)

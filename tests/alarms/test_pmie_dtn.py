@@ -14,13 +14,13 @@ server's exact format appended to a live transfer log.
 """
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 
 import pytest
 
+from dtn_transfer.state import read_state
 from tests.dtn.conftest import dtn, make_files, needs_gridftp, servers, world  # noqa: F401
 from tests.harness.pcp import installed_agent, wait_for
 
@@ -38,12 +38,9 @@ OVERRIDES = {"dtn.throughput_low": {"min_mbytes_per_sec": 1_000_000},
 
 def _running_state(base) -> dict | None:
     runs = base / "state" / "runs"
-    for path in runs.glob("*/state.json") if runs.exists() else ():
-        try:
-            state = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        if state.get("state") == "running" and state.get("files", {}).get("done", 0) >= 1:
+    for run_dir in runs.iterdir() if runs.exists() else ():
+        state = read_state(str(run_dir))
+        if state and state.get("state") == "running" and state.get("files", {}).get("done", 0) >= 1:
             return state
     return None
 

@@ -9,6 +9,7 @@ import contextlib
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -29,6 +30,16 @@ def pcp_env() -> dict[str, str]:
 def run_pcp(*argv: str, timeout: float = 30) -> subprocess.CompletedProcess:
     """Run a PCP tool (pminfo, pmval, ...) and return the completed process (text)."""
     return subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout, env=pcp_env())
+
+
+def hpc_pcp(*args: str, user: str | None = None, env: dict | None = None,
+            timeout: float = 60) -> subprocess.CompletedProcess:
+    """Run this venv's ``hpc-pcp`` console script (as ``user`` through su, if given)."""
+    argv = [os.path.join(os.path.dirname(sys.executable), "hpc-pcp"), *args]
+    if user:
+        argv = ["su", user, "-s", "/bin/sh", "-c", " ".join(argv)]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "PATH": PCP_PATH, **(env or {})})
 
 
 def pmcd_running() -> bool:

@@ -1,13 +1,11 @@
 """Tier 2+3: the hpcbpftrace agent under the real pmcd with real bpftrace."""
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 
 import pytest
 
-from tests.harness.pcp import installed_agent, reader, run_pcp, wait_for, wait_refreshed
+from tests.harness.pcp import hpc_pcp, installed_agent, reader, run_pcp, wait_for, wait_refreshed
 
 pytestmark = pytest.mark.usefixtures("pmcd")
 
@@ -26,15 +24,6 @@ interval:s:1
 	print(@opens);
 }
 """
-
-
-def hpc_pcp(*args: str, user: str | None = None) -> subprocess.CompletedProcess:
-    exe = os.path.join(os.path.dirname(sys.executable), "hpc-pcp")
-    argv = [exe, *args]
-    if user:
-        argv = ["su", user, "-s", "/bin/sh", "-c", " ".join(argv)]
-    return subprocess.run(argv, capture_output=True, text=True, timeout=60,
-                          env={**os.environ, "PATH": "/usr/bin:/bin:/usr/sbin:/sbin"})
 
 
 def test_live_script_counts_events_histograms_ordered_and_stores_checked(tmp_path):

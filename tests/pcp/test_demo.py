@@ -7,24 +7,17 @@ removes them all and leaves the rest of pmcd.conf alone.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import tempfile
 
 import pytest
 
 from hpc_pcp.agents import available
 from hpc_pcp.demo import demo_modules
-from tests.harness.pcp import agent_diagnostics, reader, wait_refreshed
+from tests.harness.pcp import agent_diagnostics, hpc_pcp, reader, wait_refreshed
 
 pytestmark = [pytest.mark.pcp, pytest.mark.usefixtures("pmcd")]
 
 PMCD_CONF = "/etc/pcp/pmcd/pmcd.conf"
-
-
-def _hpc_pcp(env: dict, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    exe = os.path.join(os.path.dirname(sys.executable), "hpc-pcp")
-    return subprocess.run([exe, *args], capture_output=True, text=True, timeout=timeout, env=env)
 
 
 def _pmcd_agents() -> set[str]:
@@ -35,13 +28,12 @@ def _pmcd_agents() -> set[str]:
 def test_demo_up_runs_every_demo_agent_and_down_removes_them():
     root = tempfile.mkdtemp(prefix="hpc-demo-")
     os.chmod(root, 0o755)
-    env = {**os.environ, "HPC_PCP_DEMO_ROOT": root,
-           "PATH": "/usr/bin:/bin:/usr/sbin:/sbin:" + os.environ.get("PATH", "")}
+    env = {"HPC_PCP_DEMO_ROOT": root}
     before = _pmcd_agents()
     names = sorted(demo_modules())
     assert {"hpcib", "hpclustre", "hpcdtn"} <= set(names), names
     try:
-        up = _hpc_pcp(env, "demo", "up")
+        up = hpc_pcp("demo", "up", env=env, timeout=300)
         assert up.returncode == 0, up.stdout + up.stderr
         for name in names:
             assert f"{name}: installed" in up.stdout, up.stdout
@@ -51,7 +43,7 @@ def test_demo_up_runs_every_demo_agent_and_down_removes_them():
                 wait_refreshed(agent_root, 2)
             except AssertionError as exc:
                 raise AssertionError(f"{name}: {exc}\n{agent_diagnostics(agent_root)}") from None
-        status = _hpc_pcp(env, "status", *names, timeout=60)
+        status = hpc_pcp("status", *names, env=env, timeout=60)
         assert status.returncode == 0, status.stdout + status.stderr
         for name in names:
             assert f"{name:<12} healthy" in status.stdout, status.stdout
@@ -61,7 +53,7 @@ def test_demo_up_runs_every_demo_agent_and_down_removes_them():
             got = reader().fetch(own)
             assert any(v not in (None, {}) for v in got.values()), f"{name}: no values in {own}"
     finally:
-        down = _hpc_pcp(env, "demo", "down")
+        down = hpc_pcp("demo", "down", env=env, timeout=300)
     assert down.returncode == 0, down.stdout + down.stderr
     after = _pmcd_agents()
     assert not {n for n in names if n in after}, after
