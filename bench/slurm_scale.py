@@ -50,10 +50,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench.harness import interleaved, report  # noqa: E402
 from bench.job_refresh import clear_parse_caches, fetch_latency, make_pmda, print_fetch  # noqa: E402
+from hpc_pcp.localslurm import SLURMCTLD, LocalSlurm, free_port  # noqa: E402
 from pmdas.common.config import COMMON_OPTIONS, Config, validate  # noqa: E402
 from pmdas.common.refresh import Refresher  # noqa: E402
 from pmdas.hpcjob.collector import JobAgent  # noqa: E402
-from tests.services.slurm import SLURMCTLD, SlurmCluster, _free_port  # noqa: E402
 
 PARTITIONS = ("batch", "gpu", "bigmem", "short")
 ARRAY_TASKS = 1000
@@ -64,7 +64,7 @@ def scale_conf(nodes: int, max_jobs: int) -> str:
 
     The nodes point at a port nothing listens on, so slurmctld's pings fail at once
     instead of waiting for timeouts."""
-    dead_port = _free_port()
+    dead_port = free_port()
     per = max(1, nodes // len(PARTITIONS))
     lines = [f"MaxJobCount={max_jobs}", f"MaxArraySize={ARRAY_TASKS + 1}"]
     for k, name in enumerate(PARTITIONS):
@@ -77,8 +77,8 @@ def scale_conf(nodes: int, max_jobs: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def start_cluster(directory: str, nodes: int, jobs: int) -> SlurmCluster:
-    cluster = SlurmCluster(directory, extra_conf=scale_conf(nodes, jobs + 10_000))
+def start_cluster(directory: str, nodes: int, jobs: int) -> LocalSlurm:
+    cluster = LocalSlurm(directory, extra_conf=scale_conf(nodes, jobs + 10_000))
     cluster.start()
     # A few node states beyond "not responding": drained and down by an admin.
     tenth = max(1, nodes // 10)
@@ -108,7 +108,7 @@ def _sbatch_args(k: int, rng: random.Random, held_ids: list[str]) -> list[str]:
     return args
 
 
-def submit_jobs(cluster: SlurmCluster, lines: int, workers: int = 4,
+def submit_jobs(cluster: LocalSlurm, lines: int, workers: int = 4,
                 progress: Callable[[str], None] = print) -> dict[str, int]:
     """Submit until ``squeue -r`` lists about ``lines`` lines; returns what was submitted."""
     arrays = lines // 10 // ARRAY_TASKS          # about a tenth of the lines are array tasks
@@ -138,7 +138,7 @@ def submit_jobs(cluster: SlurmCluster, lines: int, workers: int = 4,
             "running": 2, "finished": 2}
 
 
-def make_agent(cluster: SlurmCluster, timeout: float = 120.0) -> JobAgent:
+def make_agent(cluster: LocalSlurm, timeout: float = 120.0) -> JobAgent:
     options = dict(scheduler="slurm", cluster_view=True, slurm_conf=cluster.conf,
                    node_name=cluster.host, timeout=timeout, root=cluster.dir,
                    squeue_command=[shutil.which("squeue")], sinfo_command=[shutil.which("sinfo")],

@@ -14,17 +14,11 @@ import time
 import pytest
 
 from tests.harness.pcp import installed_agent, reader, wait_for
+from tests.services.slurm import hpcjob_config
 
 from .live import alarm_values, rules_text, running_pmie, wait_alarms
 
 pytestmark = [pytest.mark.pcp, pytest.mark.usefixtures("pmcd")]
-
-
-def _agent_config(cluster) -> dict:
-    return {"scheduler": "slurm", "slurm_conf": cluster.conf, "node_name": cluster.host,
-            "cluster_view": True, "interval": 1, "timeout": 3,
-            "squeue_command": [shutil.which("squeue")], "sinfo_command": [shutil.which("sinfo")],
-            "sdiag_command": [shutil.which("sdiag")]}
 
 
 def test_job_rules_fire_and_clear(slurm_cluster):
@@ -35,7 +29,7 @@ def test_job_rules_fire_and_clear(slurm_cluster):
     overrides = {"job.pending_too_long": {"max_seconds": 0}}
     waiting = None
     try:
-        with installed_agent("hpcjob", _agent_config(c)), \
+        with installed_agent("hpcjob", hpcjob_config(c, timeout=3)), \
                 installed_agent("hpcalarm", {"directory": state, "interval": 1}), \
                 running_pmie(rules_text(["jobs"], state, overrides)):
             # Nothing is wrong yet: no job rule fires.

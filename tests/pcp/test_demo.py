@@ -31,7 +31,7 @@ def test_demo_up_runs_every_demo_agent_and_down_removes_them():
     env = {"HPC_PCP_DEMO_ROOT": root}
     before = _pmcd_agents()
     names = sorted(demo_modules())
-    assert {"hpcib", "hpclustre", "hpcdtn"} <= set(names), names
+    assert {"hpcib", "hpclustre", "hpcdtn", "hpcjob"} <= set(names), names
     try:
         up = hpc_pcp("demo", "up", env=env, timeout=300)
         assert up.returncode == 0, up.stdout + up.stderr

@@ -1,0 +1,60 @@
+"""Demo node hook: hpcjob against a real, private one-node Slurm with a moving job mix.
+
+``prepare`` starts munge, slurmctld and slurmd under the demo directory (see
+:mod:`hpc_pcp.localslurm`) and submits a mix of jobs: running, pending on
+resources, held, an array, one that fails.  ``advance`` keeps the queue moving
+(new jobs as old ones end), ``teardown`` cancels the jobs and stops the daemons.
+"""
+from __future__ import annotations
+
+import os
+import random
+
+from hpc_pcp.localslurm import LocalSlurm
+
+QUEUE_DEPTH = 6  # jobs the demo keeps queued or running
+
+
+def _cluster(directory: str) -> LocalSlurm:
+    return LocalSlurm(os.path.join(directory, "slurm"), cluster="demo")
+
+
+def _submit(cluster: LocalSlurm, rng: random.Random, k: int) -> None:
+    seconds = rng.randint(20, 120)
+    args = ["-J", rng.choice(("cfd-mesh", "md-run", "climate-ens", "qc-scf", "genome-align")),
+            "-p", rng.choice(("debug", "debug", "long")), "-n", "1",
+            f"--mem-per-cpu={rng.choice((100, 200, 400))}", "-t", "10"]
+    if k % 5 == 4:  # a job that fails, so exit states show up
+        args += ["--wrap", f"sleep {seconds // 4}; exit 3"]
+    else:
+        args += ["--wrap", f"sleep {seconds}"]
+    cluster.sbatch(*args)
+
+
+def prepare(directory: str) -> dict:
+    cluster = _cluster(directory)
+    fresh = not cluster.running()
+    cluster.start()
+    if fresh:
+        rng = random.Random(7)
+        for k in range(QUEUE_DEPTH):
+            _submit(cluster, rng, k)
+        cluster.sbatch("-J", "post-process", "--hold", "--wrap", "sleep 60")
+        cluster.sbatch("-J", "param-sweep", "--array=0-3", "-n", "1", "--wrap", "sleep 45")
+        cluster.sbatch("-J", "next-week", "--begin=now+7days", "--wrap", "sleep 60")
+    return {"scheduler": "slurm", "slurm_conf": cluster.conf, "node_name": cluster.host,
+            "cluster_view": True, "interval": 2}
+
+
+def advance(directory: str) -> None:
+    cluster = _cluster(directory)
+    if not cluster.running():
+        return
+    active = cluster.run("squeue", "-h", "-t", "R,PD", "-o", "%i").split()
+    rng = random.Random()
+    for _ in range(max(0, QUEUE_DEPTH + 3 - len(active))):
+        _submit(cluster, rng, rng.randrange(10))
+
+
+def teardown(directory: str) -> None:
+    _cluster(directory).stop()
