@@ -86,16 +86,6 @@ def live():
             stack.stop()
 
 
-def _known_413(metric: str) -> bool:
-    """Known defect, under investigation: pmproxy 6.0.3 answers /series/instances and
-    /series/values of hpclustre's per-job and per-operation series with HTTP 413 (seen
-    for the "job" and "server.target.op" instance domains; other hpclustre series work).
-    Such panels must still be found by /series/query; every other panel must show data."""
-    info = catalog.catalog().get(metric)
-    return (info is not None and info.agent == "hpclustre"
-            and info.indom in ("job", "server.target.op", "client.target.op"))
-
-
 def _variables(board: dict) -> dict[str, str]:
     return {v["name"]: v["query"] for v in board["templating"]["list"] if v["type"] == "query"}
 
@@ -120,8 +110,8 @@ def test_template_variables_resolve(live):
                 assert host in reply.get("hostname", []), reply
 
 
-def _target_has_data(stack, target: dict, values: dict[str, str], where: str) -> bool | None:
-    """True if the target returns data the way grafana-pcp asks for it; None for a known defect."""
+def _target_has_data(stack, target: dict, values: dict[str, str], where: str) -> bool:
+    """True if the target returns data the way grafana-pcp asks for it."""
     expr = _substitute(target["expr"], values)
     if target["datasource"]["type"] == "performancecopilot-vector-datasource":
         reply = stack.get("/pmapi/fetch", hostspec=_substitute(target["hostspec"], values), names=expr)
@@ -136,13 +126,8 @@ def _target_has_data(stack, target: dict, values: dict[str, str], where: str) ->
         points = stack.get("/series/values", series=",".join(series[:8]),
                            start=int(now - 120), finish=int(now + 10), interval=10)
     except AssertionError as exc:
-        if _known_413(_metric(expr)) and "413 Payload Too Large" in str(exc):
-            return None
         raise AssertionError(f"{where}: {exc}") from None
     return bool(points)
-
-
-_PANELS_REFUSED_BY_PMPROXY: list[str] = ["(test_every_panel_query did not run)"]
 
 
 def test_every_panel_query(live):
@@ -152,7 +137,6 @@ def test_every_panel_query(live):
     values = {"host": host, "job": job}
     panels = with_data = 0
     empty: list[str] = []
-    known: list[str] = []
     for filename, board in dashboards.generate().items():
         for panel in board["panels"]:
             if panel["type"] == "row":
@@ -169,18 +153,8 @@ def test_every_panel_query(live):
                 continue
             if any(results):
                 with_data += 1
-            elif None in results:
-                known.append(where)
             else:
                 empty.append(where)
-    print(f"panels: {panels}, with data: {with_data}, installed: {sorted(installed)}, known 413: {known}")
-    _PANELS_REFUSED_BY_PMPROXY[:] = known
+    print(f"panels: {panels}, with data: {with_data}, installed: {sorted(installed)}")
     assert not empty, "panels of installed agents without data: " + "; ".join(empty)
     assert with_data, "no panel returned data"
-
-
-@pytest.mark.xfail(strict=True, reason="pmproxy 6.0.3 answers HTTP 413 to /series/values and "
-                   "/series/instances for hpc.lustre.job.* and hpc.lustre.server.target.op.count; "
-                   "cause not found yet (open in issue 9)")
-def test_panels_pmproxy_refused_now_show_data(live):
-    assert not _PANELS_REFUSED_BY_PMPROXY, "refused: " + "; ".join(_PANELS_REFUSED_BY_PMPROXY)
