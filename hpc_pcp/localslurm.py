@@ -43,9 +43,9 @@ SlurmctldPidFile={dir}/slurmctld.pid
 SlurmdPidFile={dir}/slurmd.pid
 SlurmctldLogFile={dir}/slurmctld.log
 SlurmdLogFile={dir}/slurmd.log
-ProctrackType=proctrack/linuxproc
+ProctrackType={proctrack}
 TaskPlugin=task/none
-JobAcctGatherType=jobacct_gather/none
+JobAcctGatherType={jobacct}
 AccountingStorageType=accounting_storage/none
 JobCompType=jobcomp/none
 SelectType=select/cons_tres
@@ -63,6 +63,10 @@ PartitionName=long Nodes={host} Default=NO MaxTime=2-00:00:00 State=UP
 """
 
 GRES_CONF = "NodeName={host} Name=gpu File={dir}/dev/gpu[0-1]\n"
+# Jobs in cgroup v1 hierarchies (memory, cpuacct, ...) as on a production node: the
+# cgroup/v2 plugin of Slurm 22.05 needs systemd, cgroup/v1 does not. No limits enforced.
+CGROUP_CONF = "CgroupPlugin=cgroup/v1\nCgroupAutomount=no\nConstrainCores=no\nConstrainRAMSpace=no\n"
+CGROUP_V1 = "/sys/fs/cgroup"
 
 
 class SlurmError(RuntimeError):
@@ -75,6 +79,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def cgroup_v1_available(root: str = CGROUP_V1) -> bool:
+    """True if the memory and cpuacct controllers are mounted as cgroup v1 hierarchies."""
+    return all(os.path.exists(os.path.join(root, ctrl, "cgroup.procs")) for ctrl in ("memory", "cpuacct"))
+
+
 def installed() -> bool:
     return all(os.access(p, os.X_OK) for p in (SLURMCTLD, SLURMD, MUNGED))
 
@@ -83,13 +92,18 @@ class LocalSlurm:
     """Owns the daemons and the directory; every command runs with this cluster's SLURM_CONF."""
 
     def __init__(self, directory: str, extra_conf: str = "", slurmd: bool = True,
-                 cluster: str = "hpctest"):
+                 cluster: str = "hpctest", cgroups: bool = False):
         """``extra_conf``: lines appended to slurm.conf (more nodes and partitions, limits such
-        as MaxJobCount); ``slurmd=False`` runs the controller alone (its nodes never register)."""
+        as MaxJobCount); ``slurmd=False`` runs the controller alone (its nodes never register);
+        ``cgroups`` puts jobs in cgroup v1 hierarchies (``<ctrl>/slurm_<host>/uid_<uid>/job_<id>``,
+        proctrack/cgroup; jobacct_gather/cgroup creates the memory and cpuacct ones) instead of tracking them by process (proctrack/linuxproc).  Two
+        clusters with cgroups on one host would share those directories: give one of them
+        only."""
         self.dir = os.path.abspath(directory)
         self.extra_conf = extra_conf
         self.with_slurmd = slurmd
         self.cluster = cluster
+        self.cgroups = cgroups
         self.host = socket.gethostname().split(".")[0]
         self.conf = os.path.join(self.dir, "slurm.conf")
         self.munge_socket = os.path.join(self.dir, "munge", "munge.socket")
@@ -119,12 +133,20 @@ class LocalSlurm:
             open(os.path.join(self.dir, "dev", f"gpu{n}"), "w").close()
         self._start_munge()
         values = dict(cluster=self.cluster, host=self.host, ctld_port=free_port(),
+                      proctrack="proctrack/cgroup" if self.cgroups else "proctrack/linuxproc",
+                      jobacct="jobacct_gather/cgroup" if self.cgroups else "jobacct_gather/none",
                       slurmd_port=free_port(), munge_socket=self.munge_socket, dir=self.dir)
         with open(self.conf, "w", encoding="utf-8") as f:
             f.write(SLURM_CONF.format(**values))
             f.write(self.extra_conf)
         with open(os.path.join(self.dir, "gres.conf"), "w", encoding="utf-8") as f:
             f.write(GRES_CONF.format(host=self.host, dir=self.dir))
+        cgroup_conf = os.path.join(self.dir, "cgroup.conf")
+        if self.cgroups:
+            with open(cgroup_conf, "w", encoding="utf-8") as f:
+                f.write(CGROUP_CONF)
+        elif os.path.exists(cgroup_conf):
+            os.unlink(cgroup_conf)
         self.start_controller()
         if not self.with_slurmd:
             return

@@ -2,7 +2,9 @@
 
 ``prepare`` starts munge, slurmctld and slurmd under the demo directory (see
 :mod:`hpc_pcp.localslurm`) and submits a mix of jobs: running, pending on
-resources, held, an array, one that fails.  ``advance`` keeps the queue moving
+resources, held, an array, one that fails.  Where cgroup v1 controllers are
+mounted, jobs run in their cgroups (proctrack/cgroup) and the agent reports their
+real CPU time and memory.  ``advance`` keeps the queue moving
 (new jobs as old ones end), ``teardown`` cancels the jobs and stops the daemons.
 """
 from __future__ import annotations
@@ -10,13 +12,13 @@ from __future__ import annotations
 import os
 import random
 
-from hpc_pcp.localslurm import LocalSlurm
+from hpc_pcp.localslurm import LocalSlurm, cgroup_v1_available
 
 QUEUE_DEPTH = 6  # jobs the demo keeps queued or running
 
 
 def _cluster(directory: str) -> LocalSlurm:
-    return LocalSlurm(os.path.join(directory, "slurm"), cluster="demo")
+    return LocalSlurm(os.path.join(directory, "slurm"), cluster="demo", cgroups=cgroup_v1_available())
 
 
 def _submit(cluster: LocalSlurm, rng: random.Random, k: int) -> None:
@@ -26,8 +28,10 @@ def _submit(cluster: LocalSlurm, rng: random.Random, k: int) -> None:
             f"--mem-per-cpu={rng.choice((100, 200, 400))}", "-t", "10"]
     if k % 5 == 4:  # a job that fails, so exit states show up
         args += ["--wrap", f"sleep {seconds // 4}; exit 3"]
-    else:
-        args += ["--wrap", f"sleep {seconds}"]
+    else:  # holds some memory and uses a little CPU, so the job's cgroup has something to show
+        mib = rng.choice((16, 32, 64))
+        args += ["--wrap", f"python3 -c 'import time; b = b\"x\" * ({mib} << 20); "
+                 f"sum(range(3_000_000)); time.sleep({seconds})'"]
     cluster.sbatch(*args)
 
 

@@ -18,6 +18,8 @@ import json
 import os
 import random
 import shutil
+import socket
+import subprocess
 import sys
 import time
 
@@ -220,9 +222,14 @@ def _bump(counter: list, n: int, per: int) -> None:
     counter[2] += n * per
 
 
-def step(state: dict) -> None:
-    """One period of I/O: counters grow, some jobs finish and new ones start."""
+def step(state: dict, slurm_jobs: tuple[str, ...] = (), host: str = "") -> None:
+    """One period of I/O: counters grow, some jobs finish and new ones start.
+
+    ``slurm_jobs``: ids of jobs running in a real Slurm (the demo node's); each gets a
+    job_stats entry (``SLURM_JOB<id>:0:<host>``) on every target while it runs, so Lustre
+    I/O joins hpc.job.* for jobs that exist."""
     rnd = random.Random(state["seed"] * 1000003 + state["step"])
+    real = {f"SLURM_JOB{job_id}:0:{host}" for job_id in slurm_jobs}
     state["step"] += 1
     for f in state["fs"].values():
         for name, c in f["llite"].items():
@@ -247,8 +254,10 @@ def step(state: dict) -> None:
         for c in f["mdt"]["stats"].values():
             _bump(c, rnd.randrange(1, 2000), rnd.randrange(3, 90))
         jobs = f["jobs"]
-        for job_id in [j for j in jobs if rnd.random() < 0.1]:
+        for job_id in [j for j in jobs if j not in real and rnd.random() < 0.1]:
             del jobs[job_id]  # finished; its entry expires
+        for job_id in real - jobs.keys():
+            jobs[job_id] = {"start": time.time(), "ost": {}, "mdt": {}}
         while len(jobs) < state["jobs_wanted"]:
             state["next_job"] += 1
             jobs[
@@ -353,6 +362,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--version", choices=("2.10", "2.15"), default="2.15")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--fresh", action="store_true", help="delete the tree first")
+    parser.add_argument("--slurm-jobs", default="", help="with --advance: comma-separated ids of "
+                        "jobs running in a real Slurm, given job_stats entries while they run")
     args = parser.parse_args(argv)
     state_path = os.path.join(args.root, STATE)
     if args.fresh and os.path.isdir(args.root):
@@ -365,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
     for i in range(max(1, args.times if args.every else 1)):
         if i:
             time.sleep(args.every)
-        step(state)
+        step(state, tuple(filter(None, args.slurm_jobs.split(","))), socket.gethostname())
         write_tree(args.root, state)
         _write(args.root, STATE, json.dumps(state))
     print(f"Lustre {state['version']} demo tree at {args.root}, step {state['step']}", file=sys.stderr)
@@ -381,8 +392,20 @@ def prepare(directory: str) -> dict:
 
 
 def advance(directory: str) -> None:
-    """Demo node hook: move the tree's counters on by one period."""
-    main(["--root", os.path.join(directory, "tree"), "--advance"])
+    """Demo node hook: move the tree's counters on by one period.  Jobs running in the demo
+    node's Slurm (the hpcjob demo next to this one) do Lustre I/O too."""
+    main(["--root", os.path.join(directory, "tree"), "--advance",
+          "--slurm-jobs", ",".join(_demo_slurm_jobs(directory))])
+
+
+def _demo_slurm_jobs(directory: str) -> list[str]:
+    from hpc_pcp.localslurm import LocalSlurm, SlurmError
+    cluster = LocalSlurm(os.path.join(os.path.dirname(directory), "hpcjob", "slurm"))
+    try:
+        return cluster.run("squeue", "-h", "-t", "R", "-o", "%i", timeout=10).split() \
+            if cluster.running() else []
+    except (SlurmError, OSError, subprocess.SubprocessError):
+        return []
 
 
 if __name__ == "__main__":
