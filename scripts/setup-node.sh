@@ -22,6 +22,7 @@ PACKAGES=(
   redis-server                                          # pmproxy's time-series store (logger node)
   bpftrace                                              # kernel scripts (hpcbpftrace)
   slurm-wlm munge                                       # a local one-node Slurm (hpcjob tests, demo)
+  libslurm-perl                                         # Slurm API for PCP's stock slurm agent (bench/slurm_stock.py)
   globus-gridftp-server-progs globus-gass-copy-progs    # GridFTP servers and client (dtn-transfer)
   iproute2 procps psmisc                                # namespaces, tc, process tools
 )
