@@ -95,10 +95,10 @@ class LocalSlurm:
                  cluster: str = "hpctest", cgroups: bool = False):
         """``extra_conf``: lines appended to slurm.conf (more nodes and partitions, limits such
         as MaxJobCount); ``slurmd=False`` runs the controller alone (its nodes never register);
-        ``cgroups`` puts jobs in cgroup v1 hierarchies (``<ctrl>/slurm_<host>/uid_<uid>/job_<id>``,
-        proctrack/cgroup; jobacct_gather/cgroup creates the memory and cpuacct ones) instead of tracking them by process (proctrack/linuxproc).  Two
-        clusters with cgroups on one host would share those directories: give one of them
-        only."""
+        ``cgroups`` puts jobs in cgroup v1 hierarchies, ``<ctrl>/slurm_<host>/uid_<uid>/job_<id>``
+        (proctrack/cgroup; jobacct_gather/cgroup creates the memory and cpuacct ones), instead
+        of tracking them by process (proctrack/linuxproc).  Two clusters with cgroups on one
+        host would share those directories: give one of them only."""
         self.dir = os.path.abspath(directory)
         self.extra_conf = extra_conf
         self.with_slurmd = slurmd
