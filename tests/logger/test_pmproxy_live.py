@@ -67,6 +67,16 @@ def live():
             for name, metric in FIRST_DATA.items():
                 if name in demos:
                     wait_for(lambda m=metric: reader().fetch([m])[m], 60, what=f"values of {metric}")
+            if {"hpcjob", "hpclustre"} <= demos.keys():
+                # The demo's running Slurm jobs get Lustre job_stats entries at the next advance;
+                # have them before pmlogger starts: here, instances that appeared after
+                # pmlogger's first samples were not found through pmproxy 6.0.3's /series API.
+                wait_for(lambda: demos["hpcjob"]._cluster(os.path.join(stack.directory, "demo", "hpcjob"))
+                         .run("squeue", "-h", "-t", "R", "-o", "%i").split(), 60, what="demo jobs running")
+                demos["hpclustre"].advance(os.path.join(stack.directory, "demo", "hpclustre"))
+                wait_for(lambda: any(f":0:{host}" in k for k in reader().fetch(
+                    ["hpc.lustre.job.write.bytes"])["hpc.lustre.job.write.bytes"] or ()), 30,
+                    what="Lustre job_stats entries of the demo's Slurm jobs")
             stack.start_redis()
             archives = os.path.join(stack.directory, "archives")
             os.makedirs(archives)
@@ -94,12 +104,25 @@ def live():
 
 
 def _job_with_cgroup(stack) -> str:
-    """A job id the job dashboard can show in full: a Slurm job with cgroup use recorded."""
+    """A job id the job dashboard can show in full: a Slurm job with cgroup use recorded and
+    Lustre I/O in the servers' job_stats (a job that started after the Lustre demo's last
+    advance has the first but not the second)."""
     series = stack.get("/series/query", expr="hpc.job.job.cgroup.memory.current")
     assert series, "no hpc.job.job.cgroup.memory.current series in pmproxy"
-    names = [i["name"] for i in stack.get("/series/instances", series=series[0])]
+    names = sorted({i["name"] for i in stack.get("/series/instances", series=series[0])})
     assert names, "the cgroup memory series has no instances"
-    return sorted(names)[0]
+
+    def with_lustre() -> str | None:  # pmproxy loads the archive as pmlogger writes it
+        return next((job for job in names if stack.get(
+            "/series/query", expr=f'hpc.lustre.job.write.bytes{{job == "{job}"}}')), None)
+    try:
+        return wait_for(with_lustre, 60, 1, what=f"Lustre job_stats series for one of the jobs {names}")
+    except AssertionError as exc:
+        lustre = stack.get("/series/query", expr="hpc.lustre.job.write.bytes")
+        insts = stack.get("/series/instances", series=lustre[0]) if lustre else []
+        shown = sorted(i["name"] for i in insts)[:8]
+        raise AssertionError(f"{exc}; hpc.lustre.job.write.bytes instances: {shown} "
+                             f"(of {len(insts)})") from None
 
 
 def _variables(board: dict) -> dict[str, str]:
