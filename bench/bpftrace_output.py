@@ -7,9 +7,10 @@ records it again, which needs root and bpftrace).  Measured: the CPU time
 into values and instances ready to serve (also: ten prints and then one refresh, the
 usual case of a print a second and a fetch every 10 s):
 
-  ours   per line output.parse_line + what the script's reader thread does with the event
-         (ScriptProcess._count_output), then one refresh (Refresher.refresh_once: registry
-         sync, data_points, metric table, instance ids) and HpcPMDA.prepare (value maps by
+  ours   per line what the script's reader thread does with it (ScriptProcess._take_line:
+         a map print is kept undecoded, anything else parsed at once), then one refresh
+         (Refresher.refresh_once: registry sync, decoding each variable's latest print,
+         datatable, metric table, instance ids) and HpcPMDA.prepare (value maps by
          instance id, ctypes instance arrays, label JSON), as the refresh thread does.
   stock  per line bpftrace.parser.process_bpftrace_output (as its process manager's reader
          does), then BPFtraceCluster.refresh_callback (as pmcd's refresh triggers it): a
@@ -132,7 +133,6 @@ class Ours:
         from pmdas.common.pmda import HpcPMDA
         from pmdas.common.refresh import Refresher
         from pmdas.hpcbpftrace.collector import BpftraceAgent
-        from pmdas.hpcbpftrace.output import parse_line
         from pmdas.hpcbpftrace.registry import CURATED_DIR
 
         # A stand-in for bpftrace that prints nothing: the agent supervises it as usual,
@@ -151,14 +151,13 @@ class Ours:
         self.refresher.refresh_once()                # starts the script (the stand-in)
         # No public hook feeds lines: use the script's own per-line handler, as its reader does.
         self.process = self.agent.runner._get("hicard")
-        self.parse_line = parse_line
         self.handle(first)
         assert self.agent.runner.statuses()["hicard"].state == "running"
         metric, pmid = next((m, p) for m, p in self.pmda._pmids if m.name == "data.counter")
         self.cluster, self.item, self.pmid = metric.cluster, metric.item, pmid
 
     def handle(self, raw: bytes) -> None:
-        self.process._count_output(self.process._proc, len(raw), self.parse_line(raw))
+        self.process._take_line(self.process._proc, raw)
 
     def interval(self, lines: list[bytes]) -> None:
         for raw in lines:

@@ -8,6 +8,11 @@ Layers (each module has one job):
                (bpftrace 0.17 ``-f json``); flatten(Variable) -> value or {instance: value}
                with stable, ordered histogram bucket names ('0', '1', '2-3', '<0', '>=100'),
                keyed ones '{key}|{bucket}'; bucket_bounds(name) sorts them.
+               printed_variable(line) names the variable of a map print without decoding
+               it: readers keep each variable's latest print and decode it on demand.
+  datatable.py DataTable().update(scripts, values) -> {kind: KindTable(names, values, labels)}
+               for hpc.bpftrace.data.*; a variable's instances and labels are kept while
+               its keys stay the same (only values gathered), rebuilt when keys change.
   diagnose.py  diagnose(stderr, returncode) -> Diagnosis(outcome, reason): unsupported on
                this kernel (no restart) / broken script (no restart) / crashed (restart).
   procstat.py  process_cost(pid) -> ProcessCost(cpu_seconds, bpf_seconds, bpf_events).
@@ -31,6 +36,6 @@ Typical use by the agent:
     registry = ScriptRegistry(admin_dir=config.script_dir)
     runner = Runner(Limits(max_scripts=config.max_scripts, ...))
     runner.sync(registry); runner.start_supervisor()
-    ... each refresh: runner.statuses(), runner.all_values(), flatten(variable)
+    ... each refresh: runner.statuses(), table.update(scripts, runner.all_values())
     live change (PCP store): registry.add/enable/disable/remove, then runner.sync(registry)
 """

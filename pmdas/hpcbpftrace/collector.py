@@ -16,74 +16,30 @@ from pmdas.common.config import Option, positive
 from pmdas.common.sources import Results, Source
 
 from . import metrics as table
+from .datatable import EMPTY, DataTable, KindTable
 from .header import parse_header
-from .output import KEY_SEPARATOR, Variable, bucket_bounds, flatten
 from .process import Limits
 from .registry import ADMIN_DIR, CURATED_DIR, RegistryError, Script, ScriptRegistry
 from .runner import Runner, RunnerError
 
 log = logging.getLogger(__name__)
 
-# Scripts on by default: cheap ones.  syscalls and rwbytes put every system call on
-# the tracepoint slow path (measured: +79% on a getppid loop), so admins turn them
-# on for an investigation only.
-DEFAULT_ENABLED = ["runqlat", "biolatency", "cswitch", "pagefaults", "tcpretrans", "procexec", "oomkill"]
-
-
-@dataclass(frozen=True)
-class DataPoint:
-    script: str
-    variable: str
-    key: str | None
-    bucket: str | None
-    unit: str
-    value: object
+# Scripts on by default: those whose probes fire on rare events (a block I/O, a TCP
+# retransmit or reset, an exec, an OOM kill, a CPU migration).  Probes on every system
+# call (syscalls, rwbytes: +79% on a getppid loop), context switch or wakeup (cswitch;
+# runqlat, even timing 1 wakeup in 8) or page fault (pagefaults) cost 2-6% of a busy
+# job's CPU each (bench/bpftrace_overhead.py), and PCP's own proc agent has the per-process
+# counts (context switches, faults, run-queue wait) for free, so admins turn them on for
+# an investigation.
+DEFAULT_ENABLED = ["biolatency", "migrations", "tcpretrans", "procexec", "oomkill"]
 
 
 @dataclass(frozen=True)
 class BpftraceSnapshot:
     scripts: dict[str, Script] = field(default_factory=dict)
     statuses: dict = field(default_factory=dict)
-    data: dict[str, dict[str, DataPoint]] = field(default_factory=dict)  # kind → {instance: point}
+    data: dict[str, KindTable] = field(default_factory=lambda: dict(EMPTY))   # metric kind → table
     last_control: str = ""
-
-
-def _kind(variable: Variable, declared: dict[str, tuple[str, str]]) -> tuple[str, str]:
-    """(metric kind, unit) for a variable: what the header declares, else by its shape."""
-    if variable.name in declared:
-        kind, unit = declared[variable.name]
-        return ("histogram" if kind == "histogram" else kind), unit
-    if variable.kind == "hist":
-        return "histogram", "none"
-    return "instant", "none"
-
-
-def data_points(script: Script, variables: dict[str, Variable]) -> dict[str, dict[str, DataPoint]]:
-    declared = {e.variable: (e.kind, e.unit) for e in script.header.exports} if script.header else {}
-    out: dict[str, dict[str, DataPoint]] = {"counter": {}, "instant": {}, "histogram": {}, "string": {}}
-    for variable in variables.values():
-        kind, unit = _kind(variable, declared)
-        flat = flatten(variable)
-        if not isinstance(flat, dict):
-            if isinstance(flat, dict | list):
-                continue
-            kind = "string" if isinstance(flat, str) else kind
-            out[kind][f"{script.name}:{variable.name}"] = DataPoint(script.name, variable.name, None, None,
-                                                                  unit, flat)
-            continue
-        items = flat.items()
-        if kind == "histogram":
-            items = sorted(items, key=lambda kv: (kv[0].rpartition(KEY_SEPARATOR)[0],
-                                                  bucket_bounds(kv[0].rpartition(KEY_SEPARATOR)[2])))
-        for sub, value in items:
-            key, bucket = sub, None
-            if kind == "histogram":
-                key, _, bucket = sub.rpartition(KEY_SEPARATOR)
-                key = key or None
-            target = "string" if isinstance(value, str) else kind
-            out[target][f"{script.name}:{variable.name}:{sub}"] = DataPoint(
-                script.name, variable.name, key, bucket, unit, value)
-    return out
 
 
 class BpftraceAgent(Agent):
@@ -116,6 +72,7 @@ class BpftraceAgent(Agent):
         self._last_control = ""
         self._started = False
         self._sync_lock = threading.Lock()
+        self._data = DataTable()     # instances kept between refreshes (the refresh thread's)
 
     def _sync(self) -> dict[str, Script]:
         with self._sync_lock:
@@ -144,13 +101,7 @@ class BpftraceAgent(Agent):
     def _read(self) -> BpftraceSnapshot:
         scripts = self._sync()
         statuses = self.runner.statuses()
-        data: dict[str, dict[str, DataPoint]] = {"counter": {}, "instant": {}, "histogram": {}, "string": {}}
-        for name, variables in self.runner.all_values().items():
-            script = scripts.get(name)
-            if script is None:
-                continue
-            for kind, points in data_points(script, variables).items():
-                data[kind].update(points)
+        data = self._data.update(scripts, self.runner.all_values())
         return BpftraceSnapshot(scripts, statuses, data, self._last_control)
 
     def build(self, results: Results) -> BpftraceSnapshot | None:

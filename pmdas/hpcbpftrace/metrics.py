@@ -17,24 +17,13 @@ from pmdas.common.table import (
     STRING,
     U32,
     U64,
+    Column,
     Indom,
     Metric,
     cluster,
 )
 
 STATE_CODES = {"stopped": 0, "starting": 1, "running": 2, "restarting": 3, "failed": 4, "unsupported": 5}
-
-
-def _point_labels(points):
-    out = {}
-    for name, p in points.items():
-        labels = {"script": p.script, "variable": p.variable, "unit": p.unit}
-        if p.key is not None:
-            labels["key"] = p.key
-        if p.bucket is not None:
-            labels["bucket"] = p.bucket
-        out[name] = labels
-    return out
 
 
 def _data_indom(kind: str, serial: int, what: str) -> Indom:
@@ -44,7 +33,7 @@ def _data_indom(kind: str, serial: int, what: str) -> Indom:
                  + (", 'script:@variable:bucket' (or 'key|bucket') for histogram buckets, "
                     "listed in bucket order" if kind == "histogram" else "")
                  + ". Labels: script, variable, key, bucket, unit.",
-                 lambda s: _point_labels(s.data[kind]) if s else {})
+                 lambda s: s.data[kind].labels if s else {})
 
 
 INDOMS = [
@@ -69,7 +58,8 @@ def _every_script(field, idle):
 
 
 def _points(kind):
-    return lambda s: {name: p.value for name, p in s.data[kind].items()}
+    """A data metric's values as a Column over its kind's instance names (converted in bulk)."""
+    return lambda s: Column(s.data[kind].names, s.data[kind].values)
 
 
 STATUS = cluster(0, [

@@ -155,6 +155,24 @@ def _stats_value(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+# json.loads makes exact types, so a keyed map's values are checked by the set of their
+# types (one C pass over 10,000 keys) and only the odd ones (tuples, stats) one by one.
+_SCALAR_TYPES = frozenset((bool, int, float, str))
+_NUMBER_TYPES = frozenset((int, float))
+
+
+def _all_scalars(values: Any) -> bool:
+    types = set(map(type, values))
+    if types <= _SCALAR_TYPES:
+        return True
+    return types <= _SCALAR_TYPES | {list} and all(map(_scalar, values))
+
+
+def _all_stats(values: Any) -> bool:
+    types = set(map(type, values))
+    return types <= _NUMBER_TYPES or (types <= _NUMBER_TYPES | {dict} and all(map(_stats_value, values)))
+
+
 def _variable(kind: str, data: Any) -> Variable | None:
     if not isinstance(data, dict) or len(data) != 1:
         return None
@@ -166,20 +184,21 @@ def _variable(kind: str, data: Any) -> Variable | None:
         if hist is not None:
             return Variable(name, kind, hist, False)
         if isinstance(raw, dict):
-            keyed = {str(k): _histogram(v) for k, v in raw.items()}
+            keyed = {k: _histogram(v) for k, v in raw.items()}
             if all(h is not None for h in keyed.values()):
                 return Variable(name, kind, keyed, True)
         return None
+    # JSON object keys are always str: a keyed map is kept as json.loads made it, no copy.
     if kind == "stats":
         if _stats_value(raw):
             return Variable(name, kind, raw, False)
-        if isinstance(raw, dict) and all(_stats_value(v) for v in raw.values()):
-            return Variable(name, kind, {str(k): v for k, v in raw.items()}, True)
+        if isinstance(raw, dict) and _all_stats(raw.values()):
+            return Variable(name, kind, raw, True)
         return None
     if _scalar(raw):
         return Variable(name, kind, raw, False)
-    if isinstance(raw, dict) and all(_scalar(v) for v in raw.values()):
-        return Variable(name, kind, {str(k): v for k, v in raw.items()}, True)
+    if isinstance(raw, dict) and _all_scalars(raw.values()):
+        return Variable(name, kind, raw, True)
     return None
 
 
@@ -217,6 +236,22 @@ def parse_line(line: str | bytes) -> Event | None:
         return _event(obj)
     except (ValueError, TypeError, AttributeError, RecursionError):
         return None
+
+
+# How bpftrace 0.17 starts every print of a map: type, then the one variable's name.
+_PRINT_HEAD = re.compile(rb'\{"type": "(?:map|hist|stats)", "data": \{"(@[A-Za-z_][A-Za-z0-9_]*)": ')
+
+
+def printed_variable(line: bytes) -> str | None:
+    """The variable a map print is of, read from the line's first bytes without decoding it.
+
+    A script may print a 10,000-key map every second while the agent refreshes every
+    10 s: the reader keeps each variable's latest print as bytes and only that one is
+    decoded (parse_line), when a refresh asks for the values.  None for any other line,
+    or one not laid out exactly as bpftrace prints it: those are parsed at once.
+    """
+    m = _PRINT_HEAD.match(line)
+    return m[1].decode("ascii") if m else None
 
 
 def _event(obj: Mapping[str, Any]) -> Event | None:

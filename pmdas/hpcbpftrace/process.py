@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
 from . import diagnose as dx
-from .output import Attached, HelperError, LostEvents, Text, Variable, parse_line
+from .output import Attached, HelperError, LostEvents, Text, Variable, parse_line, printed_variable
 from .procstat import process_cost
 
 log = logging.getLogger(__name__)
@@ -103,6 +103,7 @@ class ScriptProcess:
         self._threads: list[threading.Thread] = []
         self._stderr = bytearray()
         self._values: dict[str, Variable] = {}
+        self._undecoded: dict[str, bytes] = {}    # variable → its latest print, not decoded yet
         self.texts: collections.deque[Text] = collections.deque(maxlen=limits.keep_text_lines)
         self._status = ScriptStatus(name, STOPPED)
         self._run_started = 0.0
@@ -123,8 +124,25 @@ class ScriptProcess:
             return replace(self._status, recent_restarts=len(self._restart_times))
 
     def values(self) -> dict[str, Variable]:
-        """The latest printed value of every map, by variable name ('@x')."""
+        """The latest printed value of every map, by variable name ('@x').
+
+        Prints are decoded here, only the latest of each variable (see
+        output.printed_variable); one that does not decode leaves the variable's
+        earlier value and counts as an unparsed line.
+        """
         with self._lock:
+            if self._undecoded:
+                undecoded, self._undecoded = self._undecoded, {}
+                failed = 0
+                for raw in undecoded.values():
+                    event = parse_line(raw)
+                    if isinstance(event, Variable):
+                        self._values[event.name] = event
+                    else:
+                        failed += 1
+                if failed:
+                    self._status = replace(self._status,
+                                           unparsed_lines=self._status.unparsed_lines + failed)
             return dict(self._values)
 
     def start(self) -> None:
@@ -273,18 +291,28 @@ class ScriptProcess:
         truncated = False
         for raw in iter(lambda: stream.readline(limits.max_line_bytes), b""):
             whole = raw.endswith(b"\n")
-            event = None if truncated or not whole else parse_line(raw)
+            self._take_line(proc, raw, whole and not truncated)
             truncated = not whole                    # skip the rest of an over-long line
-            self._count_output(proc, len(raw), event)
         stream.close()
 
-    def _count_output(self, proc: subprocess.Popen, size: int, event: object) -> None:
+    def _take_line(self, proc: subprocess.Popen | None, raw: bytes, complete: bool = True) -> None:
+        """One line of output: a map print is kept undecoded (see values()), the rest parsed now."""
+        if not complete:
+            self._count_output(proc, len(raw), None)
+            return
+        variable = printed_variable(raw)
+        self._count_output(proc, len(raw), parse_line(raw) if variable is None else (variable, raw))
+
+    def _count_output(self, proc: subprocess.Popen | None, size: int, event: object) -> None:
         now = self._clock()
         with self._lock:
             s = self._status
             changes: dict = {"lines": s.lines + 1, "bytes": s.bytes + size}
-            if isinstance(event, Variable):
+            if isinstance(event, tuple):             # (variable, undecoded print)
+                self._undecoded[event[0]] = event[1]
+            elif isinstance(event, Variable):
                 self._values[event.name] = event
+                self._undecoded.pop(event.name, None)
             elif isinstance(event, Attached):
                 changes.update(probes=event.probes, state=RUNNING)
             elif isinstance(event, Text):

@@ -74,18 +74,23 @@ class ScriptRegistry:
         self.curated_dir, self.admin_dir = curated_dir, admin_dir
         self.max_bytes = max_bytes
         self.enabled_by_default = enabled_by_default
+        # path → (origin, text, header, error): the agent lists the scripts every refresh;
+        # a file whose text did not change is not validated again.
+        self._checked: dict[str, tuple[str, bytes, Header | None, str]] = {}
 
     # -- reading ----------------------------------------------------------------
     def scripts(self) -> dict[str, Script]:
         """Every known script by name; curated ones win a name clash."""
         state = self._state()
         found: dict[str, Script] = {}
+        checked: dict[str, tuple[str, bytes, Header | None, str]] = {}
         for origin, directory in ((CURATED, self.curated_dir), (ADMIN, self.admin_dir)):
             for path in self._files(directory):
                 name = os.path.basename(path)[:-3]
                 if name in found or not valid_name(name):
                     continue
-                found[name] = self._load(name, path, origin, state)
+                found[name] = self._load(name, path, origin, state, checked)
+        self._checked = checked      # forget files that are gone
         return found
 
     def get(self, name: str) -> Script:
@@ -99,13 +104,13 @@ class ScriptRegistry:
 
     def _files(self, directory: str) -> list[str]:
         try:
-            names = sorted(os.listdir(directory))
+            with os.scandir(directory) as entries:
+                return sorted(e.path for e in entries if e.name.endswith(".bt") and e.is_file())
         except OSError:
             return []
-        return [os.path.join(directory, n) for n in names
-                if n.endswith(".bt") and os.path.isfile(os.path.join(directory, n))]
 
-    def _load(self, name: str, path: str, origin: str, state: dict) -> Script:
+    def _load(self, name: str, path: str, origin: str, state: dict,
+              checked: dict[str, tuple[str, bytes, Header | None, str]]) -> Script:
         explicit = state.get(name)
         default = self.enabled_by_default
         if explicit is not None:
@@ -113,14 +118,26 @@ class ScriptRegistry:
         else:
             enabled = default if isinstance(default, bool) else name in default
         try:
-            if os.path.getsize(path) > self.max_bytes:
-                raise RegistryError(f"script {name} is over the size limit of {self.max_bytes} bytes")
-            with open(path, encoding="utf-8", errors="replace") as f:
-                header = check_script(name, f.read(), self.max_bytes)
-            return Script(name, path, origin, enabled, header)
-        except (OSError, RegistryError) as exc:
-            why = exc.strerror if isinstance(exc, OSError) else str(exc)
-            return Script(name, path, origin, enabled, None, why)
+            with open(path, "rb") as f:
+                raw = f.read(self.max_bytes + 1)
+        except OSError as exc:
+            return Script(name, path, origin, enabled, None, exc.strerror or str(exc))
+        before = self._checked.get(path)
+        if before is not None and before[0] == origin and before[1] == raw:
+            header, error = before[2], before[3]
+        else:
+            header, error = self._check(name, raw)
+        checked[path] = (origin, raw, header, error)
+        return Script(name, path, origin, enabled, header, error)
+
+    def _check(self, name: str, raw: bytes) -> tuple[Header | None, str]:
+        if len(raw) > self.max_bytes:
+            return None, f"script {name} is over the size limit of {self.max_bytes} bytes"
+        try:
+            text = raw.decode("utf-8", "replace").replace("\r\n", "\n").replace("\r", "\n")
+            return check_script(name, text, self.max_bytes), ""
+        except RegistryError as exc:
+            return None, str(exc)
 
     # -- changing -----------------------------------------------------------------
     def add(self, name: str, text: str, enable: bool = True) -> Script:

@@ -7,7 +7,7 @@ import pytest
 
 from tests.harness.pcp import hpc_pcp, installed_agent, reader, run_pcp, wait_for, wait_refreshed
 
-pytestmark = pytest.mark.usefixtures("pmcd")
+pytestmark = [pytest.mark.pcp, pytest.mark.services, pytest.mark.usefixtures("pmcd")]
 
 OPENS = """// name: opens_test
 // description: openat calls by process name (test)

@@ -34,7 +34,7 @@ tracepoint:syscalls:sys_enter_openat { @opens[comm] = count(); @lat[1, 2] = hist
 
 def test_curated_set_is_complete_and_valid():
     names = {os.path.basename(p)[:-3] for p in CURATED}
-    expected = {"syscalls", "biolatency", "runqlat", "cswitch", "pagefaults", "tcpretrans",
+    expected = {"syscalls", "biolatency", "runqlat", "cswitch", "migrations", "pagefaults", "tcpretrans",
                 "rwbytes", "procexec", "oomkill", "lustre_client", "lnet"}
     assert expected <= names
     for path in CURATED:
@@ -124,3 +124,20 @@ def test_parse_header_raises_only_header_error(text):
         assert str(exc)
     else:
         assert valid_name(header.name)
+
+
+# Tracepoints that fire on every system call, context switch, wakeup or page fault.
+HOT_PROBES = ("raw_syscalls:", "syscalls:", "sched:sched_switch", "sched:sched_wakeup",
+              "exceptions:page_fault")
+
+
+def test_default_set_stays_off_hot_paths():
+    """The default set costs a busy job little (bench/bpftrace_overhead.py): no script in it
+    probes a per-event hot path.  runqlat, on demand, times only 1 wakeup in 8."""
+    from pmdas.hpcbpftrace.collector import DEFAULT_ENABLED
+    for name in DEFAULT_ENABLED:
+        with open(os.path.join(CURATED_DIR, f"{name}.bt"), encoding="utf-8") as f:
+            text = f.read()
+        assert not [p for p in HOT_PROBES if p in text], name
+    with open(os.path.join(CURATED_DIR, "runqlat.bt"), encoding="utf-8") as f:
+        assert f.read().count("((nsecs >> 20) & 7) == 0") == 2, "runqlat samples wakeups and preemptions"
