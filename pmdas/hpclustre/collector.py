@@ -7,7 +7,10 @@ monotonic across target restarts and job_stats are summed per filesystem.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from itertools import chain, compress, repeat
+from operator import attrgetter, is_not
 from typing import Any
 
 from pmdas.common.agent import Agent
@@ -46,28 +49,73 @@ class LustreSnapshot:
     healthy: bool | None = None
     resets: int = 0
     last_reset: str = ""
+    # Working space of the metric table for this snapshot (instance names and value
+    # columns that several metrics share); not part of the snapshot's value.
+    memo: dict = field(default_factory=dict, compare=False, repr=False)
+
+
+# Counter names of a stats group, by (its counter names, those with a sum): few shapes
+# occur (one per kind of stats file), so each is built once and shared.
+_STAT_NAMES: dict[tuple, tuple] = {}
+_HIST_NAMES: dict[tuple, tuple] = {}
+_SAMPLES, _TOTAL = attrgetter("samples"), attrgetter("total")
+
+
+def _memo(memo: dict[tuple, tuple], key: tuple, make: Callable[[tuple], tuple]) -> tuple:
+    names = memo.get(key)
+    if names is None:
+        if len(memo) > 10000:   # shapes from garbled files: do not keep them forever
+            memo.clear()
+        names = memo[key] = make(key)
+    return names
+
+
+def _stat_names(key: tuple) -> tuple:
+    counters, with_sum = key
+    return (*((n, "sum") for n in with_sum), *((n, "samples") for n in counters))
+
+
+def _hist_names(buckets: tuple) -> tuple:
+    return tuple(chain.from_iterable(((b, "read"), (b, "write")) for b in buckets))
 
 
 def _guard_stats(guard: CounterGuard, where: tuple, stats: dict[str, StatCounter]) -> dict[str, StatCounter]:
-    out = {}
-    for name, counter in stats.items():
-        total = counter.total
-        if total is not None:
-            total = guard.monotonic((*where, name, "sum"), total)
-        out[name] = StatCounter(guard.monotonic((*where, name, "samples"), counter.samples),
-                                counter.unit, total)
-    return out
+    """Monotonic samples and sums; the parsed dict itself when no counter ever went back."""
+    counters = tuple(stats.values())
+    totals = tuple(map(_TOTAL, counters))
+    with_sum = tuple(compress(stats, map(is_not, totals, repeat(None))))
+    names = _memo(_STAT_NAMES, (tuple(stats), with_sum), _stat_names)
+    raw = (*compress(totals, map(is_not, totals, repeat(None))), *map(_SAMPLES, counters))
+    out = guard.monotonic_many(where, names, raw)
+    if out is raw:
+        return stats
+    sums = dict(zip(with_sum, out, strict=False))
+    return {name: StatCounter(samples, c.unit, sums.get(name))
+            for (name, c), samples in zip(stats.items(), out[len(with_sum):], strict=True)}
 
 
 def _guard_rpc(guard: CounterGuard, where: tuple, rpc: RpcStats | None) -> RpcStats | None:
+    """Monotonic histogram buckets; the parsed object itself when no bucket ever went back."""
     if rpc is None:
         return None
-    histograms = {
-        section: {bucket: (guard.monotonic((*where, section, bucket, "read"), r),
-                           guard.monotonic((*where, section, bucket, "write"), w))
-                  for bucket, (r, w) in buckets.items()}
-        for section, buckets in rpc.histograms.items()}
-    return RpcStats(rpc.header, histograms)
+    histograms = {}
+    changed = False
+    for section, buckets in rpc.histograms.items():
+        keys = tuple(buckets)
+        names = _memo(_HIST_NAMES, keys, _hist_names)
+        raw = tuple(chain.from_iterable(buckets.values()))
+        out = guard.monotonic_many((*where, section), names, raw)
+        if out is not raw:
+            buckets = dict(zip(keys, zip(out[0::2], out[1::2], strict=True), strict=True))
+            changed = True
+        histograms[section] = buckets
+    return RpcStats(rpc.header, histograms) if changed else rpc
+
+
+def _guard_device(guard: CounterGuard, name: str, dev: ClientDevice) -> ClientDevice:
+    stats = _guard_stats(guard, (dev.kind, name), dev.stats)
+    rpc = _guard_rpc(guard, (dev.kind, name, "rpc"), dev.rpc)
+    return dev if stats is dev.stats and rpc is dev.rpc else replace(dev, stats=stats, rpc=rpc)
 
 
 # Which counter keys each source feeds (by the first element of the key); job
@@ -135,9 +183,7 @@ class LustreAgent(Agent):
         if client is not None:
             filesystems = {fs: _guard_stats(guard, ("llite", fs), stats)
                            for fs, stats in client.filesystems.items()}
-            devices = {name: replace(dev, stats=_guard_stats(guard, (dev.kind, name), dev.stats),
-                                     rpc=_guard_rpc(guard, (dev.kind, name, "rpc"), dev.rpc))
-                       for name, dev in client.devices.items()}
+            devices = {name: _guard_device(guard, name, dev) for name, dev in client.devices.items()}
         servers: dict[str, ServerTarget] = results.value("server") or {}
         targets = {name: replace(t, stats=None if t.stats is None
                                  else _guard_stats(guard, (t.kind, name), t.stats))
@@ -153,8 +199,9 @@ class LustreAgent(Agent):
             jobs = self._jobs.finish(int(self.config.job_limit))
         lnet = results.value("lnet")
         if lnet is not None:
-            lnet = {k: (v if k in LNET_LEVELS else guard.monotonic(("lnet", k), v))
-                    for k, v in lnet.items()}
+            counted = tuple(k for k in lnet if k not in LNET_LEVELS)
+            lnet = {**lnet, **dict(zip(counted, guard.monotonic_many(
+                ("lnet",), counted, tuple(lnet[k] for k in counted)), strict=True))}
         guard.sweep(keep=_failed_families(results))
         return LustreSnapshot(filesystems, devices, targets, job_entries, jobs,
                               int(self.config.job_limit), lnet, results.value("health"),

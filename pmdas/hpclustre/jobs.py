@@ -77,17 +77,19 @@ class JobTotals:
     def update(self, filesystem: str, target: str, jobs: Mapping[str, JobCounters]) -> None:
         """Add one target's job_stats (already parsed) to this refresh."""
         is_mdt = "-MDT" in target
-        delta = self._guard.delta
+        deltas = self._guard.deltas
         self._available |= _DATA_FIELDS | (_MDT_FIELDS if is_mdt else {"ost_ops"})
         for job_id, counters in jobs.items():
             if "read_usecs" not in self._available and any(
                     unit == "usecs" for _s, unit, _t in counters.values()):
                 self._available |= {"read_usecs", "write_usecs"}
             increases = self._fresh.setdefault((filesystem, job_id), {})
-            for name, raw in job_vector(counters, is_mdt).items():
-                step = delta((target, job_id, name), raw)
-                if step:
-                    increases[name] = increases.get(name, 0) + step
+            vector = job_vector(counters, is_mdt)
+            steps = deltas((target, job_id), tuple(vector), tuple(vector.values()))
+            if any(steps):
+                for name, step in zip(vector, steps, strict=True):
+                    if step:
+                        increases[name] = increases.get(name, 0) + step
 
     def finish(self, limit: int, now: float | None = None) -> JobView:
         """Apply this refresh's increases; export the top ``limit`` jobs by bytes moved."""

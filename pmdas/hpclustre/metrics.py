@@ -5,9 +5,13 @@ here.  Cluster numbers and item order are append-only (archives record PMIDs).
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import lru_cache
+from itertools import chain
+from operator import attrgetter
 from typing import Any
 
-from pmdas.common.table import BYTES, COUNT, COUNTER, INSTANT, U32, U64, USEC, Indom, Metric, cluster
+from pmdas.common.table import BYTES, COUNT, COUNTER, INSTANT, U32, U64, USEC, Column, Indom, Metric, cluster
 
 from .metrics_server import SERVER_INDOMS, SERVER_METRICS
 
@@ -56,22 +60,80 @@ RPC_SECTIONS = {
 }
 
 
+# A client with thousands of OSCs has hundreds of thousands of per-RPC-type and
+# histogram-bucket instances.  Their names, labels and values are built once per snapshot,
+# in one pass, and shared (as Columns) by the instance domain and its metrics.
+
+def _shared(s: Any, key: tuple, make: Callable[[Any], Any]) -> Any:
+    """``make(s)``, computed once per snapshot."""
+    memo = getattr(s, "memo", None)
+    if memo is None:
+        return make(s)
+    value = memo.get(key)
+    if value is None:
+        value = memo[key] = make(s)
+    return value
+
+
 def _device_labels(s: Any) -> dict[str, dict[str, str]]:
     return {n: {"filesystem": d.filesystem, "target": d.target, "type": d.kind}
             for n, d in s.devices.items()}
 
 
+@lru_cache(maxsize=1 << 17)
+def _instances_of(device: str, filesystem: str, target: str, kind: str, label: str,
+                  keys: tuple) -> tuple[list[str], list[dict[str, Any]]]:
+    """Names and labels of one device's instances (one per op or bucket in ``keys``).
+
+    Cached: they are the same every refresh, and the same label objects let the PCP glue
+    see at once that nothing changed.  Callers must not modify them.
+    """
+    return ([f"{device}::{key}" for key in keys],
+            [{"filesystem": filesystem, "target": target, "type": kind, label: key} for key in keys])
+
+
+def _op_table(s: Any) -> tuple[tuple, tuple, tuple, tuple]:
+    """(instance names, labels, samples, [usecs] sums or None) of every OSC/MDC RPC type."""
+    names, labels, counters = [], [], []
+    for n, d in s.devices.items():
+        ops = tuple(op for op in d.stats if not op.endswith("_bytes"))
+        more_names, more_labels = _instances_of(n, d.filesystem, d.target, d.kind, "op", ops)
+        names += more_names
+        labels += more_labels
+        counters += map(d.stats.__getitem__, ops)
+    return (tuple(names), tuple(labels), tuple(map(attrgetter("samples"), counters)),
+            tuple(c.total if _wanted(c, "sum") else None for c in counters))
+
+
 def _device_ops(s: Any) -> dict[str, dict[str, str]]:
-    return {f"{n}::{op}": {"filesystem": d.filesystem, "target": d.target, "type": d.kind, "op": op}
-            for n, d in s.devices.items() for op in d.stats if not op.endswith("_bytes")}
+    names, labels, _samples, _sums = _shared(s, ("ops",), _op_table)
+    return dict(zip(names, labels, strict=True))
+
+
+def _hist_table(section: str, label: str):
+    """(instance names, labels, read counts, write counts) of one rpc_stats histogram."""
+    def table(s: Any) -> tuple[tuple, tuple, tuple, tuple]:
+        names, labels, counts = [], [], []
+        for n, d in s.devices.items():
+            buckets = d.rpc.histograms.get(section) if d.rpc is not None else None
+            if not buckets:
+                continue
+            more_names, more_labels = _instances_of(n, d.filesystem, d.target, d.kind, label,
+                                                    tuple(buckets))
+            names += more_names
+            labels += more_labels
+            counts.append(chain.from_iterable(buckets.values()))
+        flat = tuple(chain.from_iterable(counts))
+        return tuple(names), tuple(labels), flat[0::2], flat[1::2]
+    return lambda s: _shared(s, ("hist", section), table)
 
 
 def _hist_instances(section: str, label: str):
+    table = _hist_table(section, label)
+
     def instances(s: Any) -> dict[str, dict[str, Any]]:
-        return {f"{n}::{bucket}": {"filesystem": d.filesystem, "target": d.target, "type": d.kind,
-                                   label: bucket}
-                for n, d in s.devices.items() if d.rpc is not None
-                for bucket in d.rpc.histograms.get(section, {})}
+        names, labels, _reads, _writes = table(s)
+        return dict(zip(names, labels, strict=True))
     return instances
 
 
@@ -101,6 +163,12 @@ INDOMS = [
 ]
 
 
+def _filesystems_with_unit(unit: str) -> Callable[[Any], frozenset[str]]:
+    """The filesystems whose llite stats have some line in ``unit`` (asked by 60 metrics)."""
+    return lambda s: frozenset(fs for fs, stats in s.filesystems.items()
+                               if any(c.unit == unit for c in stats.values()))
+
+
 def _fs_stat(op: str, part: str, unit: str | None = None):
     """Extractor: one column of one llite counter for every filesystem.
 
@@ -110,10 +178,11 @@ def _fs_stat(op: str, part: str, unit: str | None = None):
     """
     def value(s: Any) -> dict[str, int]:
         out = {}
+        timed = _shared(s, ("units", unit), _filesystems_with_unit(unit)) if unit is not None else None
         for fs, stats in s.filesystems.items():
             c = stats.get(op)
             if c is None:
-                if unit is None or any(x.unit == unit for x in stats.values()):
+                if timed is None or fs in timed:
                     out[fs] = 0
                 continue
             if unit is not None and c.unit != unit:
@@ -185,17 +254,18 @@ def _wanted(c: Any, part: str) -> bool:
 
 
 def _dev_op(part: str):
-    def value(s: Any) -> dict[str, int]:
-        return {f"{n}::{op}": (c.samples if part == "samples" else c.total)
-                for n, d in s.devices.items() for op, c in d.stats.items()
-                if not op.endswith("_bytes") and _wanted(c, part)}
+    def value(s: Any) -> Column:
+        names, _labels, samples, sums = _shared(s, ("ops",), _op_table)
+        return Column(names, samples if part == "samples" else sums)
     return value
 
 
 def _hist(section: str, half: int):
-    def value(s: Any) -> dict[str, int]:
-        return {f"{n}::{b}": rw[half] for n, d in s.devices.items() if d.rpc is not None
-                for b, rw in d.rpc.histograms.get(section, {}).items()}
+    table = _hist_table(section, RPC_SECTIONS[section][2])
+
+    def value(s: Any) -> Column:
+        names, _labels, reads, writes = table(s)
+        return Column(names, writes if half else reads)
     return value
 
 
