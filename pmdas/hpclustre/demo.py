@@ -263,8 +263,9 @@ def step(state: dict, slurm_jobs: tuple[str, ...] = (), host: str = "") -> None:
             jobs[
                 f"SLURM_JOB{state['next_job']}:{rnd.choice([0, 1000, 1001])}:node{rnd.randrange(1, 65):03d}"
             ] = {"start": time.time(), "ost": {}, "mdt": {}}
-        for entry in jobs.values():
-            weight = rnd.choice([0, 1, 1, 10, 100])
+        for job_id, entry in jobs.items():
+            # the real jobs are the busy ones, so they stay in the agent's top N
+            weight = 100 if job_id in real else rnd.choice([0, 1, 1, 10, 100])
             for name in ("read_bytes", "write_bytes", "read", "write") + JOB_OST_OPS[:3]:
                 c = entry["ost"].setdefault(name, [0, 0])
                 n = rnd.randrange(0, 5) * weight
