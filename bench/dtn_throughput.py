@@ -1,13 +1,20 @@
 """Benchmark: dtn-transfer against raw globus-url-copy, side by side in one run.
 
-1. Same files, same settings (one node pair, -cc/-p/-pp identical): the overhead of
-   dtn-transfer's planning, batching, journaling and verification, as a time ratio.
+1. Same files, same settings (one node pair, -cc/-p/-fast identical; default 48 × 128 MiB
+   = 6 GiB, so the steady state is measured and not start-up alone): what dtn-transfer's
+   start-up, planning, journaling and verification cost, as a time ratio (goal ≥ 0.97).
 2. Many small files (default 2,000 × 1 MiB) over two node pairs with dtn-transfer's
-   defaults, against globus-url-copy with its defaults on one pair: what the tool buys.
+   defaults, against globus-url-copy with its defaults on one pair: what the tool buys
+   (goal ≥ 2×).
 
 Real globus-gridftp-server nodes on 127.0.0.1 (root needed).  Loopback has no latency,
-so BDP effects are absent; ratios, not absolute rates, are the result.  Prints a table
-and writes bench/results/dtn_throughput.json.
+so BDP effects are absent; ratios, not absolute rates, are the result.  ``--dir /dev/shm``
+(tmpfs, ~12 GiB for scenario 1) keeps disk writeback, which belongs to neither side, out of
+the ratio; ``--dtn-tree`` runs another checkout's dtn_transfer (before/after).  Runs alternate
+which side goes first; medians are compared and min–max ranges shown, because the
+machine is shared.  CPU seconds (servers, and the client side: globus-url-copy, plus
+Python for dtn-transfer) are recorded per side: on two cores, CPU is what bounds both.
+Prints a table and writes bench/results/dtn_throughput.json.
 """
 from __future__ import annotations
 
@@ -15,12 +22,14 @@ import argparse
 import hashlib
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -29,9 +38,11 @@ from dtn_transfer.endpoints import Endpoint  # noqa: E402
 from dtn_transfer.servers import GridftpServer  # noqa: E402
 
 RESULTS = os.path.join(ROOT, "bench", "results", "dtn_throughput.json")
+MIB = 2 ** 20
 
 
 def make_files(directory: str, count: int, size: int) -> int:
+    """``count`` files of ``size`` bytes, each different (a hash of its index up front)."""
     os.makedirs(directory, exist_ok=True)
     block = os.urandom(size)
     for i in range(count):
@@ -52,97 +63,143 @@ def check_arrived(src: str, dst: str) -> bool:
         os.path.getsize(os.path.join(src, n)) == os.path.getsize(os.path.join(dst, n)) for n in names)
 
 
-def raw_copy(src_node: str, dst_node: str, src: str, dst: str, options: list[str], work: str) -> float:
+def server_cpu(servers: list[GridftpServer]) -> float:
+    """CPU seconds of the server daemons and their reaped per-session processes."""
+    total = 0
+    for server in servers:
+        try:
+            with open(f"/proc/{server.pid}/stat", encoding="ascii") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2:].split()
+        total += sum(int(x) for x in fields[11:15])   # utime stime cutime cstime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def client_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def raw_copy(src_node: str, dst_node: str, src: str, dst: str, options: list[str], work: str) -> None:
     source, dest = Endpoint((src_node,), src), Endpoint((dst_node,), dst)
     listing = os.path.join(work, "raw.list")
     with open(listing, "w", encoding="utf-8") as f:
         for name in sorted(os.listdir(src)):
             f.write(f'"{source.url(src_node, name)}" "{dest.url(dst_node, name)}"\n')
-    started = time.perf_counter()
     subprocess.run(["globus-url-copy", *options, "-f", listing], check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - started
 
 
-def dtn_copy(src_ep: str, dst_ep: str, options: list[str], state: str) -> float:
-    env = {**os.environ, "DTN_TRANSFER_STATE_DIR": state, "PYTHONPATH": ROOT}
-    started = time.perf_counter()
+def dtn_copy(src_ep: str, dst_ep: str, options: list[str], state: str, tree: str = ROOT) -> None:
+    env = {**os.environ, "DTN_TRANSFER_STATE_DIR": state, "PYTHONPATH": tree}
     done = subprocess.run([sys.executable, "-m", "dtn_transfer.cli", "run", src_ep, dst_ep, "-q",
                            *options], env=env, capture_output=True, text=True)
-    seconds = time.perf_counter() - started
     if done.returncode != 0:
         raise SystemExit(f"dtn-transfer failed ({done.returncode}): {done.stderr}")
-    return seconds
 
 
-def main() -> None:
+def measure(servers: list[GridftpServer], src: str, dst: str, repeat: int,
+            sides: dict[str, Callable[[], None]]) -> dict[str, dict[str, list[float]]]:
+    """``repeat`` runs per side, alternating which goes first; wall and CPU seconds each."""
+    out: dict[str, dict[str, list[float]]] = {name: {"seconds": [], "server_cpu": [], "client_cpu": []}
+                                              for name in sides}
+    order = list(sides)
+    for k in range(repeat):
+        for name in (order if k % 2 == 0 else order[::-1]):
+            clear(dst)
+            s0, c0, t0 = server_cpu(servers), client_cpu(), time.perf_counter()
+            sides[name]()
+            seconds = time.perf_counter() - t0
+            time.sleep(0.2)   # let the servers reap their sessions, so their CPU is counted
+            out[name]["seconds"].append(seconds)
+            out[name]["server_cpu"].append(server_cpu(servers) - s0)
+            out[name]["client_cpu"].append(client_cpu() - c0)
+            assert check_arrived(src, dst), f"{name}: files missing or short"
+            print(f"  {name}: {seconds:.2f} s", flush=True)
+    clear(dst)
+    return out
+
+
+def row(scenario: str, nbytes: int, runs: dict[str, dict[str, list[float]]]) -> dict:
+    raw, mine = runs["raw"], runs["dtn"]
+    out = {"scenario": scenario, "bytes": nbytes, "runs": runs}
+    for side, data in (("raw", raw), ("dtn", mine)):
+        out[f"{side}_seconds"] = statistics.median(data["seconds"])
+        out[f"{side}_range"] = [min(data["seconds"]), max(data["seconds"])]
+        out[f"{side}_MiB_per_s"] = nbytes / out[f"{side}_seconds"] / MIB
+        out[f"{side}_cpu_seconds"] = statistics.median(
+            [s + c for s, c in zip(data["server_cpu"], data["client_cpu"], strict=True)])
+    out["speedup"] = out["raw_seconds"] / out["dtn_seconds"]
+    out["speedup_per_round"] = [r / d for r, d in zip(raw["seconds"], mine["seconds"], strict=True)]
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=2000, help="small files in scenario 2")
-    parser.add_argument("--size", type=int, default=1 << 20, help="bytes per small file")
-    parser.add_argument("--same-files", type=int, default=40, help="files in scenario 1")
-    parser.add_argument("--same-size", type=int, default=8 << 20, help="bytes per file in scenario 1")
+    parser.add_argument("--size", type=int, default=MIB, help="bytes per small file")
+    parser.add_argument("--same-files", type=int, default=48, help="files in scenario 1")
+    parser.add_argument("--same-size", type=int, default=128 * MIB, help="bytes per file in scenario 1")
     parser.add_argument("--port", type=int, default=21000)
-    parser.add_argument("--repeat", type=int, default=3, help="runs per side; the median is kept")
-    args = parser.parse_args()
+    parser.add_argument("--repeat", type=int, default=5, help="runs per side; medians are compared")
+    parser.add_argument("--dir", default="/tmp", help="where the data sets live (both sides alike)")
+    parser.add_argument("--only", choices=("same", "small"), default=None, help="run one scenario")
+    parser.add_argument("--dtn-tree", default=ROOT,
+                        help="tree whose dtn_transfer runs (an exported older commit: before/after)")
+    args = parser.parse_args(argv)
 
-    base = tempfile.mkdtemp(prefix="dtn-bench-", dir="/tmp")
+    base = tempfile.mkdtemp(prefix="dtn-bench-", dir=args.dir)
     os.chmod(base, 0o777)
-    servers = []
+    servers: list[GridftpServer] = []
     rows = []
     try:
         for i in range(4):
             servers.append(GridftpServer(args.port + i, base).start())
         s = [x.node for x in servers]
         src1, src2, dst, state = (os.path.join(base, d) for d in ("same", "small", "dst", "state"))
-        clear(dst)
 
-        def measure(src: str, raw_call, dtn_call) -> tuple[float, float]:
-            """Median of ``repeat`` runs each, alternating which goes first (cache, CPU drift)."""
-            raws, mine = [], []
-            for k in range(args.repeat):
-                order = [("raw", raw_call), ("dtn", dtn_call)]
-                for name, call in (order if k % 2 == 0 else order[::-1]):
-                    (raws if name == "raw" else mine).append(call())
-                    assert check_arrived(src, dst), f"{name}: files missing or short"
-                    clear(dst)
-            return statistics.median(raws), statistics.median(mine)
+        if args.only in (None, "same"):   # 1. same files, same settings, one pair
+            nbytes = make_files(src1, args.same_files, args.same_size)
+            print(f"same settings, {args.same_files} x {args.same_size // MIB} MiB:", flush=True)
+            runs = measure(servers, src1, dst, args.repeat, {
+                "raw": lambda: raw_copy(s[0], s[2], src1, dst, ["-cc", "4", "-p", "4", "-fast"], base),
+                "dtn": lambda: dtn_copy(f"{s[0]}{src1}", f"{s[2]}{dst}",
+                                        ["-c", "4", "-p", "4", "--no-pipelining", "--bdp", "1G"], state,
+                                        args.dtn_tree)})
+            rows.append(row(f"same settings, {args.same_files} x {args.same_size // MIB} MiB, 1 pair",
+                            nbytes, runs))
+            shutil.rmtree(src1, ignore_errors=True)
 
-        # 1. same files, same settings, one pair
-        nbytes = make_files(src1, args.same_files, args.same_size)
-        raw, mine = measure(
-            src1, lambda: raw_copy(s[0], s[2], src1, dst, ["-cc", "4", "-p", "4", "-fast"], base),
-            lambda: dtn_copy(f"{s[0]}{src1}", f"{s[2]}{dst}",
-                             ["-c", "4", "-p", "4", "--no-pipelining", "--bdp", "1G"], state))
-        rows.append({"scenario": f"same settings, {args.same_files} x {args.same_size >> 20} MiB, 1 pair",
-                     "bytes": nbytes, "raw_seconds": raw, "dtn_seconds": mine})
-
-        # 2. many small files: globus-url-copy defaults vs dtn-transfer defaults on 2 pairs
-        nbytes = make_files(src2, args.files, args.size)
-        raw, mine = measure(
-            src2, lambda: raw_copy(s[0], s[2], src2, dst, [], base),
-            lambda: dtn_copy(f"{s[0]},{s[1]}{src2}", f"{s[2]},{s[3]}{dst}", [], state))
-        rows.append({"scenario": f"{args.files} x {args.size >> 10} KiB, defaults (dtn: 2 pairs)",
-                     "bytes": nbytes, "raw_seconds": raw, "dtn_seconds": mine})
+        if args.only in (None, "small"):   # 2. small files: defaults against defaults
+            nbytes = make_files(src2, args.files, args.size)
+            print(f"{args.files} x {args.size // 1024} KiB, defaults:", flush=True)
+            runs = measure(servers, src2, dst, args.repeat, {
+                "raw": lambda: raw_copy(s[0], s[2], src2, dst, [], base),
+                "dtn": lambda: dtn_copy(f"{s[0]},{s[1]}{src2}", f"{s[2]},{s[3]}{dst}", [], state,
+                                        args.dtn_tree)})
+            rows.append(row(f"{args.files} x {args.size // 1024} KiB, defaults (dtn: 2 pairs)", nbytes, runs))
     finally:
         for server in servers:
             server.stop()
         shutil.rmtree(base, ignore_errors=True)
 
-    for row in rows:
-        row["raw_MiB_per_s"] = row["bytes"] / row["raw_seconds"] / 2**20
-        row["dtn_MiB_per_s"] = row["bytes"] / row["dtn_seconds"] / 2**20
-        row["speedup"] = row["raw_seconds"] / row["dtn_seconds"]
-    print(f"{'scenario':52} {'raw s':>8} {'dtn s':>8} {'raw MiB/s':>10} {'dtn MiB/s':>10} {'dtn/raw':>8}")
+    print(f"\n{'scenario':52} {'raw s (range)':>18} {'dtn s (range)':>18} {'raw MiB/s':>10} "
+          f"{'dtn MiB/s':>10} {'dtn/raw':>8} {'CPU s raw/dtn':>14}")
     for r in rows:
-        print(f"{r['scenario']:52} {r['raw_seconds']:8.2f} {r['dtn_seconds']:8.2f} "
-              f"{r['raw_MiB_per_s']:10.1f} {r['dtn_MiB_per_s']:10.1f} {r['speedup']:8.2f}")
+        print(f"{r['scenario']:52} {r['raw_seconds']:6.2f} ({r['raw_range'][0]:.2f}-{r['raw_range'][1]:.2f}) "
+              f"{r['dtn_seconds']:6.2f} ({r['dtn_range'][0]:.2f}-{r['dtn_range'][1]:.2f}) "
+              f"{r['raw_MiB_per_s']:10.1f} {r['dtn_MiB_per_s']:10.1f} {r['speedup']:8.2f} "
+              f"{r['raw_cpu_seconds']:6.2f}/{r['dtn_cpu_seconds']:<6.2f}")
     os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
     with open(RESULTS, "w", encoding="utf-8") as f:
-        json.dump({"taken": time.time(), "rows": rows,
-                   "note": "speedup = raw seconds / dtn-transfer seconds (>1: dtn-transfer faster); "
-                           "loopback, real globus-gridftp-server nodes"}, f, indent=1)
-    print(json.dumps(rows, indent=1))
+        json.dump({"taken": time.time(), "rows": rows, "load_average": os.getloadavg(),
+                   "dtn_tree": args.dtn_tree, "data_dir": args.dir,
+                   "note": "speedup = raw seconds / dtn-transfer seconds (>1: dtn-transfer faster), "
+                           "medians of alternating runs; loopback, real globus-gridftp-server nodes"},
+                  f, indent=1)
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

@@ -17,7 +17,6 @@ import time
 
 import click
 
-from . import adaptive
 from .endpoints import EndpointError, parse_endpoint
 from .execute import Executor
 from .plan import BINS, Plan, PlanError, make_plan, walk
@@ -36,7 +35,6 @@ from .state import (
     runs_dir,
     write_json_atomic,
 )
-from .testbed.cli import sweep_command, testbed_group
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_FATAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 4
 _SUFFIX = {"": 1, "K": 1024, "M": 1024 ** 2, "G": 1024 ** 3, "T": 1024 ** 4}
@@ -71,7 +69,23 @@ def human(nbytes: float) -> str:
     return f"{nbytes:.1f} TiB"
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """The testbed commands are loaded only when asked for: they import much more, and a
+    transfer should not wait for that before it starts."""
+
+    LAZY = {"testbed": "testbed_group", "sweep": "sweep_command"}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self.LAZY])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.LAZY:
+            from .testbed import cli as testbed_cli
+            return getattr(testbed_cli, self.LAZY[cmd_name])
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """Move large data sets between DTN clusters with globus-url-copy.
 
@@ -178,9 +192,12 @@ def plan_command(src, dst, concurrency, parallelism, pipelining, nodes, tcp_buff
                    "testbed, else bandwidth/16.")
 @click.option("--probe-budget", type=click.FloatRange(1, 600), default=30.0, show_default=True,
               help="With --auto: seconds of probing per size class; then the search settles.")
+@click.option("--split", type=Size(), default=None, metavar="SIZE",
+              help="Send files larger than SIZE as byte ranges of about SIZE over every node pair at "
+                   "once (globus-url-copy -off/-len), e.g. 1G. GridFTP nodes on both sides only.")
 def run_command(src, dst, concurrency, parallelism, pipelining, nodes, tcp_buffer, bdp, sync, verify,
                 retries, stall_timeout, resume, dry_run, quiet, as_json, auto, bandwidth, stream_rate,
-                probe_budget) -> None:
+                probe_budget, split) -> None:
     """Copy the data set SRC to DST (both endpoints), or --resume RUN."""
     if auto and (concurrency or parallelism):
         raise click.UsageError("--auto chooses -c/-p itself; leave them out")
@@ -199,8 +216,10 @@ def run_command(src, dst, concurrency, parallelism, pipelining, nodes, tcp_buffe
         if not src or not dst:
             raise click.UsageError("run needs SRC and DST (or --resume RUN)")
         plan = _build_plan(src, dst, bdp, nodes)
+        if split is not None and (plan.source.local or plan.dest.local):
+            raise click.UsageError("--split needs GridFTP nodes on both sides (ranges of ftp URLs)")
         settings = Settings(concurrency, parallelism, pipelining, tcp_buffer, sync, verify,
-                            retries=retries, stall_timeout=stall_timeout)
+                            retries=retries, stall_timeout=stall_timeout, split=split)
         if dry_run:
             summary = _plan_summary(plan, settings)
             click.echo(json.dumps(summary, indent=1)) if as_json else _print_plan(summary)
@@ -231,6 +250,8 @@ def run_command(src, dst, concurrency, parallelism, pipelining, nodes, tcp_buffe
 
     show = not quiet and not as_json and sys.stderr.isatty()
     tuner = None
+    if auto or resume:
+        from . import adaptive  # late: plain runs do not need the tuner's imports
     if auto or (resume and adaptive.is_auto_run(run_path)):
         say = None if quiet or as_json else (lambda line: click.echo(f"\r{line}", err=True))
         tuner = adaptive.start(plan, run, run_path, bandwidth, stream_rate, probe_budget, say)
@@ -345,9 +366,6 @@ def list_command(as_json) -> None:
                    f"{r['files'].get('done', 0)}/{r['files'].get('total', 0)} files  "
                    f"{human(r['bytes'].get('done', 0))}  {r['source']} -> {r['dest']}")
 
-
-main.add_command(testbed_group)
-main.add_command(sweep_command)
 
 if __name__ == "__main__":
     main()

@@ -1,89 +1,39 @@
 """Execute: run globus-url-copy batches on every node pair at once, verify, retry elsewhere.
 
 Each node pair works through its batches in its own thread (L pairs × C files × P
-streams in flight).  A batch is one globus-url-copy process fed a list file of
+streams in flight).  A batch is one long globus-url-copy process fed a list file of
 percent-encoded URL pairs (no shell anywhere), with restart markers (-rst) for
-transient faults and a dump file (-df) of what it could not move.  When it exits,
-every file is verified at the destination and its result journaled at once.  Files
-that failed go to another pair in the next round (a dead server or an unreachable
-node then costs one round, not the data); after the last round the remaining ones
-are journaled as failed with the reason.
+transient faults and a dump file (-df) of what it could not move; its files are
+verified at the destination and journaled as they finish (batchrun.py).  Files that
+failed go to another pair in the next round (a dead server or an unreachable node then
+costs one round, not the data); after the last round the remaining ones are journaled
+as failed with the reason.
 """
 from __future__ import annotations
 
-import ctypes
 import os
-import select
-import signal
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 
+from .batchrun import BatchRun
 from .endpoints import nameable
 from .plan import Plan, PlannedFile
-from .progress import ProgressTracker, error_blocks, parse_progress_line
 from .schedule import Batch, Settings, schedule
+from .split import SplitSender, should_split, split_pairs
 from .state import DONE, FAILED, SKIPPED, Journal, RunState
 from .verify import node_answers, verify_files
 
-GLOBUS_URL_COPY = os.environ.get("DTN_TRANSFER_GLOBUS_URL_COPY", "globus-url-copy")
-
-_libc = ctypes.CDLL(None, use_errno=True)
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
-@dataclass(frozen=True)
-class Attempt:
-    """What one globus-url-copy process reported, before verification."""
-
-    returncode: int
-    errors: list[str]
-    killed_for_stall: bool
-
-
-def batch_argv(batch: Batch, settings: Settings, list_file: str, dump_file: str,
-               third_party: bool) -> list[str]:
-    """The globus-url-copy command line for one batch (an argv list, never a shell string)."""
-    t = batch.tuning
-    argv = [GLOBUS_URL_COPY, "-vb", "-c", "-cd", "-rst", "-rst-retries", "1",
-            "-rst-interval", "1", "-stall-timeout", str(settings.stall_timeout),
-            "-p", str(t.parallelism), "-cc", str(t.concurrency)]
-    if t.pipelining:
-        argv.append("-pp")
-    if settings.fast:
-        argv.append("-fast")
-    if settings.tcp_buffer:
-        argv += ["-tcp-bs", str(settings.tcp_buffer)]
-    if settings.verify and third_party:
-        argv.append("-verify-checksum")
-    return argv + ["-df", dump_file, "-f", list_file]
-
-
-def list_file_text(plan: Plan, batch: Batch) -> str:
-    """``-f`` list: one quoted URL pair per line; URLs are percent-encoded, so quoting is safe."""
-    src_node, dst_node = plan.pairs[batch.pair]
-    return "".join(f'"{plan.source.url(src_node, f.relpath)}" "{plan.dest.url(dst_node, f.relpath)}"\n'
-                   for f in batch.files)
-
-
-def reason_for(plan: Plan, f: PlannedFile, problem: str, attempt: Attempt) -> str:
-    """Best explanation of one file's failure: its own error block, else the process's."""
-    paths = (plan.source.path.rstrip("/") + "/" + f.relpath, plan.dest.path.rstrip("/") + "/" + f.relpath)
-    own = [b for b in attempt.errors if any(p in b for p in paths)]
-    detail = (own or attempt.errors or [""])[-1]
-    if attempt.killed_for_stall:
-        detail = "no progress within the stall timeout; globus-url-copy was stopped"
-    text = problem + (f"; globus-url-copy: {detail}" if detail else "")
-    return text if len(text) <= 400 else text[:397] + "..."
-
-
 Batcher = Callable[[Plan, Settings, list[PlannedFile]], dict[int, Iterable[Batch]]]
+
+
+def _last_batch_number(work_dir: str) -> int:
+    try:
+        names = os.listdir(work_dir)
+    except OSError:
+        return 0
+    numbers = [int(n[6:11]) for n in names if n.startswith("batch-") and n[6:11].isdecimal()]
+    return max(numbers, default=0)
 
 
 class Executor:
@@ -100,7 +50,7 @@ class Executor:
         self.on_tick = on_tick
         self.batcher = batcher or schedule
         self.third_party = not plan.source.local and not plan.dest.local
-        self._seq = 0
+        self._seq = _last_batch_number(work_dir)   # a resumed run keeps earlier batches' files
         self._lock = threading.Lock()
         self._stop = threading.Event()
 
@@ -134,90 +84,54 @@ class Executor:
                 if result == FAILED:
                     pair.failures += 1
 
-    # -- one process -------------------------------------------------------------
-    def _run_batch(self, batch: Batch) -> Attempt:
+    def _tick(self) -> None:
+        if self.run.publish() is not None and self.on_tick is not None:
+            self.on_tick(self.run)
+
+    def _pair_answers(self, pair: int) -> bool:
+        return all(node_answers(n) for n in self.plan.pairs[pair])
+
+    # -- one pair's work in one round -----------------------------------------------
+    def _work_pair(self, pair_index: int, batches: Iterable[Batch], attempt_no: int,
+                   failed: dict[str, tuple[PlannedFile, str]]) -> None:
+        pair = self.run.pairs[pair_index]
+        for batch in batches:
+            if self._stop.is_set():
+                return
+            if pair.state == "down":
+                # A node stopped answering earlier in this round: these files go elsewhere
+                # next round instead of each waiting out globus-url-copy's restarts.
+                lost = {f.relpath: (f, "not attempted: a node of this pair does not answer")
+                        for f in batch.files}
+            else:
+                lost = self._run_batch(batch, attempt_no)
+            if lost:
+                self._record_many([(f, FAILED, why) for f, why in lost.values()], attempt_no, False)
+                with self._lock:
+                    failed.update(lost)
+            self._tick()
+        if pair.state == "active":
+            with self.run._lock:
+                pair.state = "idle"
+
+    def _run_batch(self, batch: Batch, attempt_no: int) -> dict[str, tuple[PlannedFile, str]]:
+        """Run one batch; its done files are journaled as they finish; returns the rest."""
         with self._lock:
             self._seq += 1
             stem = os.path.join(self.work_dir, f"batch-{self._seq:05d}")
-        with open(stem + ".list", "w", encoding="utf-8") as f:
-            f.write(list_file_text(self.plan, batch))
-        argv = batch_argv(batch, self.settings, stem + ".list", stem + ".dump", self.third_party)
         pair = self.run.pairs[batch.pair]
         with self.run._lock:
             pair.state, pair.streams = "active", batch.streams
             pair.concurrency, pair.parallelism = batch.tuning.concurrency, batch.tuning.parallelism
             pair.pipelining = batch.tuning.pipelining
-        tracker = ProgressTracker()
-        stalled = False
-        with open(stem + ".stderr", "wb") as err:
-            proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=err,
-                                    stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
-            assert proc.stdout is not None
-            pending, last_output = b"", time.monotonic()
-            fd = proc.stdout.fileno()
-            while True:
-                ready, _, _ = select.select([fd], [], [], 0.5)
-                if ready:
-                    chunk = os.read(fd, 65536)
-                    if not chunk:
-                        break
-                    last_output = time.monotonic()
-                    pending += chunk
-                    *records, pending = pending.replace(b"\r", b"\n").split(b"\n")
-                    for record in records:
-                        line = parse_progress_line(record.decode("ascii", "replace"))
-                        if line is not None:
-                            tracker.feed(line)
-                    with self.run._lock:
-                        pair.inflight_bytes = tracker.nbytes
-                if self._stop.is_set() or \
-                        time.monotonic() - last_output > 2 * self.settings.stall_timeout + 10:
-                    stalled = not self._stop.is_set()
-                    proc.kill()
-                    break
-                self._tick()
-            proc.wait()
+        outcome = BatchRun(self.plan, batch, self.settings, self.run, stem,
+                           lambda results: self._record_many(results, attempt_no, False),
+                           self._tick, self._stop).run()
         with self.run._lock:
-            pair.inflight_bytes, pair.streams = 0, 0
-        with open(stem + ".stderr", encoding="utf-8", errors="replace") as f:
-            errors = error_blocks(f.read())
-        return Attempt(proc.returncode, errors, stalled)
-
-    def _tick(self) -> None:
-        if self.run.publish() is not None and self.on_tick is not None:
-            self.on_tick(self.run)
-
-    # -- one pair's work in one round -----------------------------------------------
-    def _work_pair(self, pair_index: int, batches: Iterable[Batch], attempt_no: int,
-                   failed: dict[str, tuple[PlannedFile, str]]) -> None:
-        for batch in batches:
-            if self._stop.is_set():
-                return
-            attempt = self._run_batch(batch)
-            checks = verify_files(self.plan.source, self.plan.dest, batch.files,
-                                  self.plan.pairs[batch.pair], self.settings.verify)
-            results = []
-            for f in batch.files:
-                problem = checks.get(f.relpath, "not verified")
-                if problem is None:
-                    results.append((f, DONE, ""))
-                else:
-                    reason = reason_for(self.plan, f, problem, attempt)
-                    results.append((f, FAILED, reason))
-                    with self._lock:
-                        failed[f.relpath] = (f, reason)
-            self._record_many(results, attempt_no, False)
-            pair = self.run.pairs[batch.pair]
-            src_node, dst_node = self.plan.pairs[batch.pair]
-            if any(problem is not None for problem in checks.values()) and not (
-                    node_answers(src_node) and node_answers(dst_node)):
-                with self.run._lock:
-                    pair.state = "down"   # a node does not answer: retries go to other pairs
-            self._tick()
-        pair_state = self.run.pairs[pair_index]
-        if pair_state.state == "active":
-            with self.run._lock:
-                pair_state.state = "idle"
+            pair.streams = 0
+            if outcome.node_down or (outcome.failed and not self._pair_answers(batch.pair)):
+                pair.state = "down"   # a node does not answer: retries go to other pairs
+        return outcome.failed
 
     def _reassign(self, f: PlannedFile, tried: set[int]) -> PlannedFile:
         """Another pair for a retry: untried and not down if possible, least loaded first."""
@@ -240,6 +154,11 @@ class Executor:
         pending = [f for f in todo if f not in unsendable]
         if self.settings.sync and pending:
             pending = self._skip_identical(pending)
+        ranged = [f for f in pending if should_split(self.plan, self.settings, f)]
+        if ranged:
+            names = {f.relpath for f in ranged}
+            pending = [f for f in pending if f.relpath not in names]
+            lost.update(self._send_ranged(ranged))
         tried: dict[str, set[int]] = {}
         for attempt_no in range(self.settings.retries + 1):
             if not pending or self._stop.is_set():
@@ -251,6 +170,9 @@ class Executor:
                         self.run.pairs[f.pair].retries += 1
             for f in pending:
                 tried.setdefault(f.relpath, set()).add(f.pair)
+            for p, state in enumerate(self.run.pairs):
+                if state.state == "down" and self._pair_answers(p):
+                    state.state = "idle"   # back: it may take its share again
             failed: dict[str, tuple[PlannedFile, str]] = {}
             threads = [threading.Thread(target=self._work_pair, args=(p, batches, attempt_no, failed),
                                         name=f"pair-{p}", daemon=True)
@@ -267,6 +189,31 @@ class Executor:
                 lost.update({f.relpath: reason for f, reason in failed.values()})
                 break
             pending = [self._reassign(f, tried[f.relpath]) for f, _ in failed.values()]
+        self.journal.sync()
+        return lost
+
+    def _send_ranged(self, files: list[PlannedFile]) -> dict[str, str]:
+        """--split: each file as byte ranges over every pair, largest first; retried whole."""
+        lost: dict[str, str] = {}
+        for f in sorted(files, key=lambda f: (-f.size, f.relpath)):
+            for attempt_no in range(self.settings.retries + 1):
+                if self._stop.is_set():
+                    return lost
+                sender = SplitSender(self.plan, self.settings, self.run, split_pairs(self.run),
+                                     self._stop, self._tick)
+                problem = sender.send(f)
+                if problem is None:
+                    self._record(f, DONE, "", attempt_no, True)
+                    break
+                if self._stop.is_set():
+                    return lost
+                final = attempt_no == self.settings.retries
+                self._record(f, FAILED, f"sent as byte ranges: {problem}", attempt_no, final)
+                if final:
+                    lost[f.relpath] = f"sent as byte ranges: {problem}"
+                else:
+                    with self.run._lock:
+                        self.run.retries += 1
         return lost
 
     def _skip_identical(self, files: list[PlannedFile]) -> list[PlannedFile]:

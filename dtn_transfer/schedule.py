@@ -1,8 +1,10 @@
 """Schedule: turn a plan into globus-url-copy batches with concurrency, parallelism, pipelining.
 
-One batch = one globus-url-copy process on one node pair, for one size class.  Batches
-are bounded (files and bytes) so per-file results are recorded every few seconds
-rather than only when a huge list ends, and so a failed batch costs little to retry.
+One batch = one globus-url-copy process on one node pair, for one size class.  Files are
+journaled as they finish whatever the batch length (batchrun.py), so batches are long:
+each process start costs a fork and a login per concurrency slot on both servers, and
+each batch end leaves slots idle while its last files drain.  They are still bounded,
+so that files which failed wait at most one batch for their retry on another pair.
 """
 from __future__ import annotations
 
@@ -10,9 +12,10 @@ from dataclasses import dataclass
 
 from .plan import LARGE, MEDIUM, SMALL, Plan, PlannedFile
 
-MAX_BATCH_FILES = 256
-FILES_PER_SLOT = 8   # a batch holds this many files per concurrency slot (at least 32)
-MAX_BATCH_BYTES = 8 * 1024 ** 3
+MAX_BATCH_FILES = 16384
+MIN_BATCH_FILES = 1024
+FILES_PER_SLOT = 256   # a batch holds this many files per concurrency slot (within the bounds)
+MAX_BATCH_BYTES = 64 * 1024 ** 3
 
 # Defaults per size class when the user does not force a value: small files want many in
 # flight and pipelining; large files want parallel streams (Globus transfer-service practice).
@@ -33,6 +36,7 @@ class Settings:
     fast: bool = True
     retries: int = 2
     stall_timeout: int = 60
+    split: int | None = None     # files larger than this go as byte ranges over every pair
 
     def to_json(self) -> dict:
         return dict(self.__dict__)
@@ -75,8 +79,8 @@ def tune(size_class: str, settings: Settings, third_party: bool) -> Tuning:
 
 
 def batch_files(concurrency: int) -> int:
-    """Files per batch: enough to keep every slot busy, few enough to journal results often."""
-    return max(32, min(MAX_BATCH_FILES, FILES_PER_SLOT * concurrency))
+    """Files per batch: many per slot, so process starts and batch tails are rare."""
+    return max(MIN_BATCH_FILES, min(MAX_BATCH_FILES, FILES_PER_SLOT * concurrency))
 
 
 def _chunks(files: list[PlannedFile], max_files: int) -> list[tuple[PlannedFile, ...]]:

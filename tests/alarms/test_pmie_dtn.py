@@ -21,12 +21,12 @@ import subprocess
 import pytest
 
 from dtn_transfer.state import read_state
-from tests.dtn.conftest import dtn, make_files, needs_gridftp, servers, world  # noqa: F401
+from tests.dtn.conftest import GRIDFTP, dtn, gridftp_tools, make_files, servers, world  # noqa: F401
 from tests.harness.pcp import installed_agent, wait_for
 
 from .live import alarm_values, rules_text, running_pmie, wait_alarms
 
-pytestmark = [pytest.mark.pcp, pytest.mark.usefixtures("pmcd"), needs_gridftp]
+pytestmark = [pytest.mark.pcp, pytest.mark.usefixtures("pmcd"), *GRIDFTP]
 
 ABORTED = ("DATE=20261121101500.000000 HOST=dtn01 PROG=globus-gridftp-server NL.EVNT=FTP_INFO "
            "START=20261121101455.000000 USER=anonymous FILE=/data/set/f001 BUFFER=131072 "

@@ -1,9 +1,9 @@
 """End to end against real globus-gridftp-server nodes on loopback: bytes, faults, names."""
 import json
 
-from .conftest import dtn, identical, journal, make_files, needs_gridftp, run_dirs
+from .conftest import GRIDFTP, dtn, identical, journal, make_files, run_dirs
 
-pytestmark = needs_gridftp
+pytestmark = GRIDFTP
 
 
 def nodes(servers, *which):

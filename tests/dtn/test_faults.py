@@ -5,9 +5,9 @@ import signal
 import subprocess
 import time
 
-from .conftest import dtn, identical, journal, make_files, needs_gridftp, run_dirs
+from .conftest import GRIDFTP, dtn, identical, journal, make_files, run_dirs
 
-pytestmark = needs_gridftp
+pytestmark = GRIDFTP
 
 SLOW = ("-c", "1", "-p", "1", "--no-pipelining", "--bdp", "64M")   # one file at a time per pair
 
@@ -31,7 +31,7 @@ def done_files(world, pair_dest=None):
 
 
 def test_server_killed_mid_run_every_file_still_arrives(world, servers):
-    spec = {f"f{i:03d}": 400_000 + i for i in range(160)}
+    spec = {f"f{i:03d}": 300_000 + i for i in range(600)}   # seconds of work per pair
     make_files(world / "src", spec)
     victim = servers[3]
     proc = dtn(world, "run", f"{servers[0].node},{servers[1].node}{world}/src",
@@ -53,7 +53,7 @@ def test_server_killed_mid_run_every_file_still_arrives(world, servers):
 
 
 def test_killed_transfer_resumes_without_resending(world, servers):
-    spec = {f"f{i:03d}": 300_000 + i for i in range(120)}
+    spec = {f"f{i:03d}": 300_000 + i for i in range(600)}
     make_files(world / "src", spec)
     proc = dtn(world, "run", f"{servers[0].node}{world}/src", f"{servers[2].node}{world}/dst", *SLOW, "-q",
                popen={"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL})

@@ -1,16 +1,14 @@
 """`dtn-transfer sweep` on a tiny grid: every point measured, tables, JSON and PNGs written."""
 import json
-import shutil
 
 import pytest
 
 from dtn_transfer.testbed import Testbed
 
-from .conftest import needs_gridftp
+from .conftest import TESTBED
 from .testbed_support import MIB, cli, state_dir, up
 
-pytestmark = [needs_gridftp,
-              pytest.mark.skipif(not shutil.which("ip") or not shutil.which("tc"), reason="needs ip and tc")]
+pytestmark = TESTBED
 PNG = b"\x89PNG\r\n\x1a\n"
 
 

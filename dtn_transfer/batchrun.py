@@ -1,0 +1,323 @@
+"""One batch = one globus-url-copy process, with each file journaled as it finishes.
+
+A process per few files is what made many small files slow: every process logs in
+``-cc`` control channels on both servers (a fork and a login each) and lets its slots
+idle while its last files drain.  So a batch is now long (thousands of files), and the
+process's debug transcript (``-dbg``, see transcript.py) says when each file is closed
+at the destination.  Beside the reader, a checker thread
+
+- verifies finished files a few at a time (pipelined SIZE, MD5 with --verify) and
+  journals them at once, so a killed run resumes without re-sending them;
+- polls the destination size of files in flight once a second, so live progress moves
+  while big files are written, not only when they end;
+- checks that both nodes still answer when the transcript shows connection faults, and
+  stops the process if one does not (its files then go to another pair at once instead
+  of failing one by one through restart timeouts).
+
+What is left when the process exits is verified in one go; nothing counts as sent
+without the destination proving it.
+"""
+from __future__ import annotations
+
+import ctypes
+import fcntl
+import os
+import select
+import signal
+import subprocess
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .plan import Plan, PlannedFile
+from .progress import error_blocks
+from .schedule import Batch, Settings
+from .state import DONE, PairState, RunState
+from .transcript import CLIENT_ERROR, FAILED, PERF, STARTED, Transcript
+from .transcript import DONE as CLOSED
+from .verify import Checker, node_answers
+
+GLOBUS_URL_COPY = os.environ.get("DTN_TRANSFER_GLOBUS_URL_COPY", "globus-url-copy")
+VERIFY_EVERY = 0.2     # s: finished files are verified and journaled in groups this often
+POLL_EVERY = 1.0       # s: destination sizes of files in flight (live progress)
+HEALTH_EVERY = 2.0     # s: at most this often, after connection faults, are the nodes asked
+READ_EVERY = 0.05      # s: the transcript is read in gulps this far apart
+PIPE_BYTES = 1 << 20   # the transcript pipe's size (the default 64 KiB fills in ~50 ms)
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def batch_argv(batch: Batch, settings: Settings, list_file: str, dump_file: str,
+               third_party: bool) -> list[str]:
+    """The globus-url-copy command line for one batch (an argv list, never a shell string)."""
+    t = batch.tuning
+    argv = [GLOBUS_URL_COPY, "-dbg", "-c", "-cd", "-rst", "-rst-retries", "1",
+            "-rst-interval", "1", "-stall-timeout", str(settings.stall_timeout),
+            "-p", str(t.parallelism), "-cc", str(t.concurrency)]
+    if t.pipelining:
+        argv.append("-pp")
+    if settings.fast:
+        argv.append("-fast")
+    if settings.tcp_buffer:
+        argv += ["-tcp-bs", str(settings.tcp_buffer)]
+    if settings.verify and third_party:
+        argv.append("-verify-checksum")
+    return argv + ["-df", dump_file, "-f", list_file]
+
+
+def list_file_text(plan: Plan, batch: Batch) -> str:
+    """``-f`` list: one quoted URL pair per line; URLs are percent-encoded, so quoting is safe."""
+    src_node, dst_node = plan.pairs[batch.pair]
+    return "".join(f'"{plan.source.url(src_node, f.relpath)}" "{plan.dest.url(dst_node, f.relpath)}"\n'
+                   for f in batch.files)
+
+
+@dataclass
+class Outcome:
+    """What became of a batch's files that were not journaled as done while it ran."""
+
+    returncode: int
+    failed: dict[str, tuple[PlannedFile, str]] = field(default_factory=dict)   # relpath → (file, reason)
+    node_down: bool = False
+    killed_for_stall: bool = False
+
+
+class BatchRun:
+    """Runs one batch; ``record`` journals and counts results (called from two threads)."""
+
+    def __init__(self, plan: Plan, batch: Batch, settings: Settings, run: RunState, stem: str,
+                 record: Callable[[list[tuple[PlannedFile, str, str]]], None],
+                 tick: Callable[[], None], stop: threading.Event):
+        self.plan, self.batch, self.settings, self.run_state, self.stem = plan, batch, settings, run, stem
+        self.record, self.tick, self.stop = record, tick, stop
+        self.pair: PairState = run.pairs[batch.pair]
+        src_node, dst_node = plan.pairs[batch.pair]
+        self.nodes = (src_node, dst_node)
+        self.third_party = not plan.source.local and not plan.dest.local
+        self.by_dst = {plan.dest.url(dst_node, f.relpath): f for f in batch.files}
+        self.by_src = {plan.source.url(src_node, f.relpath): f for f in batch.files}
+        # whose 226 means "closed at the destination": the destination server's, unless
+        # the destination is local (then the source's end of sending is the last word)
+        self.closers = self.by_src if plan.dest.local else self.by_dst
+        self.checker = Checker(plan.source, plan.dest, self.nodes, settings.verify)
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._ended = threading.Event()          # the process has exited
+        self._in_flight: dict[str, PlannedFile] = {}
+        self._closed: list[PlannedFile] = []     # 226 seen, not yet verified
+        self._confirmed: set[str] = set()
+        self._written: dict[str, int] = {}       # bytes at the destination, polled or reported
+        self._file_errors: dict[str, list[str]] = {}
+        self._client_errors: deque[str] = deque(maxlen=200)
+        self._faults = 0
+        self._finished = False
+        self._proc: subprocess.Popen | None = None
+        self.node_down = False
+        self.last_progress = time.monotonic()
+
+    # -- the process and its transcript (caller's thread) -------------------------------
+    def run(self) -> Outcome:
+        with open(self.stem + ".list", "w", encoding="utf-8") as f:
+            f.write(list_file_text(self.plan, self.batch))
+        try:   # globus-url-copy reads an existing dump file INSTEAD of the list (and writes it early)
+            os.unlink(self.stem + ".dump")
+        except FileNotFoundError:
+            pass
+        argv = batch_argv(self.batch, self.settings, self.stem + ".list", self.stem + ".dump",
+                          self.third_party)
+        checker = threading.Thread(target=self._check_loop, name=f"check-{self.batch.pair}", daemon=True)
+        self._proc = proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                             stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+        checker.start()
+        stalled = False
+        try:
+            stalled = self._read(proc)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+            assert proc.stderr is not None
+            proc.stderr.close()
+            self._finished = True
+            self._ended.set()
+            self._wake.set()
+            checker.join()
+        return self._conclude(proc.returncode, stalled)
+
+    def _read(self, proc: subprocess.Popen) -> bool:
+        """Parse the transcript until the process ends; True if it was killed for a stall."""
+        assert proc.stderr is not None
+        fd = proc.stderr.fileno()
+        try:   # room for a few seconds of transcript, so reading in gulps never blocks the writer
+            fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+        except OSError:
+            pass
+        transcript, pending = Transcript(), b""
+        limit = 2 * self.settings.stall_timeout + 10
+        while True:
+            # globus-url-copy writes its transcript line by line: waking for every line
+            # cost more CPU than the transfer's control work itself, so read in gulps.
+            time.sleep(READ_EVERY)
+            ready, _, _ = select.select([fd], [], [], 0.5)
+            if ready:
+                chunk = os.read(fd, PIPE_BYTES)
+                if not chunk:
+                    return False
+                self.last_progress = time.monotonic()
+                *lines, pending = (pending + chunk).split(b"\n")
+                for line in lines:
+                    for event in transcript.feed(line.decode("latin-1")):
+                        self._on_event(event)
+            if self.stop.is_set() or self.node_down:
+                proc.kill()
+                return False
+            if time.monotonic() - self.last_progress > limit:
+                proc.kill()
+                return True
+            self.tick()
+
+    def _on_event(self, event) -> None:  # noqa: ANN001 - transcript.Event
+        kind, urls = event.kind, event.urls
+        if kind == STARTED:
+            for url in urls:
+                f = self.by_dst.get(url) or self.by_src.get(url)
+                if f is not None:
+                    with self._lock:
+                        self._in_flight[f.relpath] = f
+                    return
+        elif kind == CLOSED:
+            f = self.closers.get(urls[0])
+            if f is not None:
+                with self._lock:
+                    self._in_flight.pop(f.relpath, None)
+                    self._closed.append(f)
+                self._wake.set()
+        elif kind == PERF:
+            f = self.by_dst.get(urls[0])
+            if f is not None and event.nbytes:
+                with self._lock:
+                    self._written[f.relpath] = max(self._written.get(f.relpath, 0), event.nbytes)
+        elif kind == FAILED:
+            f = self.by_dst.get(urls[0]) or self.by_src.get(urls[0])
+            if not event.text[:1].isdigit() and "responded with an error" not in event.text:
+                self._faults += 1           # a connection fault, not a refusal: is a node gone?
+                self._wake.set()
+            if f is not None:
+                self._file_errors.setdefault(f.relpath, []).append(event.text)
+            elif "PATH_EXISTS" not in event.text:   # -cd meeting existing directories is normal
+                self._client_errors.append(event.text)
+        elif kind == CLIENT_ERROR:
+            self._client_errors.append(event.text)
+
+    # -- checker thread ----------------------------------------------------------------------
+    def _check_loop(self) -> None:
+        last_verify = last_poll = last_health = 0.0
+        faults_seen = 0
+        try:
+            while True:
+                self._wake.wait(0.5)
+                self._wake.clear()
+                finished = self._finished
+                now = time.monotonic()
+                if not finished and now - last_verify < VERIFY_EVERY:
+                    self._ended.wait(VERIFY_EVERY - (now - last_verify))   # let finished files gather
+                    now = time.monotonic()
+                last_verify = now
+                self._verify_closed()
+                if finished:
+                    return
+                if now - last_poll >= POLL_EVERY:
+                    last_poll = now
+                    self._poll_sizes()
+                if self._faults != faults_seen and now - last_health >= HEALTH_EVERY:
+                    faults_seen, last_health = self._faults, now
+                    if not all(node_answers(n) for n in self.nodes):
+                        self.node_down = True
+                        if self._proc is not None:
+                            self._proc.kill()
+        finally:
+            self._publish_written()
+
+    def _verify_closed(self) -> None:
+        with self._lock:
+            closed, self._closed = self._closed, []
+        if not closed:
+            return
+        checks = self.checker.verify(closed)
+        good = [f for f in closed if checks.get(f.relpath, "") is None]
+        if len(good) < len(closed) and any((checks.get(f.relpath) or "").startswith("could not verify")
+                                           for f in closed):
+            self._faults += 1   # the destination stopped answering us: check the nodes
+        with self._lock:
+            self._confirmed.update(f.relpath for f in good)
+            for f in good:
+                self._written.pop(f.relpath, None)
+        if good:
+            self.record([(f, DONE, "") for f in good])
+        self._publish_written()
+
+    def _poll_sizes(self) -> None:
+        with self._lock:
+            flying = sorted(self._in_flight)[:64]
+        sizes = self.checker.sizes(flying) if flying else {}
+        grew = False
+        with self._lock:
+            for relpath, size in sizes.items():
+                if size is not None and size > self._written.get(relpath, 0):
+                    self._written[relpath] = size
+                    grew = True
+        if grew:
+            self.last_progress = time.monotonic()
+        self._publish_written()
+
+    def _publish_written(self) -> None:
+        """The pair's bytes in flight: what sits at the destination but is not verified yet."""
+        with self._lock:
+            sizes = {f.relpath: f.size for f in self._closed}
+            sizes.update((r, f.size) for r, f in self._in_flight.items())
+            written = sum(min(n, sizes.get(r, n)) for r, n in self._written.items()
+                          if r not in self._confirmed)
+            written += sum(f.size for f in self._closed if f.relpath not in self._written)
+        with self.run_state._lock:
+            self.pair.inflight_bytes = 0 if self._finished else written
+
+    # -- after the process ----------------------------------------------------------------
+    def _conclude(self, returncode: int, stalled: bool) -> Outcome:
+        client_text = "\n".join(self._client_errors)
+        if client_text:
+            with open(self.stem + ".stderr", "w", encoding="utf-8", errors="replace") as f:
+                f.write(client_text + "\n")
+        general = error_blocks(client_text) or [t for t in self._client_errors if t][-1:]
+        outcome = Outcome(returncode, node_down=self.node_down, killed_for_stall=stalled)
+        remaining = [f for f in self.batch.files if f.relpath not in self._confirmed]
+        checks = self.checker.verify(remaining) if remaining else {}
+        self.checker.close()
+        good = [f for f in remaining if checks.get(f.relpath, "") is None]
+        if good:
+            self.record([(f, DONE, "") for f in good])
+        for f in remaining:
+            problem = checks.get(f.relpath, "not verified")
+            if problem is not None:
+                outcome.failed[f.relpath] = (f, self._reason(f, problem, general, outcome))
+        with self.run_state._lock:
+            self.pair.inflight_bytes = 0
+        return outcome
+
+    def _reason(self, f: PlannedFile, problem: str, general: list[str], outcome: Outcome) -> str:
+        """Best explanation of one file's failure: its own server replies, else the process's."""
+        own = self._file_errors.get(f.relpath, [])
+        replies = [t for t in own if t[:1].isdigit()] or own
+        detail = replies[-1] if replies else (general[-1] if general else "")
+        if outcome.killed_for_stall:
+            detail = "no progress within the stall timeout; globus-url-copy was stopped"
+        elif outcome.node_down:
+            detail = "a node of this pair stopped answering; globus-url-copy was stopped"
+        text = problem + (f"; globus-url-copy: {detail}" if detail else "")
+        return text if len(text) <= 400 else text[:397] + "..."
