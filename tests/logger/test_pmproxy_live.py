@@ -29,8 +29,9 @@ from .stack import Stack
 
 pytestmark = [pytest.mark.services, pytest.mark.root, pytest.mark.usefixtures("pmcd")]
 # Every agent whose demo produces data: fixture trees (hpclustre, hpcib), a private real
-# Slurm with jobs in real cgroups (hpcjob) and real bpftrace on this kernel (hpcbpftrace).
-DASHBOARD_AGENTS = ("hpclustre", "hpcib", "hpcjob", "hpcbpftrace")
+# Slurm with jobs in real cgroups (hpcjob), real bpftrace on this kernel (hpcbpftrace) and
+# real transfers on the DTN testbed (hpcdtn).
+DASHBOARD_AGENTS = ("hpclustre", "hpcib", "hpcjob", "hpcbpftrace", "hpcdtn")
 # Data each agent's panels need before pmlogger starts (bpftrace prints per interval).
 FIRST_DATA = {"hpcbpftrace": "hpc.bpftrace.data.histogram"}
 
