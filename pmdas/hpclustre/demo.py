@@ -70,8 +70,10 @@ JOB_OST_OPS = (
 )
 
 
-def _stats_text(counters: dict[str, list], now: float, modern: bool, start: float) -> str:
-    """A Lustre ``stats`` file: zero-count lines are left out, as Lustre does."""
+def _stats_text(counters: dict[str, list], now: float, modern: bool, start: float,
+                timed: bool = True) -> str:
+    """A Lustre ``stats`` file: zero-count lines are left out, as Lustre does.  ``timed=False``:
+    operations are plain counts (``[regs]``, no min/max/sum), as in 2.10's llite stats."""
     unit_secs = "secs.nsecs" if modern else "secs.usecs"
     out = f"{'snapshot_time':<25} {now:.9f} {unit_secs}\n"
     if modern:
@@ -81,7 +83,7 @@ def _stats_text(counters: dict[str, list], now: float, modern: bool, start: floa
     for name, (count, unit, total) in counters.items():
         if count == 0:
             continue
-        if unit == "reqs" or total is None:
+        if unit == "reqs" or total is None or (not timed and unit != "bytes"):
             out += f"{name:<25} {count} samples [{'reqs' if modern else 'regs'}]\n"
         else:
             lo, hi = (4096, 4194304) if unit == "bytes" else (3, 90000)
@@ -292,7 +294,8 @@ def write_tree(root: str, state: dict) -> None:
         hx = f["hex"]
         if modern:
             _write(root, f"/sys/fs/lustre/llite/{fs}-{hx}/max_read_ahead_mb", "1024\n")
-        _write(root, f"{dbg}/llite/{fs}-{hx}/stats", _stats_text(f["llite"], now, modern, start))
+        _write(root, f"{dbg}/llite/{fs}-{hx}/stats",
+               _stats_text(f["llite"], now, modern, start, timed=modern))
         for target, osc in f["osc"].items():
             _write(root, f"{dbg}/osc/{target}-osc-{hx}/stats", _stats_text(osc["stats"], now, modern, start))
             _write(root, f"{dbg}/osc/{target}-osc-{hx}/rpc_stats", _rpc_stats_text(osc, now, modern))
