@@ -5,13 +5,15 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import socket
+import subprocess
 import tempfile
 import threading
 
 import pytest
 
-from tests.harness.pcp import installed_agent
+from tests.harness.pcp import installed_agent, run_pcp, wait_for
 
 from .live import rules_text, running_pmie, wait_alarms
 
@@ -81,3 +83,42 @@ def test_node_unreachable_fires_and_clears():
         relay.close()
         shutil.rmtree(work, ignore_errors=True)
 
+
+
+def _agent_pids(module: str) -> list[int]:
+    done = subprocess.run(["pgrep", "-f", "--", f"-m {module}( |$)"], capture_output=True, text=True)
+    return [int(p) for p in done.stdout.split()]
+
+
+def test_agent_down_fires_and_clears():
+    """An agent that dies and cannot be started again → node.agent_down; repaired → clears.
+
+    pmcd (6.0.3) restarts an agent that died by itself within about 3 s, so a single kill
+    only blips.  What stays down is an agent pmcd cannot start: here its launcher is moved
+    away before the kill (as a broken package update would leave it) and put back for the
+    repair, which pmcd picks up on SIGHUP."""
+    work = tempfile.mkdtemp(prefix="alarm-agent-")
+    os.chmod(work, 0o755)
+    state = os.path.join(work, "state")
+    text = rules_text(["nodes"], state, overrides={r: {"enabled": False} for r in (
+        "node.unreachable", "agent.job_unhealthy", "agent.lustre_unhealthy", "agent.ib_unhealthy",
+        "agent.bpftrace_unhealthy", "agent.dtn_unhealthy")})
+    launcher = "/var/lib/pcp/pmdas/hpcsample/pmdahpcsample"
+    try:
+        with installed_agent("hpcsample", {"directory": work, "interval": 1}), \
+                installed_agent("hpcalarm", {"directory": state, "interval": 1}), running_pmie(text):
+            (pid,) = _agent_pids("pmdas.hpcsample")
+            os.rename(launcher, launcher + ".away")
+            try:
+                os.kill(pid, signal.SIGKILL)
+                # pmcd notices at its next request to the agent (on a node: pmlogger's next sample)
+                run_pcp("pminfo", "-f", "hpc.sample.agent.up")
+                wait_alarms({"node.agent_down|hpcsample": 1})
+                assert not _agent_pids("pmdas.hpcsample")
+            finally:
+                os.rename(launcher + ".away", launcher)
+            assert run_pcp("pmsignal", "-a", "-s", "HUP", "pmcd").returncode == 0
+            wait_for(lambda: _agent_pids("pmdas.hpcsample"), 30, what="pmcd to restart hpcsample")
+            wait_alarms({"node.agent_down": 0})
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
