@@ -50,7 +50,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from bench.harness import report  # noqa: E402
+from bench.harness import process_argvs, report  # noqa: E402
 from pmdas.hpcbpftrace.collector import DEFAULT_ENABLED  # noqa: E402
 from pmdas.hpcbpftrace.procstat import process_cost  # noqa: E402
 from pmdas.hpcbpftrace.registry import CURATED_DIR, ScriptRegistry  # noqa: E402
@@ -159,18 +159,8 @@ def run_workload(port: int, scratch: str) -> tuple[float, float, dict[str, float
 
 def bpftrace_processes() -> dict[int, str]:
     """Every bpftrace process on the machine: pid → its script argument."""
-    found = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                argv = f.read().split(b"\0")
-        except OSError:
-            continue
-        if argv and os.path.basename(argv[0]) == b"bpftrace":
-            found[int(entry)] = argv[-2].decode(errors="replace") if len(argv) > 1 else ""
-    return found
+    return {pid: argv[-2].decode(errors="replace") if len(argv) > 1 else ""
+            for pid, argv in process_argvs().items() if os.path.basename(argv[0]) == b"bpftrace"}
 
 
 def cpu_of(pids: list[int]) -> float:

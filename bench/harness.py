@@ -67,3 +67,24 @@ def report(name: str, samples: dict[str, list[float]], anchor: str, unit: str = 
     with open(os.path.join(RESULTS_DIR, f"{name}.json"), "w", encoding="utf-8") as f:
         json.dump(result, f, indent=2)
     return result
+
+
+def process_cpu(pid: int, children: bool = False) -> float:
+    """User + system CPU seconds of a live process from /proc/<pid>/stat; with ``children``,
+    plus those of its children it has waited for (commands it runs)."""
+    with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+        fields = f.read().rpartition(")")[2].split()
+    return sum(int(v) for v in fields[11:15 if children else 13]) / os.sysconf("SC_CLK_TCK")
+
+
+def process_argvs() -> dict[int, list[bytes]]:
+    """Every process on the machine: pid → its argv (processes that vanish are skipped)."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    found[int(entry)] = f.read().split(b"\0")
+            except OSError:
+                continue
+    return found

@@ -48,6 +48,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, REPO)
 
+from bench.harness import process_cpu  # noqa: E402
 from pmdas.common.config import COMMON_OPTIONS, Config, validate  # noqa: E402
 from pmdas.common.refresh import Refresher  # noqa: E402
 from pmdas.hpclustre import demo, paths  # noqa: E402
@@ -248,9 +249,7 @@ class Dbpmda:
         return float(timer.group(1)), [int(n) for n in re.findall(r"numval: (-?\d+)", out)], out
 
     def cpu(self) -> float:
-        with open(f"/proc/{self.pid}/stat") as f:
-            fields = f.read().rpartition(")")[2].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return process_cpu(self.pid)
 
     def close(self) -> None:
         with contextlib.suppress(Exception):

@@ -35,7 +35,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import yaml  # noqa: E402
 
-from bench.harness import interleaved, report  # noqa: E402
+from bench.harness import interleaved, process_argvs, process_cpu, report  # noqa: E402
 from bench.slurm_scale import start_cluster, submit_jobs  # noqa: E402
 from hpc_pcp import install as installer  # noqa: E402
 from hpc_pcp.localslurm import LocalSlurm  # noqa: E402
@@ -94,22 +94,10 @@ def leaf_metrics(root: str) -> list[str]:
 
 
 def agent_pid(marker: bytes) -> int:
-    for entry in os.listdir("/proc"):
-        if entry.isdecimal():
-            try:
-                with open(f"/proc/{entry}/cmdline", "rb") as f:
-                    if marker in f.read():
-                        return int(entry)
-            except OSError:
-                continue
+    for pid, argv in process_argvs().items():
+        if any(marker in arg for arg in argv):
+            return pid
     raise SystemExit(f"no process with {marker!r} in its command line")
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime + cutime + cstime of a process, in seconds."""
-    with open(f"/proc/{pid}/stat", encoding="ascii") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
 def job_info_rpcs(cluster: LocalSlurm) -> int:
@@ -131,13 +119,13 @@ def refresh_cpu(window: float, pid: int, count, cluster: LocalSlurm) -> tuple[fl
     queue changes every 2 s (a job submitted held, then cancelled) as a live queue does: the
     stock agent asks slurmctld for jobs changed since its last poll, and on a quiet queue it
     gets nothing back, which no production queue allows for long."""
-    cpu0, n0 = cpu_seconds(pid), count()
+    cpu0, n0 = process_cpu(pid, children=True), count()
     deadline = time.monotonic() + window
     while time.monotonic() < deadline:
         job = cluster.sbatch("--hold", "-J", "churn", "--wrap", "true")
         cluster.run("scancel", job)
         time.sleep(2)
-    cpu1, n1 = cpu_seconds(pid), count()
+    cpu1, n1 = process_cpu(pid, children=True), count()
     refreshes = n1 - n0
     return ((cpu1 - cpu0) / refreshes if refreshes else float("nan")), refreshes
 

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import os
 import random
+import subprocess
 
-from hpc_pcp.localslurm import LocalSlurm, cgroup_v1_available
+from hpc_pcp.localslurm import LocalSlurm, SlurmError, cgroup_v1_available
 
 QUEUE_DEPTH = 6  # jobs the demo keeps queued or running
 
 
-def _cluster(directory: str) -> LocalSlurm:
+def cluster(directory: str) -> LocalSlurm:
+    """The demo's private Slurm under the hpcjob demo directory."""
     return LocalSlurm(os.path.join(directory, "slurm"), cluster="demo", cgroups=cgroup_v1_available())
 
 
@@ -36,29 +38,39 @@ def _submit(cluster: LocalSlurm, rng: random.Random, k: int) -> None:
 
 
 def prepare(directory: str) -> dict:
-    cluster = _cluster(directory)
-    fresh = not cluster.running()
-    cluster.start()
+    slurm = cluster(directory)
+    fresh = not slurm.running()
+    slurm.start()
     if fresh:
         rng = random.Random(7)
         for k in range(QUEUE_DEPTH):
-            _submit(cluster, rng, k)
-        cluster.sbatch("-J", "post-process", "--hold", "--wrap", "sleep 60")
-        cluster.sbatch("-J", "param-sweep", "--array=0-3", "-n", "1", "--wrap", "sleep 45")
-        cluster.sbatch("-J", "next-week", "--begin=now+7days", "--wrap", "sleep 60")
-    return {"scheduler": "slurm", "slurm_conf": cluster.conf, "node_name": cluster.host,
+            _submit(slurm, rng, k)
+        slurm.sbatch("-J", "post-process", "--hold", "--wrap", "sleep 60")
+        slurm.sbatch("-J", "param-sweep", "--array=0-3", "-n", "1", "--wrap", "sleep 45")
+        slurm.sbatch("-J", "next-week", "--begin=now+7days", "--wrap", "sleep 60")
+    return {"scheduler": "slurm", "slurm_conf": slurm.conf, "node_name": slurm.host,
             "cluster_view": True, "interval": 2}
 
 
 def advance(directory: str) -> None:
-    cluster = _cluster(directory)
-    if not cluster.running():
+    slurm = cluster(directory)
+    if not slurm.running():
         return
-    active = cluster.run("squeue", "-h", "-t", "R,PD", "-o", "%i").split()
+    active = slurm.run("squeue", "-h", "-t", "R,PD", "-o", "%i").split()
     rng = random.Random()
     for _ in range(max(0, QUEUE_DEPTH + 3 - len(active))):
-        _submit(cluster, rng, rng.randrange(10))
+        _submit(slurm, rng, rng.randrange(10))
+
+
+def running_jobs(directory: str) -> list[str]:
+    """Ids of the jobs running in the demo's Slurm now; none if it is not running."""
+    slurm = cluster(directory)
+    try:
+        return slurm.run("squeue", "-h", "-t", "R", "-o", "%i", timeout=10).split() \
+            if slurm.running() else []
+    except (SlurmError, OSError, subprocess.SubprocessError):
+        return []
 
 
 def teardown(directory: str) -> None:
-    _cluster(directory).stop()
+    cluster(directory).stop()

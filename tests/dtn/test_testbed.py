@@ -176,6 +176,14 @@ def test_many_streams_are_held_to_the_node_cap_and_nodes_add_up(bed):
     assert two.rate >= 1.7 * one.rate, f"2 nodes {two.rate / MIB:.2f} vs 1 node {one.rate / MIB:.2f} MiB/s"
 
 
+def assert_same_tree(source: str, dest: str) -> None:
+    """Every file under ``source`` is under ``dest`` with the same bytes."""
+    for directory, _dirs, names in os.walk(source):
+        for name in names:
+            rel = os.path.relpath(os.path.join(directory, name), source)
+            assert filecmp.cmp(os.path.join(source, rel), os.path.join(dest, rel), shallow=False), rel
+
+
 @needs_testbed
 def test_a_transfer_through_the_testbed_arrives_byte_identical(bed):
     bed.clear_dest("small")
@@ -183,11 +191,7 @@ def test_a_transfer_through_the_testbed_arrives_byte_identical(bed):
     out = cli("run", src, dst, "--verify", "--json", "-c", "8")
     assert out.returncode == 0, out.stdout + out.stderr
     assert json.loads(out.stdout)["state"] == "completed"
-    source, dest = bed.layout.source_dir("small"), bed.layout.dest_dir("small")
-    for directory, _dirs, names in os.walk(source):
-        for name in names:
-            rel = os.path.relpath(os.path.join(directory, name), source)
-            assert filecmp.cmp(os.path.join(source, rel), os.path.join(dest, rel), shallow=False), rel
+    assert_same_tree(bed.layout.source_dir("small"), bed.layout.dest_dir("small"))
     log = tb_servers.transfer_log(bed.layout, bed.nodes("dest")[0])
     assert os.path.getsize(log) > 0, "the GridFTP servers log transfers for hpcdtn"
 
@@ -243,9 +247,7 @@ def test_auto_run_reports_choices_and_throughput_over_time(bed):
     assert max(s["rate"] for s in auto["timeline"]) <= 1.1 * NODE_RATE, "one node pair, one node cap"
     runs = os.path.join(os.environ["DTN_TRANSFER_STATE_DIR"], "runs", report["run"])
     assert json.load(open(os.path.join(runs, "auto.json")))["classes"]
-    for name in os.listdir(bed.layout.source_dir("medium")):
-        assert filecmp.cmp(os.path.join(bed.layout.source_dir("medium"), name),
-                           os.path.join(bed.layout.dest_dir("medium"), name), shallow=False)
+    assert_same_tree(bed.layout.source_dir("medium"), bed.layout.dest_dir("medium"))
 
 
 @needs_testbed

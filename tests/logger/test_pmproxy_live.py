@@ -72,8 +72,8 @@ def live():
                 # The demo's running Slurm jobs get Lustre job_stats entries at the next advance;
                 # have them before pmlogger starts: here, instances that appeared after
                 # pmlogger's first samples were not found through pmproxy 6.0.3's /series API.
-                wait_for(lambda: demos["hpcjob"]._cluster(os.path.join(stack.directory, "demo", "hpcjob"))
-                         .run("squeue", "-h", "-t", "R", "-o", "%i").split(), 60, what="demo jobs running")
+                job_demo = os.path.join(stack.directory, "demo", "hpcjob")
+                wait_for(lambda: demos["hpcjob"].running_jobs(job_demo), 60, what="demo jobs running")
                 demos["hpclustre"].advance(os.path.join(stack.directory, "demo", "hpclustre"))
                 wait_for(lambda: any(f":0:{host}" in k for k in reader().fetch(
                     ["hpc.lustre.job.write.bytes"])["hpc.lustre.job.write.bytes"] or ()), 30,
