@@ -8,8 +8,9 @@ source file is unreadable by the servers' anonymous user, so it fails on every a
 
 dtn.gridftp_failures counts transfer-log lines whose CODE is not 226.  The server here
 (globus-gridftp-server 13) logs no line for a transfer refused at open or failing on a
-full disk, and logs CODE=226 with a short NBYTES for one whose client was killed, so no
-fault we can cause makes it write another code.  That rule is shown with one line in the
+full disk, and logs CODE=226 with a short NBYTES for one whose client was killed or sent
+ABOR mid-transfer (tried with a raw FTP control connection), so no fault we can cause makes
+it write another code.  That rule is shown with one line in the
 server's exact format appended to a live transfer log.
 """
 from __future__ import annotations
