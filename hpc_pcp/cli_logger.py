@@ -25,7 +25,7 @@ def logger_group() -> None:
 @click.option("--listen", default=None, help="Address pmproxy binds to (pmproxy -i), e.g. the address "
               "on the network the Grafana node uses.")
 @click.option("--pmie-rules", default=None, type=click.Path(dir_okay=False),
-              help="pmie rules file for the alarm hook (default: pmie_rules/hpc.pmie if shipped).")
+              help="pmie rules file for the alarm hook (default: pmie_rules/hpc-alarms.pmie if shipped).")
 @click.option("--root", default="/", show_default=True, type=click.Path(file_okay=False),
               help="Write under this prefix instead of / (packaging, review, tests).")
 @click.option("--dry-run", is_flag=True, help="Print the files instead of writing them.")

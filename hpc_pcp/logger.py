@@ -164,9 +164,9 @@ def pmie_control(rules: str) -> str:
 
 
 def default_pmie_rules() -> str | None:
-    """The alarm rules file shipped by pmie_rules/ (hpc.pmie), if this installation has one."""
+    """The alarm rules file shipped by pmie_rules/ (hpc-alarms.pmie), if this installation has one."""
     for base in (REPO / "pmie_rules", SHARE / "pmie_rules"):
-        candidate = base / "hpc.pmie"
+        candidate = base / "hpc-alarms.pmie"
         if candidate.is_file():
             return str(candidate)
     return None

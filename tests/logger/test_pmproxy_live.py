@@ -30,8 +30,9 @@ from .stack import Stack
 pytestmark = [pytest.mark.services, pytest.mark.root, pytest.mark.usefixtures("pmcd")]
 # Every agent whose demo produces data: fixture trees (hpclustre, hpcib), a private real
 # Slurm with jobs in real cgroups (hpcjob), real bpftrace on this kernel (hpcbpftrace) and
-# real transfers on the DTN testbed (hpcdtn).
-DASHBOARD_AGENTS = ("hpclustre", "hpcib", "hpcjob", "hpcbpftrace", "hpcdtn")
+# real transfers on the DTN testbed (hpcdtn), and a real pmie on the alarm rules (hpcalarm; last,
+# so that its rules see every other agent).
+DASHBOARD_AGENTS = ("hpclustre", "hpcib", "hpcjob", "hpcbpftrace", "hpcdtn", "hpcalarm")
 # Data each agent's panels need before pmlogger starts (bpftrace prints per interval).
 FIRST_DATA = {"hpcbpftrace": "hpc.bpftrace.data.histogram"}
 
@@ -65,6 +66,9 @@ def live():
                 config = {**module.prepare(directory), "interval": 1}
                 agents.enter_context(installed_agent(name, config))
                 wait_refreshed(available()[name].load().root)
+            for name, module in demos.items():  # the demo ticker's first tick (starts pmie)
+                if hasattr(module, "advance"):
+                    module.advance(os.path.join(stack.directory, "demo", name))
             for name, metric in FIRST_DATA.items():
                 if name in demos:
                     wait_for(lambda m=metric: reader().fetch([m])[m], 60, what=f"values of {metric}")
@@ -78,6 +82,9 @@ def live():
                 wait_for(lambda: any(f":0:{host}" in k for k in reader().fetch(
                     ["hpc.lustre.job.write.bytes"])["hpc.lustre.job.write.bytes"] or ()), 30,
                     what="Lustre job_stats entries of the demo's Slurm jobs")
+            if "hpcalarm" in demos:  # the demo's alarm: its held Slurm jobs pend "too long"
+                wait_for(lambda: 1 in (reader().fetch(["hpc.alarm.firing"])["hpc.alarm.firing"]
+                                       or {}).values(), 120, what="a demo alarm to fire")
             stack.start_redis()
             archives = os.path.join(stack.directory, "archives")
             os.makedirs(archives)

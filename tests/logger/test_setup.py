@@ -38,6 +38,10 @@ def test_plan_has_farm_lines_groups_pmproxy_access():
     assert "grafana1" in nft and "44322" in nft
     access = files[next(p for p in files if p.endswith("pmcd.conf.access"))]
     assert 'allow hosts "local:" : all;' in access and "disallow hosts * : all;" in access
+    # The shipped alarm rules are pmie's farm entry (found by default).
+    pmie = files[next(p for p in files if p.endswith("/pmie/control.d/hpc"))]
+    rules = pmie.split("-c ", 1)[1].split()[0]
+    assert os.path.basename(rules) == "hpc-alarms.pmie" and os.path.isfile(rules)
 
 
 def test_stores_only_local_by_default():

@@ -1,19 +1,21 @@
 """Tier 2: the README's main job, `hpc-pcp demo up`, on the real pmcd — then `demo down`.
 
 Every agent with a demo joins it: each must be loaded by pmcd, refresh, report healthy
-through `hpc-pcp status`, and show moving values after a `demo tick`.  `demo down`
-removes them all and leaves the rest of pmcd.conf alone.
+through `hpc-pcp status`, and show moving values after a `demo tick`.  The demo's pmie fires
+an alarm (its Slurm's held jobs pend too long).  `demo down` removes them all, stops pmie and
+leaves the rest of pmcd.conf alone.
 """
 from __future__ import annotations
 
 import os
+import subprocess
 import tempfile
 
 import pytest
 
 from hpc_pcp.agents import available
 from hpc_pcp.demo import demo_modules
-from tests.harness.pcp import agent_diagnostics, hpc_pcp, reader, wait_refreshed
+from tests.harness.pcp import agent_diagnostics, hpc_pcp, reader, wait_for, wait_refreshed
 
 pytestmark = [pytest.mark.pcp, pytest.mark.usefixtures("pmcd")]
 
@@ -52,9 +54,14 @@ def test_demo_up_runs_every_demo_agent_and_down_removes_them():
             own = [f"{agent_root}.{m.name}" for m in available()[name].load().metrics][:40]
             got = reader().fetch(own)
             assert any(v not in (None, {}) for v in got.values()), f"{name}: no values in {own}"
+        wait_for(lambda: [k for k, v in (reader().fetch(["hpc.alarm.firing"])["hpc.alarm.firing"]
+                                         or {}).items() if v == 1 and k.startswith("job.pending_too_long:")],
+                 120, what="the demo's pmie to fire job.pending_too_long")
     finally:
         down = hpc_pcp("demo", "down", env=env, timeout=300)
     assert down.returncode == 0, down.stdout + down.stderr
     after = _pmcd_agents()
     assert not {n for n in names if n in after}, after
     assert after == before - set(names)
+    pmie = subprocess.run(["pgrep", "-f", f"pmie .*{root}"], capture_output=True, text=True)
+    assert pmie.returncode == 1, f"pmie still runs after demo down: {pmie.stdout}"

@@ -1,0 +1,117 @@
+"""The alarm agent on the demo node: a real pmie evaluates the pcp-hpc rules against the demo's agents.
+
+``prepare`` returns hpcalarm's settings (a state directory under the demo directory).
+``advance`` (every demo tick) writes the rules for the agents pmcd answers for and keeps one
+pmie running on them; the first tick after ``hpc-pcp demo up`` starts it, once every agent
+is installed.  ``teardown`` stops it.  One threshold is lowered so that the admin's path
+starts with an alarm: the demo Slurm's held and begin-time jobs pend "too long" after 30 s.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+from hpc_pcp.alarm import configure, load_catalogue, render
+from hpc_pcp.pcpenv import pcp_config
+
+DELTA = "2 sec"
+# The demo's Slurm keeps held and begin-time jobs: with a 30 s limit they pend "too long", so an
+# alarm fires and the dashboards have one to show.  The DTN testbed's links are shaped to
+# 4 MiB/s per node (a thousandth of a real DTN), so the transfer floor is scaled down with them.
+OVERRIDES = {"job.pending_too_long": {"max_seconds": 30},
+             "dtn.throughput_low": {"min_mbytes_per_sec": 0.25}}
+
+
+def _paths(directory: str) -> dict[str, str]:
+    return {name: os.path.join(directory, name)
+            for name in ("state", "hpc-demo.pmie", "pmie.pid", "pmie.log")}
+
+
+def prepare(directory: str) -> dict:
+    paths = _paths(directory)
+    os.makedirs(paths["state"], exist_ok=True)
+    for path in (directory, paths["state"]):   # pmcd's agents read it
+        os.chmod(path, 0o755)
+    return {"directory": paths["state"], "interval": 1}
+
+
+def _command() -> list[str]:
+    """How pmie's actions call the recorder: this installation's hpc-pcp, else the module."""
+    script = os.path.join(os.path.dirname(sys.executable), "hpc-pcp")
+    if os.access(script, os.X_OK):
+        return [script, "alarm"]
+    return [sys.executable, "-m", "hpc_pcp.cli_alarm"]
+
+
+def _known(names: set[str]) -> set[str]:
+    """The names among ``names`` that the local pmcd knows."""
+    from pcp import pmapi  # the distro's bindings; imported only when the demo runs
+    context = pmapi.pmContext()
+    known = set()
+    for name in names:
+        with contextlib.suppress(pmapi.pmErr):
+            context.pmLookupName(name)
+            known.add(name)
+    return known
+
+
+def rules_text(state_dir: str) -> str:
+    """The catalogue with the demo's thresholds, limited to rules whose metrics pmcd has."""
+    rules, settings = configure(load_catalogue(), {
+        "delta": DELTA, "state_dir": state_dir, "command": _command(), "rules": OVERRIDES})
+    known = _known(set().union(*(r.metrics() for r in rules)))
+    return render([r for r in rules if r.metrics() <= known], settings,
+                  title="pcp-hpc alarm rules for the demo node")
+
+
+def _pid(path: str) -> int | None:
+    try:
+        with open(path, encoding="ascii") as f:
+            pid = int(f.read().strip())
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            exited = f.read().rpartition(")")[2].split()[0] == "Z"
+    except (OSError, ValueError, IndexError):
+        return None
+    if exited:                                   # our child that died: reap it
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        return None
+    return pid
+
+
+def advance(directory: str) -> None:
+    paths = _paths(directory)
+    if _pid(paths["pmie.pid"]):
+        return
+    text = rules_text(paths["state"])
+    with open(paths["hpc-demo.pmie"], "w", encoding="utf-8") as f:
+        f.write(text)
+    pmie = shutil.which("pmie") or os.path.join(pcp_config("PCP_BIN_DIR") or "/usr/bin", "pmie")
+    env = {**os.environ, "PMCD_RECONNECT_TIMEOUT": "1"}
+    with open(paths["pmie.log"], "ab") as log:
+        proc = subprocess.Popen([pmie, "-f", "-c", paths["hpc-demo.pmie"], "-l", paths["pmie.log"]],
+                                stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env,
+                                start_new_session=True)
+    with open(paths["pmie.pid"], "w", encoding="ascii") as f:
+        f.write(str(proc.pid))
+
+
+def teardown(directory: str) -> None:
+    paths = _paths(directory)
+    pid = _pid(paths["pmie.pid"])
+    if pid is None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGTERM)       # pmie and any action it is running
+    deadline = time.monotonic() + 10
+    while _pid(paths["pmie.pid"]) and time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        time.sleep(0.1)
+    with contextlib.suppress(OSError):
+        os.unlink(paths["pmie.pid"])
