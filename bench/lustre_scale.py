@@ -249,7 +249,8 @@ class Dbpmda:
         return float(timer.group(1)), [int(n) for n in re.findall(r"numval: (-?\d+)", out)], out
 
     def cpu(self) -> float:
-        return process_cpu(self.pid)
+        """The PMDA's CPU seconds, its refresh process's included (hpclustre's refresh_process)."""
+        return process_cpu(self.pid) + sum(process_cpu(c, children=True) for c in _children(self.pid))
 
     def close(self) -> None:
         with contextlib.suppress(Exception):

@@ -42,6 +42,12 @@ COMMON_OPTIONS: dict[str, Option] = {
                    "and on the demo node).", str),
 }
 
+# For agents whose refresh is big (see pmdas/common/worker.py); they list it in their options.
+REFRESH_PROCESS = Option(True, "Refresh in a separate process, so that a big refresh never delays "
+                         "fetches: the agent's own process only serves them. false refreshes in a "
+                         "thread of the agent's process instead (one process fewer; fetches then "
+                         "wait while a big refresh holds Python's interpreter lock).", bool)
+
 _KIND_WORDS = {int: "a whole number", float: "a number", str: "a string", bool: "true or false",
                list: "a list", dict: "a mapping"}
 

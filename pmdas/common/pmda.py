@@ -17,10 +17,8 @@ import pwd
 import signal
 import sys
 import threading
-from collections.abc import Collection, Iterable, Mapping, Sequence
+import time
 from dataclasses import dataclass
-from itertools import compress, repeat
-from operator import is_, is_not, itemgetter
 from typing import Any
 
 import cpmapi as c_api
@@ -31,89 +29,18 @@ from pcp.pmda import PMDA, pmdaGetContext, pmdaIndom, pmdaInstid, pmdaMetric
 
 from .agent import Agent, StoreRefused
 from .config import COMMON_OPTIONS, Config, ConfigError, load, validate
+from .prepare import Plain, Preparer, by_instance_id, coerce  # noqa: F401  (re-exported)
 from .refresh import Published, Refresher
-from .table import COUNTER, DISCRETE, DOUBLE, I32, I64, INSTANT, STRING, U32, U64, Column, Metric
+from .table import COUNTER, DISCRETE, DOUBLE, I32, I64, INSTANT, STRING, U32, U64, Metric
 
 log = logging.getLogger("pmdas")
+SLICE = 2048   # instances per slice of an instance array built while fetches are served
+FIRST_REFRESH_WAIT = 120   # seconds a 'notready' agent waits for its refresh process's first result
 
 _PM_TYPE = {U32: c_api.PM_TYPE_U32, U64: c_api.PM_TYPE_U64, I32: c_api.PM_TYPE_32,
             I64: c_api.PM_TYPE_64, DOUBLE: c_api.PM_TYPE_DOUBLE, STRING: c_api.PM_TYPE_STRING}
 _PM_SEM = {COUNTER: c_api.PM_SEM_COUNTER, INSTANT: c_api.PM_SEM_INSTANT,
            DISCRETE: c_api.PM_SEM_DISCRETE}
-_UNSIGNED_MAX = {U32: 2**32 - 1, U64: 2**64 - 1}
-_SIGNED_RANGE = {I32: (-2**31, 2**31 - 1), I64: (-2**63, 2**63 - 1)}
-
-
-def coerce(kind: str, value: Any) -> Any:
-    """Convert an extracted value to what PCP expects for ``kind``; None if impossible."""
-    if value is None:
-        return None
-    try:
-        if kind == STRING:
-            return value if isinstance(value, str) else str(value)
-        if kind == DOUBLE:
-            return float(value)
-        number = int(value)
-    except (TypeError, ValueError, OverflowError):
-        return None
-    if kind in _UNSIGNED_MAX:
-        return number if 0 <= number <= _UNSIGNED_MAX[kind] else None
-    low, high = _SIGNED_RANGE[kind]
-    return number if low <= number <= high else None
-
-
-_RANGE = {U32: (0, 2**32 - 1), U64: (0, 2**64 - 1), I32: _SIGNED_RANGE[I32], I64: _SIGNED_RANGE[I64]}
-
-
-def by_instance_id(kind: str, raw: Mapping[str, Any], ids: Mapping[str, int],
-                   idents: Sequence[int | None] | None = None) -> dict[int, Any]:
-    """{instance name: value} (a dict or a Column) → {instance id: value as PCP wants it},
-    leaving out instances ``ids`` does not know and values ``coerce`` refuses.
-
-    The usual metric (every instance known, every value None or already of the right
-    Python type and in range) is converted in bulk, with no Python call per value: a
-    cluster's 50,000 jobs times twenty metrics are a million values per refresh.
-    ``idents``: a Column's instance ids in the order of its names, if the caller has them
-    (the columns of one snapshot share their names).
-    """
-    if isinstance(raw, Column):
-        names, values = raw.names, raw.values
-    else:
-        names, values = raw.keys(), raw.values()
-    if idents is None:
-        idents = list(map(ids.get, names))
-    if any(map(is_, values, repeat(None))):     # leave out the gaps first
-        present = list(map(is_not, values, repeat(None)))
-        idents, values = list(compress(idents, present)), list(compress(values, present))
-    if not any(map(is_, idents, repeat(None))) and _needs_no_coercion(kind, values):
-        try:
-            converted = map(float, values) if kind == DOUBLE else values
-            return dict(zip(idents, converted, strict=True))
-        except OverflowError:  # an int too big for a double: let coerce() drop it
-            pass
-    out = {}
-    for ident, v in zip(idents, values, strict=True):
-        value = coerce(kind, v)
-        if ident is not None and value is not None:
-            out[ident] = value
-    return out
-
-
-def _needs_no_coercion(kind: str, values: Collection[Any]) -> bool:
-    """True if coerce() would return every value unchanged (DOUBLE: float() of it)."""
-    if not values:
-        return True
-    types = set(map(type, values))
-    if kind == STRING:
-        return types <= {str}
-    if kind == DOUBLE:
-        return types <= {float, int}
-    if not types <= {int}:
-        return False
-    low, high = _RANGE[kind]
-    return low <= min(values) and max(values) <= high
-
-
 @dataclass
 class Served:
     """What the main thread serves: built in the refresher thread, swapped in whole."""
@@ -148,8 +75,8 @@ class HpcPMDA(PMDA):
                             metric.help, metric.long_help)
         self._domain_label = json.dumps(dict(agent.domain_labels()))
         self._pending: Served | None = None
-        self._label_memo: dict[int, tuple[dict, dict]] = {}   # refresher thread only
-        self._instance_memo: dict[int, tuple[dict, Any, frozenset]] = {}   # likewise
+        self.preparer = Preparer(self._pmids, self._indom_ids, refresher.full_name)
+        self._instance_memo: dict[int, tuple[dict, Any, frozenset]] = {}   # installing thread only
         self._served = Served({}, {}, {}, {}, {})
         self._keepalive: list[Served] = []
         self._lock = threading.Lock()
@@ -165,67 +92,37 @@ class HpcPMDA(PMDA):
         self.set_label(self._label)
         self.set_label_callback(self._instance_label)
 
-    # -- refresher thread --------------------------------------------------
+    # -- refresher thread (or the thread receiving from the refresh process) ----------
     def prepare(self, published: Published) -> None:
         """Turn a Published snapshot into ready-to-serve structures (refresher thread)."""
-        ids_by_indom: dict[str, dict[str, int]] = {}
-        served = Served({}, {}, {}, {}, {})
-        for name, instances in published.instances.items():
-            indom_id = self._indom_ids[name]
-            ids = ids_by_indom[name] = dict(zip(instances, map(itemgetter(0), instances.values()),
-                                                strict=True))
+        self.install(self.preparer.prepare(published))
+
+    def install(self, plain: Plain) -> None:
+        """Make ``plain`` the next thing served: instance arrays are built here (only for
+        instance domains whose names changed), then the main thread swaps it in."""
+        served = Served(plain.values, {}, {}, {}, plain.labels)
+        for indom_id, ids in plain.ids.items():
             served.instids[indom_id], served.members[indom_id] = self._instance_arrays(indom_id, ids)
             served.counts[indom_id] = len(ids)
-            served.labels[indom_id] = self._labels_json(indom_id, instances.values())
-        aligned: dict[tuple[str, int], list[int | None]] = {}  # ids in the order of shared names
-        for metric, pmid in self._pmids:
-            raw = published.values.get(self.refresher.full_name(metric))
-            if metric.indom is None:
-                value = coerce(metric.type, raw)
-                if value is not None:
-                    served.values[pmid] = value
-                continue
-            ids = ids_by_indom.get(metric.indom, {})
-            if isinstance(raw, Column):
-                if not any(map(is_not, raw.values, repeat(None))):
-                    continue   # no value at all, as an empty dict
-                key = (metric.indom, id(raw.names))
-                if key not in aligned:
-                    aligned[key] = list(map(ids.get, raw.names))
-                served.values[pmid] = by_instance_id(metric.type, raw, ids, aligned[key])
-            elif raw:
-                served.values[pmid] = by_instance_id(metric.type, raw, ids)
         with self._lock:
             self._pending = served
 
     def _instance_arrays(self, indom_id: int, ids: dict[str, int]) -> tuple[Any, frozenset]:
         """The pmdaInstid array and the id set of an instance domain, built again only when
-        its instances changed since the last refresh (50,000 pending jobs often do not)."""
+        its instances changed since the last refresh (50,000 pending jobs often do not).
+        A big array is built in slices with the interpreter lock let go in between, so a
+        fetch waiting for it waits one slice, not the whole domain."""
         old_ids, array, members = self._instance_memo.get(indom_id, (None, None, None))
-        if old_ids != ids:
+        if old_ids is not ids and old_ids != ids:
             array = (pmdaInstid * len(ids))()
             for k, (inst, ident) in enumerate(ids.items()):
                 array[k].i_inst = ident
                 array[k].i_name = inst.encode("utf-8")
+                if k % SLICE == SLICE - 1:
+                    time.sleep(0)
             members = frozenset(ids.values())
             self._instance_memo[indom_id] = (ids, array, members)
         return array, members
-
-    def _labels_json(self, indom_id: int,
-                     instances: Iterable[tuple[int, Mapping[str, Any]]]) -> dict[int, str]:
-        """{instance id: label JSON}; encoded again only for instances whose labels changed
-        since the last refresh (a job's never do, and a cluster lists 50,000 jobs)."""
-        old_labels, old_json = self._label_memo.get(indom_id, ({}, {}))
-        labels_by_id: dict[int, Mapping[str, Any]] = dict(filter(itemgetter(1), instances))
-        if labels_by_id == old_labels:
-            return old_json
-        json_by_id: dict[int, str] = {}
-        for ident, labels in labels_by_id.items():
-            text = old_json.get(ident)
-            json_by_id[ident] = (text if text is not None and old_labels[ident] == labels
-                                 else json.dumps(dict(labels)))
-        self._label_memo[indom_id] = (labels_by_id, json_by_id)
-        return json_by_id
 
     # -- main thread ---------------------------------------------------------
     def _apply_pending(self) -> None:
@@ -331,8 +228,11 @@ def main(agent_class: type[Agent], argv: list[str] | None = None) -> None:
     agent = agent_class(config)
     agent.domain = args.domain
     agent.prepare_process()
+    state_dir = args.state_dir or _state_dir(agent)
+    # Big refreshes run in a child process (pmdas/common/worker.py); stores need the agent here.
+    in_process = bool(config.get("refresh_process", False)) and type(agent).store is Agent.store
     pmda_holder: dict[str, HpcPMDA] = {}
-    refresher = Refresher(agent, state_dir=args.state_dir or _state_dir(agent),
+    refresher = Refresher(agent, state_dir=None if in_process else state_dir,
                           on_publish=lambda p: pmda_holder["pmda"].prepare(p),
                           config_error=config_error)
     pmda = HpcPMDA(agent, refresher, config_error)
@@ -344,8 +244,15 @@ def main(agent_class: type[Agent], argv: list[str] | None = None) -> None:
     if "PCP_PYTHON_DOMAIN" in os.environ or "PCP_PYTHON_PMNS" in os.environ:
         pmda.run()
         return
+    worker = None
+    if in_process:
+        from .worker import RefreshProcess
+        health = {m.name: pmid for m, pmid in pmda._pmids if m.name in ("agent.up", "agent.last_error")}
+        worker = RefreshProcess(agent, pmda.install, health, args.config, state_dir)
 
     def stop(signum: int, frame: Any) -> None:
+        if worker is not None:
+            worker.stop()
         agent.close()
         sys.exit(0)
 
@@ -353,18 +260,30 @@ def main(agent_class: type[Agent], argv: list[str] | None = None) -> None:
     # Started 'notready', the first refresh happens before the PDU loop: handshake now, refresh,
     # then READY, all on this thread, so no second thread ever writes to pmcd's pipe.  Without
     # 'notready' pmcd expects answers at once, so the first refresh runs in the background.
-    if args.notready:
-        pmda.connect_pmcd()
-        try:
-            refresher.refresh_once()
-        except Exception:
-            log.exception("first refresh failed")
-        pmda.pmda_ready()
-    threading.Thread(target=refresher.run_forever, kwargs={"first_wait": args.notready},
-                     name="refresh", daemon=True).start()
+    if worker is not None:
+        if args.notready:
+            pmda.connect_pmcd()
+        worker.start()
+        if args.notready:
+            if not worker.first.wait(FIRST_REFRESH_WAIT):
+                log.warning("%s: no refresh within %d s; ready without values",
+                            agent.name, FIRST_REFRESH_WAIT)
+            pmda.pmda_ready()
+    else:
+        if args.notready:
+            pmda.connect_pmcd()
+            try:
+                refresher.refresh_once()
+            except Exception:
+                log.exception("first refresh failed")
+            pmda.pmda_ready()
+        threading.Thread(target=refresher.run_forever, kwargs={"first_wait": args.notready},
+                         name="refresh", daemon=True).start()
     try:
         pmda.run()
     finally:
+        if worker is not None:
+            worker.stop()
         agent.close()
 
 

@@ -30,7 +30,7 @@ from operator import attrgetter
 from typing import Any
 
 from pmdas.common.agent import Agent
-from pmdas.common.config import Option
+from pmdas.common.config import REFRESH_PROCESS, Option
 from pmdas.common.sources import Results, Source, SourceError, run_command
 
 from . import metrics as table
@@ -111,12 +111,14 @@ class JobAgent(Agent):
         "sdiag_command": _command("sdiag", "Slurm's sdiag"),
         "qstat_command": _command("qstat", "PBS's qstat"),
         "pbsnodes_command": _command("pbsnodes", "PBS's pbsnodes"),
-        "switch_interval": Option(0.001, "Seconds the refresh may keep Python's interpreter lock "
+        "switch_interval": Option(0.001, "Seconds a thread may keep Python's interpreter lock "
                                   "while a fetch waits for it (sys.setswitchinterval; Python's "
-                                  "default is 0.005). A cluster-view refresh of 50,000 jobs is "
-                                  "busy for most of a second: 0.001 cuts the median delay it adds "
-                                  "to a fetch about fourfold (bench/job_refresh.py). 0 keeps "
-                                  "Python's default.", (int, float), _not_negative),
+                                  "default is 0.005). With refresh_process false, a cluster-view "
+                                  "refresh of 50,000 jobs is busy for most of a second in the "
+                                  "agent's process: 0.001 cuts the median delay it adds to a fetch "
+                                  "about fourfold (bench/job_refresh.py). 0 keeps Python's "
+                                  "default.", (int, float), _not_negative),
+        "refresh_process": REFRESH_PROCESS,
     }
     metrics = table.METRICS
     indoms = table.INDOMS

@@ -14,7 +14,7 @@ from operator import attrgetter, is_not
 from typing import Any
 
 from pmdas.common.agent import Agent
-from pmdas.common.config import Option, non_negative
+from pmdas.common.config import REFRESH_PROCESS, Option, non_negative
 from pmdas.common.sources import Results, Source, SourceError, under
 
 from . import metrics as table
@@ -146,6 +146,7 @@ class LustreAgent(Agent):
                             "filesystem. 0 exports only the '[other]' totals.", int, non_negative),
         "job_stats": Option(True, "Read job_stats on servers (set false to skip the per-job "
                             "metrics entirely on very large servers).", bool),
+        "refresh_process": REFRESH_PROCESS,
     }
 
     def __init__(self, config: Any):

@@ -1,0 +1,127 @@
+"""Tier 1: the refresh process (pmdas/common/worker.py): its pipe protocol, and a real child
+refreshing the sample agent, killed and restarted, while the parent keeps serving."""
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pmdas.common.prepare import Plain
+from pmdas.common.worker import PIECE, Assembler, RefreshProcess, Sender, read_message
+
+
+def _ship(plains: list[Plain]) -> list[Plain]:
+    read_fd, write_fd = os.pipe()
+    out: list[Plain] = []
+
+    def receive() -> None:
+        assembler = Assembler()
+        while (message := read_message(read_fd)) is not None:
+            assert sum(len(p) if isinstance(p, dict) else 1 for _, _, p, _ in message) <= PIECE + 1
+            done = assembler.feed(message)
+            if done is not None:
+                out.append(done)
+    reader = threading.Thread(target=receive)
+    reader.start()
+    sender = Sender(write_fd)
+    for plain in plains:
+        sender.send(plain)
+    os.close(write_fd)
+    reader.join(30)
+    os.close(read_fd)
+    return out
+
+
+values = st.dictionaries(st.integers(0, 2**31), st.one_of(
+    st.integers(-2**63, 2**64 - 1), st.floats(allow_nan=False), st.text(max_size=20),
+    st.dictionaries(st.integers(0, 2**31), st.integers(), max_size=3 * PIECE // 2)), max_size=6)
+
+
+@settings(max_examples=40, deadline=None)
+@given(values, st.integers(0, 2 * PIECE))
+def test_pieces_reassemble_exactly(vals, jobs):
+    ids = {f"job{i}": i for i in range(jobs)}
+    labels = {i: f'{{"job":"{i}"}}' for i in range(jobs)}
+    first = Plain(vals, {5: ids}, {5: labels})
+    second = Plain({1: 1}, {5: ids}, {5: {}})        # names unchanged, labels changed
+    got = _ship([first, second])
+    assert [p.values for p in got] == [vals, {1: 1}]
+    assert got[0].ids == {5: ids} and got[0].labels == {5: labels}
+    # unchanged names travel as "same as last time" and come out as the same object
+    assert got[1].ids[5] is got[0].ids[5] and got[1].labels == {5: {}}
+
+
+def _sample(tmp_path, interval: float = 0.2) -> tuple[object, str]:
+    from pmdas.common.config import load
+    from pmdas.hpcsample.collector import SampleAgent
+    values = tmp_path / "values"
+    values.mkdir()
+    (values / "temperature").write_text("21.5\n")
+    config = tmp_path / "hpcsample.yaml"
+    config.write_text(yaml.safe_dump({"directory": str(values), "interval": interval}))
+    agent = SampleAgent(load("hpcsample", SampleAgent.options, str(config)))
+    agent.domain = SampleAgent.domain
+    return agent, str(config)
+
+
+def _pmids(agent) -> dict[str, int]:
+    from pmdas.common.pmda import HpcPMDA
+    from pmdas.common.refresh import Refresher
+    pmda = HpcPMDA(agent, Refresher(agent))
+    return {m.name: pmid for m, pmid in pmda._pmids}
+
+
+def test_child_refreshes_and_is_restarted_after_a_kill(tmp_path):
+    agent, config = _sample(tmp_path)
+    pmids = _pmids(agent)
+    got: list[Plain] = []
+    arrived = threading.Condition()
+
+    def install(plain: Plain) -> None:
+        with arrived:
+            got.append(plain)
+            arrived.notify_all()
+
+    def wait(predicate, what: str, since: int = 0, timeout: float = 30) -> Plain:
+        deadline = time.monotonic() + timeout
+        with arrived:
+            while True:
+                hit = next((p for p in reversed(got[since:]) if predicate(p)), None)
+                if hit is not None:
+                    return hit
+                left = deadline - time.monotonic()
+                assert left > 0, f"timed out waiting for {what}; got {[p.values for p in got[-2:]]}"
+                arrived.wait(left)
+
+    def up(plain: Plain) -> int | None:
+        return plain.values.get(pmids["agent.up"])
+
+    def temperature(plain: Plain) -> float | None:
+        return next(iter(plain.values.get(pmids["file.value"], {}).values()), None)
+
+    health = {name: pmids[name] for name in ("agent.up", "agent.last_error")}
+    worker = RefreshProcess(agent, install, health, config, str(tmp_path / "state"), restart_pause=0.2)
+    worker.start()
+    try:
+        assert worker.first.wait(30), "no refresh from the child"
+        assert temperature(wait(lambda p: up(p) == 1, "a healthy refresh")) == 21.5
+        # The refresh runs in a separate process, a child of this one.
+        child = worker._proc.pid
+        assert child != os.getpid() and open(f"/proc/{child}/stat").read().split()[3] == str(os.getpid())
+        (tmp_path / "values" / "temperature").write_text("30.25\n")
+        wait(lambda p: temperature(p) == 30.25, "the new value from the child")
+
+        os.kill(child, signal.SIGKILL)
+        down = wait(lambda p: up(p) == 0, "agent.up 0 after the kill")
+        assert "exited" in down.values[pmids["agent.last_error"]]
+        assert temperature(down) == 30.25, "the last values are still served"
+        wait(lambda p: up(p) == 1, "a healthy refresh from the restarted child", since=got.index(down))
+        assert worker.starts == 2 and worker._proc.pid != child
+    finally:
+        worker.stop()
+    assert worker._proc.poll() is not None, "the child outlived stop()"
