@@ -263,7 +263,9 @@ def fetch_latency_process(agent: JobAgent, options: dict, pmda, directory: str, 
     with open(config, "w", encoding="utf-8") as f:
         yaml.safe_dump({**options, "interval": 0.05}, f)
     fetch, size = fetch_request(pmda)
+    cpu = time.process_time()
     idle = client_latencies(fetch, seconds)
+    cpu_idle = time.process_time() - cpu
     installs = []
 
     def install(plain) -> None:
@@ -283,8 +285,9 @@ def fetch_latency_process(agent: JobAgent, options: dict, pmda, directory: str, 
         while len(installs) < 2:     # past the first (all new) refresh
             time.sleep(0.05)
         mover.start()
-        first = len(installs)
+        first, cpu = len(installs), time.process_time()
         busy = client_latencies(fetch, seconds)
+        cpu_busy = time.process_time() - cpu
         during = installs[first:]
     finally:
         stop.set()
@@ -292,7 +295,10 @@ def fetch_latency_process(agent: JobAgent, options: dict, pmda, directory: str, 
     result = {"mode": "refresh process", "values_per_fetch": size,
               "switch_interval_ms": round(sys.getswitchinterval() * 1e3, 3),
               "idle": ms(idle), "during_refresh": ms(busy), "refreshes_during": len(during),
-              "refresh_seconds_during": round(seconds / len(during), 3) if during else None}
+              "refresh_seconds_during": round(seconds / len(during), 3) if during else None,
+              # CPU of the agent's process (fetches served + results installed) per second
+              "agent_cpu_per_second_idle": round(cpu_idle / seconds, 3),
+              "agent_cpu_per_second_during": round(cpu_busy / seconds, 3)}
     result["ratio_median"] = round(result["during_refresh"]["median_ms"] / result["idle"]["median_ms"], 2)
     result["ratio_p90"] = round(result["during_refresh"]["p90_ms"] / result["idle"]["p90_ms"], 2)
     return result

@@ -79,6 +79,7 @@ class HpcPMDA(PMDA):
         self._instance_memo: dict[int, tuple[dict, Any, frozenset]] = {}   # installing thread only
         self._served = Served({}, {}, {}, {}, {})
         self._keepalive: list[Served] = []
+        self._retired: list[Served] = []      # to be freed by the installing thread
         self._lock = threading.Lock()
         self._metric_by_pmid = {pmid: metric for metric, pmid in self._pmids}
         self._users: dict[int, str] = {}    # client context → authenticated user name
@@ -100,12 +101,26 @@ class HpcPMDA(PMDA):
     def install(self, plain: Plain) -> None:
         """Make ``plain`` the next thing served: instance arrays are built here (only for
         instance domains whose names changed), then the main thread swaps it in."""
+        self._release()
         served = Served(plain.values, {}, {}, {}, plain.labels)
         for indom_id, ids in plain.ids.items():
             served.instids[indom_id], served.members[indom_id] = self._instance_arrays(indom_id, ids)
             served.counts[indom_id] = len(ids)
         with self._lock:
             self._pending = served
+
+    def _release(self) -> None:
+        """Free answers the main thread no longer serves here, one value map at a time with the
+        interpreter lock let go in between: dropping a million values in one go holds it for
+        milliseconds, on whichever thread drops the last reference (before: a fetch's)."""
+        while self._retired:
+            served = self._retired.pop()
+            parts = [*served.values.values(), *served.instids.values(), *served.members.values(),
+                     *served.labels.values()]
+            del served
+            while parts:
+                parts.pop()
+                time.sleep(0)
 
     def _instance_arrays(self, indom_id: int, ids: dict[str, int]) -> tuple[Any, frozenset]:
         """The pmdaInstid array and the id set of an instance domain, built again only when
@@ -137,7 +152,9 @@ class HpcPMDA(PMDA):
             it.it_set = array
             it.it_numinst = served.counts[indom_id]
         set_need_refresh()
-        # libpcp_pmda may still hold the previous arrays until its next refresh.
+        # libpcp_pmda may still hold the previous arrays until its next refresh; the one before
+        # is freed by the installing thread, not here on the fetch path.
+        self._retired.extend(self._keepalive)
         self._keepalive = [self._served]
         self._served = served
 

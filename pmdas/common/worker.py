@@ -48,19 +48,35 @@ _END = ("end", 0, None, True)
 
 
 # -- child → parent protocol ----------------------------------------------------------
+# A message is a pickled list of (kind, key, payload, first) items:
+#   ("ids" | "labels", indom id, {...} piece, first)   names / label JSON of an instance domain
+#   ("value", pmid, scalar or {inst: value} piece, first)
+#   ("patch", pmid, ({inst: value} changed, [inst] gone), first)   against the last refresh
+#   (kind, key, None, True)   the same object as in the last refresh
+#   ("end", 0, None, True)    the refresh is complete
+# Between refreshes only about one value in twelve changes (50,000 jobs: 77,000 of 940,000),
+# so patches keep what the agent's process unpickles small.
+_MISSING = object()
+
+
 def _pieces(mapping: dict) -> Iterator[dict]:
     items = iter(mapping.items())
     while piece := dict(islice(items, PIECE)):
         yield piece
 
 
+def _patch(old: dict, new: dict) -> tuple[dict, list]:
+    changed = {k: v for k, v in new.items() if old.get(k, _MISSING) != v}
+    return changed, list(old.keys() - new.keys())
+
+
 class Sender:
-    """Writes each Plain as messages of (kind, key, payload, first) items; an instance
-    domain whose names or labels are the object sent last time goes as payload None."""
+    """Writes each Plain as messages of at most about PIECE values (child side)."""
 
     def __init__(self, fd: int):
         self.fd = fd
         self._sent: dict[tuple[str, int], Any] = {}
+        self._values: dict[int, Any] = {}
 
     def _items(self, plain: Plain) -> Iterator[tuple[tuple, int]]:
         for kind, table in (("ids", plain.ids), ("labels", plain.labels)):
@@ -73,11 +89,22 @@ class Sender:
                 for piece in _pieces(mapping):
                     yield (kind, key, piece, False), len(piece)
         for pmid, value in plain.values.items():
-            if isinstance(value, dict) and len(value) > PIECE:
-                for first, piece in enumerate(_pieces(value)):
-                    yield ("value", pmid, piece, first == 0), len(piece)
+            old = self._values.get(pmid)
+            if not isinstance(value, dict):
+                yield ("value", pmid, value, True), 1
+            elif isinstance(old, dict) and len(value) > 16:
+                changed, gone = _patch(old, value)
+                if not changed and not gone:
+                    yield ("value", pmid, None, True), 1
+                    continue
+                yield ("patch", pmid, ({}, gone), True), 1 + len(gone)
+                for piece in _pieces(changed):
+                    yield ("patch", pmid, (piece, []), False), len(piece)
             else:
-                yield ("value", pmid, value, True), len(value) if isinstance(value, dict) else 1
+                yield ("value", pmid, {}, True), 1
+                for piece in _pieces(value):
+                    yield ("value", pmid, piece, False), len(piece)
+        self._values = plain.values
         yield _END, 1
 
     def send(self, plain: Plain) -> None:
@@ -110,29 +137,39 @@ def _read_exactly(fd: int, size: int) -> bytes | None:
 
 
 class Assembler:
-    """Puts the pieces back together into Plains (the parent's receiving thread)."""
+    """Puts the pieces back together into Plains (the parent's receiving thread).  A Plain
+    handed out is never changed afterwards: patches apply to a copy."""
 
     def __init__(self) -> None:
-        self._last: dict[str, dict[int, Any]] = {"ids": {}, "labels": {}}
+        self._last = Plain()
         self._building = Plain()
 
     def feed(self, items: list[tuple]) -> Plain | None:
         """Take one message; return the Plain it completes, if it does."""
         done = None
-        tables = {"ids": self._building.ids, "labels": self._building.labels,
-                  "value": self._building.values}
         for kind, key, payload, first in items:
             if kind == "end":
-                done, self._building = self._building, Plain()
-                self._last = {"ids": done.ids, "labels": done.labels}
-                tables = {"ids": self._building.ids, "labels": self._building.labels,
-                          "value": self._building.values}
-            elif payload is None and kind != "value":
-                tables[kind][key] = self._last[kind][key]
+                done = self._last = self._building
+                self._building = Plain()
+                continue
+            if kind == "patch":
+                table, last = self._building.values, self._last.values
+                changed, gone = payload
+                if first:
+                    table[key] = last[key].copy()
+                target = table[key]
+                target.update(changed)
+                for inst in gone:
+                    del target[inst]
+                continue
+            table = {"ids": self._building.ids, "labels": self._building.labels,
+                     "value": self._building.values}[kind]
+            if payload is None:
+                table[key] = getattr(self._last, "values" if kind == "value" else kind)[key]
             elif first:
-                tables[kind][key] = payload
+                table[key] = payload
             else:
-                tables[kind][key].update(payload)
+                table[key].update(payload)
         return done
 
 

@@ -43,17 +43,38 @@ values = st.dictionaries(st.integers(0, 2**31), st.one_of(
 
 
 @settings(max_examples=40, deadline=None)
-@given(values, st.integers(0, 2 * PIECE))
-def test_pieces_reassemble_exactly(vals, jobs):
+@given(values, st.integers(0, 2 * PIECE), st.data())
+def test_pieces_reassemble_exactly(vals, jobs, data):
     ids = {f"job{i}": i for i in range(jobs)}
     labels = {i: f'{{"job":"{i}"}}' for i in range(jobs)}
-    first = Plain(vals, {5: ids}, {5: labels})
-    second = Plain({1: 1}, {5: ids}, {5: {}})        # names unchanged, labels changed
-    got = _ship([first, second])
-    assert [p.values for p in got] == [vals, {1: 1}]
+    # The next refresh: some values change, some instances go, some come (sent as patches).
+    moved = {}
+    for pmid, value in vals.items():
+        if isinstance(value, dict):
+            keys = sorted(value)
+            gone = set(data.draw(st.lists(st.sampled_from(keys), max_size=50))) if keys else set()
+            value = {k: v for k, v in value.items() if k not in gone}
+            value.update(data.draw(st.dictionaries(st.integers(0, 2**31), st.integers(), max_size=50)))
+        moved[pmid] = value
+    plains = [Plain(vals, {5: ids}, {5: labels}),
+              Plain(moved, {5: ids}, {5: {}}),        # names unchanged, labels changed
+              Plain(moved, {5: ids}, {5: {}})]        # nothing changed
+    got = _ship(plains)
+    assert [p.values for p in got] == [vals, moved, moved]
     assert got[0].ids == {5: ids} and got[0].labels == {5: labels}
     # unchanged names travel as "same as last time" and come out as the same object
     assert got[1].ids[5] is got[0].ids[5] and got[1].labels == {5: {}}
+    assert all(got[2].values[k] is got[1].values[k]                  # big ones are patched
+               for k in moved if isinstance(moved[k], dict) and len(moved[k]) > 16)
+    # a Plain handed out is never changed by a later one
+    assert got[0].values == vals
+
+
+def test_big_patches_across_pieces():
+    before = {i: i * 3 for i in range(3 * PIECE)}
+    after = {i: (i * 3 if i % 3 else -i) for i in range(300, 3 * PIECE + 200)}  # changed, gone, new
+    got = _ship([Plain({7: before, 8: "x"}), Plain({7: after, 8: "y"}), Plain({7: before, 8: "y"})])
+    assert [p.values for p in got] == [{7: before, 8: "x"}, {7: after, 8: "y"}, {7: before, 8: "y"}]
 
 
 def _sample(tmp_path, interval: float = 0.2) -> tuple[object, str]:
