@@ -27,7 +27,8 @@ Then it measures, interleaved round by round:
   refresh  Refresher(JobAgent).refresh_once() against the same controller
   + glue   refresh_once followed by the PCP glue's prepare (when PCP's Python is here)
 
-and the fetch latency while refreshes run (bench/job_refresh.py explains how).
+and the fetch latency while refreshes run, with a refresh thread and with the refresh process
+(bench/job_refresh.py explains how).
 
 Prints a table and writes bench/results/slurm_scale.json.  Usage:
     .venv/bin/python bench/slurm_scale.py [--jobs 50000] [--nodes 5000] [--rounds 15]
@@ -49,7 +50,13 @@ from concurrent.futures import ThreadPoolExecutor
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench.harness import interleaved, report  # noqa: E402
-from bench.job_refresh import clear_parse_caches, fetch_latency, make_pmda, print_fetch  # noqa: E402
+from bench.job_refresh import (  # noqa: E402
+    clear_parse_caches,
+    fetch_latency,
+    fetch_latency_process,
+    make_pmda,
+    print_fetch,
+)
 from hpc_pcp.localslurm import SLURMCTLD, LocalSlurm, free_port  # noqa: E402
 from pmdas.common.config import COMMON_OPTIONS, Config, validate  # noqa: E402
 from pmdas.common.refresh import Refresher  # noqa: E402
@@ -138,11 +145,15 @@ def submit_jobs(cluster: LocalSlurm, lines: int, workers: int = 4,
             "running": 2, "finished": 2}
 
 
+def agent_options(cluster: LocalSlurm, timeout: float = 120.0) -> dict:
+    return dict(scheduler="slurm", cluster_view=True, slurm_conf=cluster.conf,
+                node_name=cluster.host, timeout=timeout, root=cluster.dir,
+                squeue_command=[shutil.which("squeue")], sinfo_command=[shutil.which("sinfo")],
+                sdiag_command=[shutil.which("sdiag")])
+
+
 def make_agent(cluster: LocalSlurm, timeout: float = 120.0) -> JobAgent:
-    options = dict(scheduler="slurm", cluster_view=True, slurm_conf=cluster.conf,
-                   node_name=cluster.host, timeout=timeout, root=cluster.dir,
-                   squeue_command=[shutil.which("squeue")], sinfo_command=[shutil.which("sinfo")],
-                   sdiag_command=[shutil.which("sdiag")])
+    options = agent_options(cluster, timeout)
     return JobAgent(Config(validate(options, {**COMMON_OPTIONS, **JobAgent.options}, "bench"), None))
 
 
@@ -210,9 +221,12 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"median of per-round ratios: {paired}")
         fetch = None
         if pmda is not None and args.fetch_seconds > 0:
-            fetch = fetch_latency(Refresher(agent, state_dir=os.path.join(directory, "agent-state"),
-                                            on_publish=pmda.prepare), pmda, args.fetch_seconds)
-            print_fetch(fetch)
+            fetch = [fetch_latency(Refresher(agent, state_dir=os.path.join(directory, "agent-state"),
+                                             on_publish=pmda.prepare), pmda, args.fetch_seconds),
+                     fetch_latency_process(agent, agent_options(cluster), pmda, directory,
+                                           args.fetch_seconds, lambda: None)]
+            for row in fetch:
+                print_fetch(row)
         extra = {
             "jobs_requested": args.jobs, "nodes": args.nodes, "submitted": submitted,
             "submit_seconds": round(submit_seconds), "squeue_lines": outputs[0].count(b"\n"),

@@ -119,8 +119,11 @@ class HpcPMDA(PMDA):
                      *served.labels.values()]
             del served
             while parts:
-                parts.pop()
-                time.sleep(0)
+                part = parts.pop()
+                big = len(part) > SLICE if hasattr(part, "__len__") else False
+                del part
+                if big:
+                    time.sleep(0)
 
     def _instance_arrays(self, indom_id: int, ids: dict[str, int]) -> tuple[Any, frozenset]:
         """The pmdaInstid array and the id set of an instance domain, built again only when
