@@ -1,10 +1,8 @@
 """Pure parsers for what GridFTP tools print: text in, plain data out, no I/O.
 
-Formats (see design/sources.md and the captures in tests/dtn/fixtures):
-- ``globus-url-copy -vb``: per-file headers ``Source: <url>`` / ``Dest: <url>`` / ``  <name>``
-  and progress lines ``" %12lld bytes %12.2f MB/sec avg %12.2f MB/sec inst"`` (MB = MiB),
-  separated by carriage returns or newlines.  With ``-cc`` > 1 lines of different files
-  interleave with no file id.
+Formats (see design/sources.md and the captures in tests/dtn/fixtures); the control-channel
+transcript of ``globus-url-copy -dbg`` (perf markers, per-file results) is parsed by
+``transcript.py``:
 - GridFTP server transfer log: one ``DATE=... HOST=... NBYTES=... STREAMS=... DEST=[ip] ...``
   line per transfer, possibly behind a ``[pid] date :: Transfer stats: `` prefix.
 - ``MLSD``/``MLST`` fact lines and ``CKSM`` replies from the server.
@@ -13,91 +11,7 @@ from __future__ import annotations
 
 import calendar
 import re
-from dataclasses import dataclass, field
-
-MIB = 1024 * 1024
-
-_PROGRESS = re.compile(
-    r"^\s*(\d+) bytes\s+(\d+(?:\.\d+)?) MB/sec avg\s+(\d+(?:\.\d+)?) MB/sec inst\s*$")
-
-
-@dataclass(frozen=True)
-class ProgressLine:
-    """One ``-vb`` performance line: cumulative bytes of one (unnamed) file and its rates."""
-
-    nbytes: int
-    avg_bytes_per_sec: float
-    inst_bytes_per_sec: float
-
-
-@dataclass(frozen=True)
-class FileHeader:
-    """A ``Source:``/``Dest:`` header: globus-url-copy started a file (names URL-encoded)."""
-
-    source_dir: str
-    dest_dir: str
-    name: str
-
-
-def parse_progress_line(line: str) -> ProgressLine | None:
-    """A progress line, or None for anything else (headers, blank, garbage)."""
-    match = _PROGRESS.match(line)
-    if match is None:
-        return None
-    return ProgressLine(int(match.group(1)), float(match.group(2)) * MIB,
-                        float(match.group(3)) * MIB)
-
-
-def split_vb_records(text: str) -> list[str]:
-    """Split ``-vb`` output on carriage returns and newlines (progress rewrites use ``\\r``)."""
-    return [piece for piece in re.split(r"[\r\n]", text)]
-
-
-def parse_vb_output(text: str) -> tuple[list[FileHeader], list[ProgressLine]]:
-    """All file headers and progress lines in a chunk of ``-vb`` output, in order."""
-    headers: list[FileHeader] = []
-    progress: list[ProgressLine] = []
-    records = split_vb_records(text)
-    i = 0
-    while i < len(records):
-        record = records[i]
-        if record.startswith("Source: ") and i + 2 < len(records) \
-                and records[i + 1].startswith("Dest:"):
-            name = records[i + 2].strip().split("  ->  ")[0]  # "src  ->  dst" when renamed
-            headers.append(FileHeader(record[len("Source: "):].strip(),
-                                      records[i + 1][len("Dest:"):].strip(), name))
-            i += 3
-            continue
-        line = parse_progress_line(record)
-        if line is not None:
-            progress.append(line)
-        i += 1
-    return headers, progress
-
-
-@dataclass
-class ProgressTracker:
-    """Estimates bytes moved by one globus-url-copy process from unlabelled progress lines.
-
-    Each in-flight file's counter only grows, so a line is attributed to the largest
-    counter not above it; a line below every counter starts a new file.  This can
-    under-count (never over-count) when files interleave, which is the safe side for
-    a live estimate; verified sizes replace it when the process ends.
-    """
-
-    counters: list[int] = field(default_factory=list)
-
-    def feed(self, line: ProgressLine) -> None:
-        below = [i for i, c in enumerate(self.counters) if c <= line.nbytes]
-        if below:
-            best = max(below, key=lambda i: self.counters[i])
-            self.counters[best] = line.nbytes
-        else:
-            self.counters.append(line.nbytes)
-
-    @property
-    def nbytes(self) -> int:
-        return sum(self.counters)
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)

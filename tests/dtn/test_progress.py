@@ -1,21 +1,16 @@
-"""Parsers of globus-url-copy -vb output, GridFTP transfer logs, MLSx and CKSM replies."""
+"""Parsers of GridFTP transfer logs, MLSx and CKSM replies, and globus-url-copy error output."""
 import os
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from dtn_transfer.progress import (
-    MIB,
-    ProgressLine,
-    ProgressTracker,
     error_blocks,
     parse_cksm_reply,
     parse_log_time,
     parse_mlsx_line,
-    parse_progress_line,
     parse_transfer_log,
     parse_transfer_log_line,
-    parse_vb_output,
 )
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
@@ -24,52 +19,6 @@ FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
 def fixture(name: str) -> str:
     with open(os.path.join(FIXTURES, name), encoding="utf-8") as f:
         return f.read()
-
-
-def test_vb_capture_with_interleaved_files():
-    headers, progress = parse_vb_output(fixture("vb_cc2_p4.txt"))
-    assert [h.name for h in headers] == ["big1", "big2", "big3", "big4"]
-    assert headers[0].source_dir == "ftp://127.0.0.1:20901/tmp/gt/src2/"
-    assert headers[0].dest_dir == "ftp://127.0.0.1:20902/tmp/gt/dst/"
-    assert [p.nbytes for p in progress] == [30000000, 30000000]
-    assert abs(progress[0].avg_bytes_per_sec - 143.05 * MIB) < 1
-
-
-def test_vb_capture_with_carriage_returns_and_rename():
-    with open(os.path.join(FIXTURES, "vb_single_p2.txt"), encoding="utf-8", newline="") as f:
-        text = f.read()
-    assert "\r" in text
-    headers, progress = parse_vb_output(text)
-    assert [h.name for h in headers] == ["big1"]
-    assert progress[-1].nbytes == 30000000
-
-
-@given(st.integers(0, 2**62), st.floats(0, 1e6, allow_nan=False), st.floats(0, 1e6, allow_nan=False))
-def test_progress_line_in_the_tools_printf_format(nbytes, avg, inst):
-    line = " %12d bytes %12.2f MB/sec avg %12.2f MB/sec inst" % (nbytes, avg, inst)  # noqa: UP031 - the C printf
-    parsed = parse_progress_line(line)
-    assert parsed is not None and parsed.nbytes == nbytes
-    assert abs(parsed.avg_bytes_per_sec - round(avg, 2) * MIB) <= 0.01 * MIB
-
-
-@given(st.text(max_size=300))
-def test_vb_parser_never_crashes(text):
-    headers, progress = parse_vb_output(text)
-    assert all(p.nbytes >= 0 for p in progress)
-
-
-@given(st.lists(st.lists(st.integers(0, 10**9), min_size=1, max_size=20), min_size=1, max_size=6))
-def test_tracker_never_over_counts_interleaved_files(files):
-    """However lines of several growing files interleave, the estimate stays ≤ the truth."""
-    tracker, truth = ProgressTracker(), {}
-    for position in range(max(len(f) for f in files)):
-        for i, f in enumerate(files):
-            if position < len(f):
-                value = sorted(f)[position]
-                truth[i] = value
-                tracker.feed(ProgressLine(value, 0.0, 0.0))
-    assert tracker.nbytes <= sum(truth.values())
-    assert tracker.nbytes >= max(truth.values())
 
 
 def test_transfer_log_lines_as_the_server_writes_them():
