@@ -71,13 +71,14 @@ class AutoTuner:
                 per_pair = max(1, len(files) // pairs)
                 choice = model_choice([f.size for f in files], per_pair, self.path, self.limits)
                 self.models[size_class] = choice
+                avg = sum(f.size for f in files) / len(files)
                 search = OnlineSearch(
                     choice.point, self.limits, now=self.now(), probe_budget=self.probe_budget,
-                    samples_needed=pairs, max_point=Point(max(1, per_pair), self.limits.max_parallelism))
+                    samples_needed=pairs, max_point=Point(max(1, per_pair), self.limits.max_parallelism),
+                    probe_length=lambda point: self.probe_length(point, avg, per_pair))
                 self.searches[size_class] = search
                 self._say(f"auto [class {size_class}] model: {choice.point}, pipelining "
                           f"{'on' if choice.pipelining else 'off'} - {choice.reason}")
-                avg = sum(f.size for f in files) / len(files)
                 point = search.current
                 least = min(point.concurrency, per_pair)
                 shortest = least * avg / self.expected_rate(size_class, point, avg)
@@ -102,6 +103,13 @@ class AutoTuner:
             return probe.rate
         streams = point.concurrency * min(point.parallelism, max(1, int(avg_size // BLOCK) + 1))
         return min(self.path.bandwidth, streams * self.path.stream_rate)
+
+    def probe_length(self, point: Point, avg_size: float, files_per_pair: int) -> float:
+        """Seconds a probe batch at ``point`` lasts at the model's rate: ``probe_seconds``, or
+        longer when one file per slot is more data than that (as ``_pair_batches`` cuts it)."""
+        streams = point.concurrency * min(point.parallelism, max(1, int(avg_size // BLOCK) + 1))
+        rate = min(self.path.bandwidth, streams * self.path.stream_rate)
+        return max(self.probe_seconds, min(point.concurrency, files_per_pair) * avg_size / rate)
 
     # -- batches ----------------------------------------------------------------------
     def batcher(self, plan: Plan, settings: Settings, files: list[PlannedFile]) -> dict[int, Iterator[Batch]]:

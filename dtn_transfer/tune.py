@@ -19,9 +19,16 @@
    lattice neighbours (C×2, P×2; then C traded for P at equal streams, C×2 P/2 and
    C/2 P×2, since throughput often lies on a ridge C×P ≈ constant; then C/2, P/2; the
    direction that helped last time first) and moves as soon as one beats the current
-   point by ``min_gain``; when none does, or when ``probe_budget`` seconds have gone,
-   it settles on the current point.  ``min_gain`` is set above the noise of a single
-   batch's rate (±5% on the testbed), so the search moves on evidence, not luck.
+   point by ``min_gain``; when none does, or when the next probe would end after
+   ``probe_budget`` seconds, it settles on the point it stands on.  The next probe is
+   taken to last as long as the last one, longer by the difference of their batch
+   lengths (``probe_length``, from the caller) if it holds more: a probe holds at least
+   one file per slot, so on the testbed's 3 MiB files C=16 takes ~13 s where C=8 takes
+   ~6 s (taking it to last as long as the last one let it end at 37 s of a 30 s budget).
+   Never shorter: points below the model's rate (C=2 P=32 there: 2.85 of 4 MiB/s) take
+   longer than their batch length says.
+   ``min_gain`` is set above the noise of a single batch's rate (±5% on the testbed), so
+   the search moves on evidence, not luck.
    While it exploits, a sustained drop of ``drift`` re-opens a short search.
 
 Limits keep it from overloading nodes: at most ``max_streams`` streams per node pair,
@@ -32,6 +39,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 BLOCK = 256 * 1024   # globus-url-copy's default MODE E block: smaller files ride one stream
@@ -108,7 +116,14 @@ def model_choice(sizes: list[int], files_per_pair: int, path: PathModel, limits:
     c = max(_pow2_up(needed / p), _pow2_up(min(files_per_pair, MIN_FILES_IN_FLIGHT)))
     c = min(c, _pow2_up(max(1, files_per_pair)))
     p = min(p, _pow2_up(2 * needed / c))     # files in flight share the work: no more than 2x needed
+    wanted_c = c
     c, p = limits.clamp(c, p)
+    if c < wanted_c and c * p < needed:
+        # The files-in-flight limit cut concurrency short of the streams needed: let files that
+        # span more than one block use more streams (small set, 30-400 KB: C=16 P=1 gave 16
+        # streams of the 24 wanted and ran 1-6% below C=16 P>=2 on the testbed).
+        most = max(1, math.ceil(max(sizes) / BLOCK))
+        c, p = limits.clamp(c, max(p, _pow2_up(min(most, needed / c))))
     pipelining = files_per_pair > c and avg < max(path.bdp, PIPELINE_BELOW)
     reason = (f"avg file {avg / 2**20:.2f} MiB = {blocks} block(s); "
               f"filling {path.bandwidth / 2**20:.1f} MiB/s at {path.stream_rate / 2**20:.2f} MiB/s "
@@ -159,8 +174,10 @@ class OnlineSearch:
 
     def __init__(self, start: Point, limits: Limits = Limits(), now: float = 0.0, probe_budget: float = 30.0,
                  stream_cost: float = 0.02, min_gain: float = 0.06, drift: float = 0.25,
-                 samples_needed: int = 1, max_point: Point | None = None):
+                 samples_needed: int = 1, max_point: Point | None = None,
+                 probe_length: Callable[[Point], float] | None = None):
         self.limits, self.budget, self.stream_cost = limits, probe_budget, stream_cost
+        self.probe_length = probe_length   # seconds a probe at a point should last (None: all alike)
         self.min_gain, self.drift, self.samples_needed = min_gain, drift, samples_needed
         self.max_point = max_point   # e.g. C cannot exceed the files a pair has
         self.started = now
@@ -237,8 +254,11 @@ class OnlineSearch:
                                     f"(utility {score:.0f} vs {self._score(self.base):.0f})")
         self.probing_time = now - self.started
         made = [Decision(now, current, rate, score, action, why)]
-        probe_took = now - self.probes[current].started
-        if not self.pending or self.probing_time + probe_took > self.budget:
+        took = now - self.probes[current].started
+        next_takes = took
+        if self.pending and self.probe_length is not None:   # longer if it holds more data
+            next_takes = max(took, took + self.probe_length(self.pending[0]) - self.probe_length(current))
+        if not self.pending or self.probing_time + next_takes > self.budget:
             base = self.base
             reason = "no neighbour is better" if not self.pending else \
                 f"another probe would overrun the {self.budget:.0f}s budget"

@@ -21,6 +21,16 @@ def test_model_small_files_get_concurrency_and_pipelining_not_streams():
     assert "block" in choice.reason and "testbed" not in choice.reason
 
 
+def test_model_capped_concurrency_lets_two_block_files_use_two_streams():
+    """Small set (30-400 KB): at the 16-files-in-flight cap one stream per file is 16 streams,
+    short of the ~24 the path wants; files over one block may use a second stream."""
+    sizes = [30_000 + (i * 7919) % 370_000 for i in range(600)]
+    choice = model_choice(sizes, 600, PATH)
+    assert choice.point == Point(Limits().max_concurrency, 2)
+    # all below one block: a second stream could carry nothing, so P stays 1
+    assert model_choice([150_000] * 400, 400, PATH).point.parallelism == 1
+
+
 def test_model_big_files_get_parallelism_and_few_files_in_flight():
     choice = model_choice([100 * MIB] * 2, 2, PATH)
     assert choice.point.concurrency <= 2, "never more files in flight than the pair has"
@@ -161,3 +171,29 @@ def test_files_too_big_to_probe_keep_the_models_point():
     search = tuner.searches[batch.bin]
     assert search.settled and search.probing_time == 0.0
     assert "probe budget" in search.decisions[-1].why and any("settle" in line for line in said)
+
+
+
+
+# Two --auto runs of the bench on its medium set (60 files of 3.23 MiB on one pair): rate in
+# MiB/s and seconds each probe took.  Probes hold one file per slot, so C=16 takes ~13 s.
+RUN_1 = {Point(4, 16): (3.33, 5.3), Point(8, 16): (3.55, 6.4), Point(4, 32): (3.28, 5.2),
+         Point(8, 8): (3.59, 6.2), Point(16, 4): (3.61, 13.8)}
+RUN_2 = {Point(4, 16): (3.33, 5.3), Point(8, 16): (3.25, 7.0), Point(4, 32): (3.21, 5.3),
+         Point(8, 8): (3.48, 6.4), Point(2, 32): (2.85, 6.9)}
+
+
+@pytest.mark.parametrize("measured", [RUN_1, RUN_2])
+def test_search_settles_rather_than_start_a_probe_that_outlasts_the_budget(measured):
+    plan = make_plan(parse_endpoint("10.0.0.1:2811/s"), parse_endpoint("10.0.0.2:2811/d"),
+                     [SourceFile("f", 1)], 64 * MIB)
+    run = RunState("t", "/nonexistent", "s", "d", {}, files_total=1, bytes_total=1)
+    tuner = AutoTuner(plan, run, PATH)
+    search = OnlineSearch(Point(4, 16), probe_budget=30.0,
+                          probe_length=lambda p: tuner.probe_length(p, 3.23 * MIB, 60))
+    t = 0.0
+    while not search.settled:
+        rate, seconds = measured.get(search.current, (3.5, 6.0))
+        t += seconds
+        search.record(search.current, rate * MIB, t)
+    assert search.probing_time <= 30.0, [d.to_json() for d in search.decisions]
