@@ -124,12 +124,16 @@ def model_choice(sizes: list[int], files_per_pair: int, path: PathModel, limits:
         # streams of the 24 wanted and ran 1-6% below C=16 P>=2 on the testbed).
         most = max(1, math.ceil(max(sizes) / BLOCK))
         c, p = limits.clamp(c, max(p, _pow2_up(min(most, needed / c))))
+    capped = ""
+    if c < wanted_c and p > 1 and blocks == 1:
+        capped = (f", raised to {p}: at most {c} files may be in flight and the largest span "
+                  f"{math.ceil(max(sizes) / BLOCK)} blocks")
     pipelining = files_per_pair > c and avg < max(path.bdp, PIPELINE_BELOW)
     reason = (f"avg file {avg / 2**20:.2f} MiB = {blocks} block(s); "
               f"filling {path.bandwidth / 2**20:.1f} MiB/s at {path.stream_rate / 2**20:.2f} MiB/s "
               f"per stream needs ~{needed:.0f} streams "
               f"({path.streams_to_fill:.1f} x {headroom} headroom; path from {path.origin}); "
-              f"P={p} (streams a file can use), C={c} (files in flight for the rest, at least "
+              f"P={p} (streams a file can use{capped}), C={c} (files in flight for the rest, at least "
               f"{MIN_FILES_IN_FLIGHT} to hide per-file start and end; {files_per_pair} files per pair); "
               f"pipelining {'on' if pipelining else 'off'}")
     return Choice(Point(c, p), pipelining, reason)
