@@ -271,8 +271,7 @@ def fetch_latency_process(agent: JobAgent, options: dict, pmda, directory: str, 
     def install(plain) -> None:
         pmda.install(plain)
         installs.append(time.perf_counter())
-    health = {m.name: pmid for m, pmid in pmda._pmids if m.name in ("agent.up", "agent.last_error")}
-    worker = RefreshProcess(agent, install, health, config, os.path.join(directory, "state-process"))
+    worker = RefreshProcess(agent, install, pmda.pmids, config, os.path.join(directory, "state-process"))
     worker.start()
     stop = threading.Event()
 

@@ -23,6 +23,7 @@ from .schedule import Batch, Settings, schedule
 from .split import SplitSender, should_split, split_pairs
 from .state import DONE, FAILED, SKIPPED, Journal, RunState
 from .verify import node_answers, verify_files
+from .workers import run_ticking
 
 Batcher = Callable[[Plan, Settings, list[PlannedFile]], dict[int, Iterable[Batch]]]
 
@@ -177,12 +178,7 @@ class Executor:
             threads = [threading.Thread(target=self._work_pair, args=(p, batches, attempt_no, failed),
                                         name=f"pair-{p}", daemon=True)
                        for p, batches in self.batcher(self.plan, self.settings, pending).items() if batches]
-            for t in threads:
-                t.start()
-            for t in threads:
-                while t.is_alive():
-                    t.join(0.5)
-                    self._tick()
+            run_ticking(threads, self._tick)
             last = attempt_no == self.settings.retries
             if last or self._stop.is_set():
                 self._record_many([(f, FAILED, reason) for f, reason in failed.values()], attempt_no, True)

@@ -28,6 +28,7 @@ from .plan import LARGE, Plan, PlanError, PlannedFile, ftp_connect
 from .schedule import Settings, tune
 from .state import RunState
 from .verify import Checker, node_answers
+from .workers import run_ticking
 
 MIB = 1 << 20
 
@@ -109,12 +110,7 @@ class SplitSender:
                          for k, (offset, length) in enumerate(pieces)))
         threads = [threading.Thread(target=self._work, args=(pair, f, job), daemon=True,
                                     name=f"split-{pair}") for pair in self.pairs]
-        for t in threads:
-            t.start()
-        for t in threads:
-            while t.is_alive():
-                t.join(0.5)
-                self.tick()
+        run_ticking(threads, self.tick)
         with self.run._lock:
             for pair in self.pairs:
                 self.run.pairs[pair].inflight_bytes = 0

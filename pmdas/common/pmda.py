@@ -82,6 +82,7 @@ class HpcPMDA(PMDA):
         self._retired: list[Served] = []      # to be freed by the installing thread
         self._lock = threading.Lock()
         self._metric_by_pmid = {pmid: metric for metric, pmid in self._pmids}
+        self.pmids = {metric.name: pmid for metric, pmid in self._pmids}   # relative name → PMID
         self._users: dict[int, str] = {}    # client context → authenticated user name
         self.set_comm_flags(cpmda.PMDA_FLAG_AUTHORIZE)
         self.set_attribute_callback(self._attribute)
@@ -119,8 +120,7 @@ class HpcPMDA(PMDA):
                      *served.labels.values()]
             del served
             while parts:
-                part = parts.pop()
-                big = len(part) > SLICE if hasattr(part, "__len__") else False
+                big = len(part) > SLICE if hasattr(part := parts.pop(), "__len__") else False
                 del part
                 if big:
                     time.sleep(0)
@@ -267,8 +267,7 @@ def main(agent_class: type[Agent], argv: list[str] | None = None) -> None:
     worker = None
     if in_process:
         from .worker import RefreshProcess
-        health = {m.name: pmid for m, pmid in pmda._pmids if m.name in ("agent.up", "agent.last_error")}
-        worker = RefreshProcess(agent, pmda.install, health, args.config, state_dir)
+        worker = RefreshProcess(agent, pmda.install, pmda.pmids, args.config, state_dir)
 
     def stop(signum: int, frame: Any) -> None:
         if worker is not None:

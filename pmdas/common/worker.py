@@ -190,7 +190,7 @@ class RefreshProcess:
                  config_path: str | None, state_dir: str, restart_pause: float = 2.0):
         self.agent = agent
         self._install = install
-        self._pmids = pmids                       # health metric name → pmid
+        self._pmids = pmids                       # metric name → PMID (agent.up, agent.last_error used)
         self._config_path = config_path
         self._state_dir = state_dir
         self._restart_pause = restart_pause
@@ -318,10 +318,10 @@ def child_main(argv: list[str] | None = None) -> None:
     agent.domain = args.domain
     agent.prepare_process()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    refresher = Refresher(agent, state_dir=args.state_dir, config_error=config_error)
-    preparer = Preparer(*numbering(agent, refresher))
     sender = Sender(args.fd)
-    refresher._on_publish = lambda published: sender.send(preparer.prepare(published))
+    refresher = Refresher(agent, state_dir=args.state_dir, config_error=config_error,
+                          on_publish=lambda published: sender.send(preparer.prepare(published)))
+    preparer = Preparer(*numbering(agent, refresher))
     try:
         refresher.run_forever()
     except BrokenPipeError:      # the agent is gone

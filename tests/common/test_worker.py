@@ -94,7 +94,7 @@ def _pmids(agent) -> dict[str, int]:
     from pmdas.common.pmda import HpcPMDA
     from pmdas.common.refresh import Refresher
     pmda = HpcPMDA(agent, Refresher(agent))
-    return {m.name: pmid for m, pmid in pmda._pmids}
+    return pmda.pmids
 
 
 def test_child_refreshes_and_is_restarted_after_a_kill(tmp_path):
@@ -125,8 +125,7 @@ def test_child_refreshes_and_is_restarted_after_a_kill(tmp_path):
     def temperature(plain: Plain) -> float | None:
         return next(iter(plain.values.get(pmids["file.value"], {}).values()), None)
 
-    health = {name: pmids[name] for name in ("agent.up", "agent.last_error")}
-    worker = RefreshProcess(agent, install, health, config, str(tmp_path / "state"), restart_pause=0.2)
+    worker = RefreshProcess(agent, install, pmids, config, str(tmp_path / "state"), restart_pause=0.2)
     worker.start()
     try:
         assert worker.first.wait(30), "no refresh from the child"
