@@ -102,9 +102,18 @@ def cluster(number: int, metrics: Sequence[Metric]) -> list[Metric]:
     Append only: reordering or deleting would change PMIDs that archives recorded.
     Clusters 4000 and above are reserved for the shared agent-health metrics.
     """
+    return numbered(number, dict(enumerate(metrics)))
+
+
+def numbered(number: int, metrics: Mapping[int, Metric]) -> list[Metric]:
+    """Number a group of metrics with explicit items: {item: metric}.
+
+    For families generated from data (one metric per job state, per error counter): each
+    member carries its own item, so growing the family moves no other metric's PMID.
+    """
     if not 0 <= number < 4096:
         raise ValueError(f"cluster {number} out of range")
-    return [replace(m, cluster=number, item=i) for i, m in enumerate(metrics)]
+    return [replace(m, cluster=number, item=i) for i, m in metrics.items()]
 
 
 def check_table(metrics: Sequence[Metric], indoms: Sequence[Indom]) -> None:
@@ -119,6 +128,9 @@ def check_table(metrics: Sequence[Metric], indoms: Sequence[Indom]) -> None:
     for m in metrics:
         if m.cluster < 0:
             raise ValueError(f"metric {m.name} has no PMID: wrap its group in cluster()")
+        if not (0 <= m.cluster < 4096 and 0 <= m.item < 1024):
+            raise ValueError(f"metric {m.name}: PMID {m.cluster}.{m.item} out of range "
+                             "(cluster 0-4095, item 0-1023)")
         if m.name in seen_names:
             raise ValueError(f"duplicate metric name {m.name}")
         if (m.cluster, m.item) in seen_ids:
