@@ -9,7 +9,7 @@ setup:            ## system packages, virtual env, pmcd (idempotent)
 
 demo:             ## the demo node: agents on bundled sources, logger services, status
 	bash scripts/setup-node.sh --logger
-	$(VENV)/bin/hpc-pcp demo up
+	$(VENV)/bin/hpc-demo up
 
 test: setup lint  ## every test tier, on this machine's real pmcd and services
 	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
@@ -21,4 +21,4 @@ bench:            ## benchmarks (side by side, ratios); NAME=... for one
 	$(PY) bench/run.py $(or $(NAME),$(shell $(PY) bench/run.py --list | sed -n 's/^benchmarks: //p'))
 
 clean-demo:
-	$(VENV)/bin/hpc-pcp demo down
+	$(VENV)/bin/hpc-demo down

@@ -1,7 +1,7 @@
 """Benchmark: one hpcib refresh against reading the same files with cat and plain Python.
 
 A node with 4 HCAs x 2 ports and the full mlx5 hw_counters set is built with
-pmdas.hpcib.demo in a temporary directory.  Side by side in one run:
+hpc_demo.hpcib in a temporary directory.  Side by side in one run:
 
   cat          one `cat f1 f2 ...` process reading every file the agent reads (the anchor)
   python read  open()/read() of the same files in a loop, no parsing
@@ -31,9 +31,10 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
+from hpc_demo import hpcib as demo  # noqa: E402
 from pmdas.common.config import COMMON_OPTIONS, Config, validate  # noqa: E402
 from pmdas.common.refresh import Refresher  # noqa: E402
-from pmdas.hpcib import demo, sysfs  # noqa: E402
+from pmdas.hpcib import sysfs  # noqa: E402
 from pmdas.hpcib.collector import InfinibandAgent  # noqa: E402
 
 RESULTS = os.path.join(HERE, "results", "ib_refresh.json")

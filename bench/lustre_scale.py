@@ -1,6 +1,6 @@
 """Benchmark: hpclustre at scale, side by side with the bare reads and PCP's stock lustre agent.
 
-Trees are written by pmdas.hpclustre.demo (real 2.15 / 2.10 formats) in a temporary
+Trees are written by hpc_demo.hpclustre (real 2.15 / 2.10 formats) in a temporary
 directory and pruned to one role each:
 
   client   16 filesystems x 512 OSCs (8,192 OSC stats + rpc_stats files, 2.15 layout)
@@ -49,9 +49,10 @@ REPO = os.path.dirname(HERE)
 sys.path.insert(0, REPO)
 
 from bench.harness import process_cpu  # noqa: E402
+from hpc_demo import hpclustre as demo  # noqa: E402
 from pmdas.common.config import COMMON_OPTIONS, Config, validate  # noqa: E402
 from pmdas.common.refresh import Refresher  # noqa: E402
-from pmdas.hpclustre import demo, paths  # noqa: E402
+from pmdas.hpclustre import paths  # noqa: E402
 from pmdas.hpclustre.collector import LustreAgent  # noqa: E402
 
 RESULTS = os.path.join(HERE, "results", "lustre_scale.json")

@@ -57,7 +57,7 @@ from bench.job_refresh import (  # noqa: E402
     make_pmda,
     print_fetch,
 )
-from hpc_pcp.localslurm import SLURMCTLD, LocalSlurm, free_port  # noqa: E402
+from hpc_demo.localslurm import SLURMCTLD, LocalSlurm, free_port  # noqa: E402
 from pmdas.common.config import COMMON_OPTIONS, Config, validate  # noqa: E402
 from pmdas.common.refresh import Refresher  # noqa: E402
 from pmdas.hpcjob.collector import JobAgent  # noqa: E402

@@ -37,8 +37,8 @@ import yaml  # noqa: E402
 
 from bench.harness import interleaved, process_argvs, process_cpu, report  # noqa: E402
 from bench.slurm_scale import start_cluster, submit_jobs  # noqa: E402
+from hpc_demo.localslurm import LocalSlurm  # noqa: E402
 from hpc_pcp import install as installer  # noqa: E402
-from hpc_pcp.localslurm import LocalSlurm  # noqa: E402
 from tests.harness.pcp import run_pcp, wait_for, wait_refreshed  # noqa: E402
 
 STOCK_DIR = "/var/lib/pcp/pmdas/slurm"

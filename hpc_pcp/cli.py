@@ -9,6 +9,7 @@ import click
 
 from pmdas.common.config import ConfigError, default_path, load
 
+from . import cli_alarm, cli_bpftrace, cli_logger
 from . import install as installer
 from .agents import AGENTS, available
 from .pcpenv import pcp_config
@@ -180,52 +181,10 @@ def _pmcd_conf_agents() -> list[str]:
     return names
 
 
-@main.group("demo")
-def demo_group() -> None:
-    """The demo node: every agent on bundled sources that move."""
-
-
-@demo_group.command("up")
-def demo_up() -> None:
-    """Build demo sources, write demo configs, install every agent, start the ticker."""
-    from . import demo
-
-    failures = demo.up(click.echo)
-    click.echo(f"demo sources under {demo.DEMO_ROOT}; try: pminfo -f hpc   |   hpc-pcp status")
-    if failures:
-        raise click.ClickException(f"{failures} agent(s) failed to install")
-
-
-@demo_group.command("down")
-def demo_down() -> None:
-    """Remove the demo agents, their demo configs and the ticker."""
-    from . import demo
-
-    demo.down(click.echo)
-
-
-@demo_group.command("tick")
-@click.option("--every", default=5.0, show_default=True, help="Seconds between advances.")
-@click.option("--count", type=int, help="Advance this many times, then stop (default: forever).")
-def demo_tick(every: float, count: int | None) -> None:
-    """Advance the demo sources (counters move) periodically."""
-    from . import demo
-
-    demo.tick(every, count)
-
-
-def _register_subcommands() -> None:
-    import importlib
-
-    for module in ("cli_bpftrace", "cli_logger", "cli_alarm"):
-        try:
-            sub = importlib.import_module(f"hpc_pcp.{module}")
-        except ImportError:
-            continue
-        sub.register(main)
-
-
-_register_subcommands()
+# The command groups of their own modules.  Imported plainly: a broken module is an error at
+# start, never a subcommand that silently disappears.
+for _group in (cli_bpftrace, cli_logger, cli_alarm):
+    _group.register(main)
 
 if __name__ == "__main__":
     main()

@@ -12,7 +12,7 @@ import threading
 
 import pytest
 
-from pmdas.hpcib import demo
+from hpc_demo import hpcib as demo
 from tests.harness.pcp import installed_agent, wait_refreshed
 
 from .live import alarm_values, rules_text, running_pmie, wait_alarms

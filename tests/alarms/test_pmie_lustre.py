@@ -14,7 +14,7 @@ import threading
 
 import pytest
 
-from pmdas.hpclustre import demo
+from hpc_demo import hpclustre as demo
 from tests.harness.pcp import installed_agent, wait_refreshed
 
 from .live import rules_text, running_pmie, wait_alarms

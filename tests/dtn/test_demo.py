@@ -7,7 +7,7 @@ import time
 
 from dtn_transfer.state import read_state
 from dtn_transfer.testbed import netns
-from pmdas.hpcdtn import demo
+from hpc_demo import hpcdtn as demo
 from tests.harness.pcp import wait_for
 
 from .conftest import TESTBED

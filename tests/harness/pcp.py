@@ -33,9 +33,10 @@ def run_pcp(*argv: str, timeout: float = 30) -> subprocess.CompletedProcess:
 
 
 def hpc_pcp(*args: str, user: str | None = None, env: dict | None = None,
-            timeout: float = 60) -> subprocess.CompletedProcess:
-    """Run this venv's ``hpc-pcp`` console script (as ``user`` through su, if given)."""
-    argv = [os.path.join(os.path.dirname(sys.executable), "hpc-pcp"), *args]
+            timeout: float = 60, command: str = "hpc-pcp") -> subprocess.CompletedProcess:
+    """Run this venv's ``hpc-pcp`` console script, or another one named by ``command``
+    (as ``user`` through su, if given)."""
+    argv = [os.path.join(os.path.dirname(sys.executable), command), *args]
     if user:
         argv = ["su", user, "-s", "/bin/sh", "-c", " ".join(argv)]
     return subprocess.run(argv, capture_output=True, text=True, timeout=timeout,

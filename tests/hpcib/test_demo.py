@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from pmdas.hpcib import demo
+from hpc_demo import hpcib as demo
 
 from .helpers import class_dir, metric, read_int, refresher
 
@@ -64,7 +64,7 @@ def test_benchmark_script_runs(tmp_path, capsys):
 
 
 def test_demo_node_hooks(tmp_path):
-    """hpc-pcp demo calls prepare(directory) -> settings, then advance(directory) periodically."""
+    """hpc-demo calls prepare(directory) -> settings, then advance(directory) periodically."""
     directory = str(tmp_path)
     settings = demo.prepare(directory)
     assert settings == {"root": directory}

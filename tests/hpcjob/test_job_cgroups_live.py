@@ -15,7 +15,7 @@ import tempfile
 import pytest
 from hpcjob_helpers import make_agent
 
-from hpc_pcp.localslurm import CGROUP_V1, LocalSlurm, cgroup_v1_available
+from hpc_demo.localslurm import CGROUP_V1, LocalSlurm, cgroup_v1_available
 from pmdas.common.refresh import Refresher
 from tests.harness.pcp import wait_for
 

@@ -8,7 +8,8 @@ import shutil
 import pytest
 from lustre_helpers import make_refresher
 
-from pmdas.hpclustre import demo, paths
+from hpc_demo import hpclustre as demo
+from pmdas.hpclustre import paths
 
 P = "hpc.lustre."
 OST0 = "proc/fs/lustre/obdfilter/scratch-OST0000"

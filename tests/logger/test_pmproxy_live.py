@@ -1,6 +1,6 @@
 """Tier 3: every dashboard query against a real pmproxy fed by a real pmlogger.
 
-Agents with a moving demo (``pmdas.<agent>.demo.prepare`` and ``advance``) are installed into the
+Agents with a moving demo (``hpc_demo.<agent>.prepare`` and ``advance``) are installed into the
 local pmcd on demo sources; pmlogger records them with a configuration that
 pmlogconf builds from our groups; pmproxy discovers the archive and loads it
 into a private Redis.  Then each template variable and each panel target is
@@ -43,7 +43,7 @@ def _demo_agents() -> dict[str, object]:
         if name not in available():
             continue
         try:
-            module = importlib.import_module(f"pmdas.{name}.demo")
+            module = importlib.import_module(f"hpc_demo.{name}")
         except ImportError:
             continue
         if hasattr(module, "prepare"):

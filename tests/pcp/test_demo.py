@@ -1,8 +1,8 @@
-"""Tier 2: the README's main job, `hpc-pcp demo up`, on the real pmcd — then `demo down`.
+"""Tier 2: the README's main job, `hpc-demo up`, on the real pmcd — then `hpc-demo down`.
 
 Every agent with a demo joins it: each must be loaded by pmcd, refresh, report healthy
-through `hpc-pcp status`, and show moving values after a `demo tick`.  The demo's pmie fires
-an alarm (its Slurm's held jobs pend too long).  `demo down` removes them all, stops pmie and
+through `hpc-pcp status`, and show moving values after a `hpc-demo tick`.  The demo's pmie fires
+an alarm (its Slurm's held jobs pend too long).  `hpc-demo down` removes them all, stops pmie and
 leaves the rest of pmcd.conf alone.
 """
 from __future__ import annotations
@@ -13,8 +13,8 @@ import tempfile
 
 import pytest
 
+from hpc_demo.node import demo_modules
 from hpc_pcp.agents import available
-from hpc_pcp.demo import demo_modules
 from tests.harness.pcp import agent_diagnostics, hpc_pcp, reader, wait_for, wait_refreshed
 
 pytestmark = [pytest.mark.pcp, pytest.mark.usefixtures("pmcd")]
@@ -35,7 +35,7 @@ def test_demo_up_runs_every_demo_agent_and_down_removes_them():
     names = sorted(demo_modules())
     assert {"hpcib", "hpclustre", "hpcdtn", "hpcjob"} <= set(names), names
     try:
-        up = hpc_pcp("demo", "up", env=env, timeout=300)
+        up = hpc_pcp("up", env=env, timeout=300, command="hpc-demo")
         assert up.returncode == 0, up.stdout + up.stderr
         for name in names:
             assert f"{name}: installed" in up.stdout, up.stdout
@@ -58,7 +58,7 @@ def test_demo_up_runs_every_demo_agent_and_down_removes_them():
                                          or {}).items() if v == 1 and k.startswith("job.pending_too_long:")],
                  120, what="the demo's pmie to fire job.pending_too_long")
     finally:
-        down = hpc_pcp("demo", "down", env=env, timeout=300)
+        down = hpc_pcp("down", env=env, timeout=300, command="hpc-demo")
     assert down.returncode == 0, down.stdout + down.stderr
     after = _pmcd_agents()
     assert not {n for n in names if n in after}, after

@@ -11,7 +11,7 @@ import tempfile
 import pytest
 
 from bench.harness import process_argvs
-from pmdas.hpclustre import demo
+from hpc_demo import hpclustre as demo
 from tests.harness.pcp import installed_agent, reader, wait_for, wait_refreshed
 
 pytestmark = [pytest.mark.pcp, pytest.mark.usefixtures("pmcd")]

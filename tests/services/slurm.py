@@ -4,7 +4,7 @@ Why a real one: fixtures can only replay formats we already know; a live
 controller shows what squeue/scontrol/sinfo/sdiag really print for jobs of each
 shape (pending on a reason, held, arrays, failed, cancelled), and lets a test
 stop the controller under a running agent.  The cluster itself is the product's
-:class:`hpc_pcp.localslurm.LocalSlurm` (the demo node runs the same one).
+:class:`hpc_demo.localslurm.LocalSlurm` (the demo node runs the same one).
 
     def test_x(slurm_cluster):
         job = slurm_cluster.sbatch("--wrap", "sleep 60")
@@ -17,7 +17,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from hpc_pcp.localslurm import LocalSlurm, installed
+from hpc_demo.localslurm import LocalSlurm, installed
 
 
 @pytest.fixture(scope="session")

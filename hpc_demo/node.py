@@ -1,13 +1,14 @@
 """The demo node: every agent on bundled, moving sources, installed into the local pmcd.
 
-Each agent package may have a ``demo`` module with ``prepare(directory) -> config``
-(build its sources under ``directory`` and return the agent's settings) and
-``advance(directory)`` (move counters on, so the metrics change).  Capabilities
-join the demo by providing those two functions.
+Each agent may have a module here, ``hpc_demo.<agent>``, with ``prepare(directory) ->
+config`` (build its sources under ``directory`` and return the agent's settings) and
+``advance(directory)`` (move counters on, so the metrics change), optionally
+``teardown(directory)``.  Capabilities join the demo by providing those functions.
 """
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import signal
 import subprocess
@@ -16,22 +17,23 @@ import time
 
 import yaml
 
+from hpc_pcp import install as installer
+from hpc_pcp.agents import available
 from pmdas.common.config import config_dir
 
-from . import install as installer
-from .agents import available
-
 DEMO_ROOT = os.environ.get("HPC_PCP_DEMO_ROOT", "/var/lib/pcp-hpc/demo")
-MARK = "# written by 'hpc-pcp demo up'; removed by 'hpc-pcp demo down'\n"
+MARK = "# written by 'hpc-demo up'; removed by 'hpc-demo down'\n"
+OLD_MARKS = ("# written by 'hpc-pcp demo up'; removed by 'hpc-pcp demo down'\n",)  # before hpc-demo
 
 
 def demo_modules() -> dict[str, object]:
+    """The demo module of every agent of this installation that has one (a broken demo
+    module is an error, not an agent left out)."""
     out = {}
-    for name, entry in available().items():
-        try:
-            module = importlib.import_module(f"{entry.module}.demo")
-        except ImportError:
+    for name in available():
+        if importlib.util.find_spec(f"hpc_demo.{name}") is None:
             continue
+        module = importlib.import_module(f"hpc_demo.{name}")
         if hasattr(module, "prepare"):
             out[name] = module
     return out
@@ -44,7 +46,7 @@ def _config_path(agent: str) -> str:
 def _ours(path: str) -> bool:
     try:
         with open(path, encoding="utf-8") as f:
-            return f.readline() == MARK
+            return f.readline() in (MARK, *OLD_MARKS)
     except OSError:
         return False
 
@@ -78,7 +80,7 @@ def start_ticker(echo=print, every: float = 5.0) -> None:
     if _alive(pidfile):
         return
     log = open(os.path.join(DEMO_ROOT, "ticker.log"), "a")
-    proc = subprocess.Popen([sys.executable, "-m", "hpc_pcp.cli", "demo", "tick", "--every", str(every)],
+    proc = subprocess.Popen([sys.executable, "-m", "hpc_demo.cli", "tick", "--every", str(every)],
                             stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
     with open(pidfile, "w") as f:
         f.write(str(proc.pid))

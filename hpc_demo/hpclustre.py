@@ -7,8 +7,8 @@ that is client, OSS and MDS at once would show (2.15 layout: /sys, debugfs and
 I/O had passed, lets some jobs finish (their job_stats entries expire) and
 new ones start, so the demo node's metrics change over time:
 
-    python -m pmdas.hpclustre.demo --root /var/lib/pcp-hpc/lustre-demo --filesystems 2 --jobs 40
-    python -m pmdas.hpclustre.demo --root /var/lib/pcp-hpc/lustre-demo --advance
+    python -m hpc_demo.hpclustre --root /var/lib/pcp-hpc/lustre-demo --filesystems 2 --jobs 40
+    python -m hpc_demo.hpclustre --root /var/lib/pcp-hpc/lustre-demo --advance
 """
 
 from __future__ import annotations
@@ -350,7 +350,7 @@ def write_tree(root: str, state: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m pmdas.hpclustre.demo", description=__doc__.split("\n\n")[0]
+        prog="python -m hpc_demo.hpclustre", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("--root", required=True, help="directory to build the tree in (the agent's root)")
     parser.add_argument(
@@ -402,7 +402,7 @@ def advance(directory: str) -> None:
 
 
 def _demo_slurm_jobs(directory: str) -> list[str]:
-    from pmdas.hpcjob.demo import running_jobs  # the hpcjob demo next to this one
+    from hpc_demo.hpcjob import running_jobs  # the hpcjob demo next to this one
     return running_jobs(os.path.join(os.path.dirname(directory), "hpcjob"))
 
 

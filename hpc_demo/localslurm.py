@@ -5,7 +5,7 @@ sinfo, sdiag and scontrol really print. Nothing here touches the system's Slurm 
 munge: its own munge key and socket, its own slurm.conf (given to every command
 through SLURM_CONF), free TCP ports, and daemons in the foreground of their own
 sessions, each recorded in ``<directory>/pids/<daemon>.pid`` so that a later
-process (``hpc-pcp demo down``) can stop exactly them.
+process (``hpc-demo down``) can stop exactly them.
 
     cluster = LocalSlurm("/var/lib/pcp-hpc/demo/hpcjob/slurm")
     cluster.start()                 # idempotent: a running cluster is kept

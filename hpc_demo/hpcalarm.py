@@ -2,7 +2,7 @@
 
 ``prepare`` returns hpcalarm's settings (a state directory under the demo directory).
 ``advance`` (every demo tick) writes the rules for the agents pmcd answers for and keeps one
-pmie running on them; the first tick after ``hpc-pcp demo up`` starts it, once every agent
+pmie running on them; the first tick after ``hpc-demo up`` starts it, once every agent
 is installed.  ``teardown`` stops it.  One threshold is lowered so that the admin's path
 starts with an alarm: the demo Slurm's held and begin-time jobs pend "too long" after 30 s.
 """

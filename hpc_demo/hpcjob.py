@@ -1,7 +1,7 @@
 """Demo node hook: hpcjob against a real, private one-node Slurm with a moving job mix.
 
 ``prepare`` starts munge, slurmctld and slurmd under the demo directory (see
-:mod:`hpc_pcp.localslurm`) and submits a mix of jobs: running, pending on
+:mod:`hpc_demo.localslurm`) and submits a mix of jobs: running, pending on
 resources, held, an array, one that fails.  Where cgroup v1 controllers are
 mounted, jobs run in their cgroups (proctrack/cgroup) and the agent reports their
 real CPU time and memory.  ``advance`` keeps the queue moving
@@ -13,7 +13,7 @@ import os
 import random
 import subprocess
 
-from hpc_pcp.localslurm import LocalSlurm, SlurmError, cgroup_v1_available
+from hpc_demo.localslurm import LocalSlurm, SlurmError, cgroup_v1_available
 
 QUEUE_DEPTH = 6  # jobs the demo keeps queued or running
 

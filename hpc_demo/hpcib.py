@@ -5,8 +5,8 @@ benchmark point the agent's ``root`` at a tree written here, in the exact sysfs
 formats (one value per file, trailing newline), laid out as ConnectX (mlx5)
 HCAs with the full set of standard, extended and vendor hw_counters.
 
-    python -m pmdas.hpcib.demo --root DIR [--hcas 4] [--ports 2]   # build
-    python -m pmdas.hpcib.demo --root DIR --advance                 # add traffic
+    python -m hpc_demo.hpcib --root DIR [--hcas 4] [--ports 2]   # build
+    python -m hpc_demo.hpcib --root DIR --advance                 # add traffic
 """
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import argparse
 import os
 import random
 
-from .parsers import ERROR_COUNTERS
-from .sysfs import CLASS_DIR
+from pmdas.hpcib.parsers import ERROR_COUNTERS
+from pmdas.hpcib.sysfs import CLASS_DIR
 
 # The per-port hw_counters of an mlx5 (ConnectX-6) port on a 5.x/6.x kernel.
 MLX5_HW_COUNTERS = (
@@ -73,7 +73,7 @@ def build(root: str, hcas: int = 4, ports: int = 2, seed: int = 1) -> list[str]:
 
 
 def prepare(directory: str) -> dict:
-    """Demo-node hook (hpc-pcp demo up): build the tree once and return the agent's settings."""
+    """Demo-node hook (hpc-demo up): build the tree once and return the agent's settings."""
     if not os.path.isdir(os.path.join(directory, CLASS_DIR.lstrip("/"))):
         build(directory)
     return {"root": directory}
@@ -107,7 +107,7 @@ def advance(root: str, seed: int | None = None) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pmdas.hpcib.demo", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m hpc_demo.hpcib", description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", required=True, help="directory to hold sys/class/infiniband")
     parser.add_argument("--hcas", type=int, default=4, help="number of HCAs to create (default 4)")
     parser.add_argument("--ports", type=int, default=2, help="ports per HCA (default 2)")
