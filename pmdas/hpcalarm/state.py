@@ -10,9 +10,12 @@ here, and the agent turns the directory into metrics.  Layout:
                                rule that fires nowhere costs no Python start-up
     <dir>/.lock                serialises writers (flock); readers never lock
 
-Files are replaced atomically (temporary file + rename), so the agent never sees
-half a file.  A fire call carries the complete set of instances for which the
-rule is true on each host it names, so instances missing from it are cleared.
+Files are replaced atomically and durably (temporary file, fsync, rename, fsync of the
+directory), so the agent never sees half a file, nor an empty one after a crash.  pmie's
+user writes this directory and the agent may read it as root: files are read only if they
+are regular files of bounded size (no symlink followed, no FIFO waited on).  A fire call
+carries the complete set of instances for which the rule is true on each host it names,
+so instances missing from it are cleared.
 """
 from __future__ import annotations
 
@@ -21,15 +24,18 @@ import fcntl
 import json
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, replace
+
+from pmdas.common.durable import replace_file
+from pmdas.common.untrusted import UntrustedFileError, read_text
 
 SEVERITIES = ("info", "warning", "critical")
 # Cleared alarms stay visible (firing 0, cleared time) for this long, then are dropped.
 KEEP_CLEARED = 7 * 86400.0
 _SAFE = re.compile(r"[^A-Za-z0-9._:+-]")
 RULE_NAME = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*$")
+MAX_STATE_READ = 4 * 1024 * 1024   # bytes of one rule@host file (thousands of instances)
 
 
 def default_directory() -> str:
@@ -178,25 +184,14 @@ class AlarmStore:
     def load(self, rule: str, host: str, severity: str | None = None) -> RuleHost:
         """The saved state (``severity`` replaces the saved one when given)."""
         try:
-            with open(self._path(rule, host), encoding="utf-8") as f:
-                state = parse_state(f.read())
-        except (OSError, ValueError):
+            state = parse_state(read_text(self._path(rule, host), MAX_STATE_READ))
+        except (UntrustedFileError, ValueError):
             # Missing, or damaged: rebuilt from now on.
             return RuleHost(rule, host, severity or "warning")
         return replace(state, severity=severity) if severity else state
 
     def _save(self, state: RuleHost) -> None:
-        path = self._path(state.rule, state.host)
-        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".state.")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(format_state(state))
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        replace_file(self._path(state.rule, state.host), format_state(state))
         marker = self._marker(state.rule, state.host)
         if state.firing:
             with open(marker, "a"):
@@ -237,9 +232,10 @@ class AlarmStore:
                 continue
             path = os.path.join(self.directory, name)
             try:
-                with open(path, encoding="utf-8", errors="replace") as f:
-                    states.append(parse_state(f.read()))
-            except (OSError, ValueError) as exc:
+                states.append(parse_state(read_text(path, MAX_STATE_READ)))
+            except UntrustedFileError as exc:
+                problems.append(str(exc))
+            except ValueError as exc:
                 problems.append(f"{name}: {exc}")
         return states, problems
 

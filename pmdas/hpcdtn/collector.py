@@ -10,16 +10,19 @@ from dataclasses import dataclass, field, replace
 from pmdas.common.agent import Agent
 from pmdas.common.config import Option, positive
 from pmdas.common.sources import Results, Source, SourceError, under
+from pmdas.common.untrusted import UntrustedFileError, read_text
 
 from . import metrics as table
 from .parsers import LogTotals, RunView, add_log_text, parse_run_state
 
 MAX_LOG_READ = 64 * 1024 * 1024   # bytes of new log read per refresh, so a huge backlog cannot stall
+MAX_STATE_READ = 4 * 1024 * 1024  # bytes of one run's state.json (a run of 16,384 pairs is far less)
 
 
 @dataclass(frozen=True)
 class DtnSnapshot:
     runs: dict[str, RunView] = field(default_factory=dict)
+    problems: tuple[str, ...] = ()       # run state files that could not be used, and why
     log: LogTotals | None = None
     taken: float = 0.0
 
@@ -63,7 +66,12 @@ class DtnAgent(Agent):
             found.append(Source("transfer_logs", self._read_logs, self.config.timeout))
         return found
 
-    def _read_runs(self) -> dict[str, RunView]:
+    def _read_runs(self) -> tuple[dict[str, RunView], tuple[str, ...]]:
+        """Runs to export, and one line per run whose state file could not be used.
+
+        Users write the runs directory; the agent may be root.  A state file is read only
+        if it is a regular file (no symlink followed, no FIFO waited on) of bounded size and
+        valid UTF-8; anything else is skipped and said, the other runs still served."""
         directory = under(self.config.root, self.config.runs_directory)
         try:
             names = sorted(os.listdir(directory))
@@ -73,19 +81,24 @@ class DtnAgent(Agent):
         except PermissionError:
             raise SourceError(f"runs directory {directory} is not readable (permission denied)") from None
         running, finished = {}, {}
+        problems = []
         for name in names:
+            path = os.path.join(directory, name, "state.json")
+            if not os.path.lexists(path):
+                continue    # a run still starting, or not a run directory
             try:
-                with open(os.path.join(directory, name, "state.json"), encoding="utf-8") as f:
-                    view = parse_run_state(f.read())
-            except OSError:
+                view = parse_run_state(read_text(path, MAX_STATE_READ))
+            except UntrustedFileError as exc:
+                problems.append(str(exc))
                 continue
             if view is None:
+                problems.append(f"{path} is not a dtn-transfer run state")
                 continue
             if view.state == "running" and view.host == self._host and not _alive(view.pid):
                 view = replace(view, state="interrupted")  # killed without a chance to say so
             (running if view.state == "running" else finished)[view.run] = view
         recent = dict(list(finished.items())[-self.config.recent_runs:])
-        return {**recent, **running}
+        return {**recent, **running}, tuple(problems)
 
     def _read_logs(self) -> LogTotals:
         errors = []
@@ -113,4 +126,6 @@ class DtnAgent(Agent):
         return copy.deepcopy(self._log_totals)
 
     def build(self, results: Results) -> DtnSnapshot:
-        return DtnSnapshot(results.value("runs", {}), results.value("transfer_logs"), time.time())
+        runs, problems = results.value("runs", ({}, ()))
+        return DtnSnapshot(runs=runs, problems=problems, log=results.value("transfer_logs"),
+                           taken=time.time())

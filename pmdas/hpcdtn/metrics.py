@@ -70,6 +70,16 @@ METRICS = [
         Metric("runs.exported", U32, INSTANT, COUNT, "runs exported as instances",
                "Number of run instances exported: running runs plus the most recent finished ones.",
                lambda s: len(s.runs)),
+        Metric("runs.unreadable", U32, INSTANT, COUNT, "run state files that could not be used",
+               "Number of run directories whose state.json was skipped at the last refresh: not a "
+               "regular file (a symbolic link, a FIFO, a device), over the size limit, not UTF-8, "
+               "or not a dtn-transfer run state. Users write the runs directory, so such a file "
+               "is never followed or waited on; hpc.dtn.runs.problems says which and why.",
+               lambda s: len(s.problems)),
+        Metric("runs.problems", STRING, INSTANT, NONE, "why run state files could not be used",
+               "One sentence per skipped run state file (see hpc.dtn.runs.unreadable), joined "
+               "with '; '; empty when every run could be read.",
+               lambda s: "; ".join(s.problems)),
     ]),
     *cluster(1, [
         Metric("run.state", STRING, INSTANT, NONE, "run state: running, completed, incomplete, interrupted",

@@ -103,3 +103,42 @@ def test_parse_state_never_crashes_on_garbage(text):
         parse_state(text)
     except ValueError:
         pass
+
+
+def test_hostile_state_files_are_problems_not_hangs(tmp_path):
+    """pmie's user writes the directory; the agent reading it may be root."""
+    store = AlarmStore(str(tmp_path))
+    store.fire("ib.symbol_errors", "warning", {"n1": {"mlx5_0:1": ("3", "m")}}, now=100)
+    os.symlink("/dev/zero", tmp_path / "ib.link_down@n1.json")
+    os.mkfifo(tmp_path / "ib.port_down@n1.json")
+    (tmp_path / "job.stuck@n1.json").write_bytes(b'{"rule": "job.stuck", "host": "\xff"}')
+    states, problems = store.read_all()
+    assert [s.rule for s in states] == ["ib.symbol_errors"]
+    text = "\n".join(problems)
+    assert "ib.link_down@n1.json is a symbolic link; not followed" in text
+    assert "ib.port_down@n1.json is not a regular file" in text
+    assert "job.stuck@n1.json is not UTF-8 text" in text
+    # A fire over a symlinked state file does not follow it: the state is rebuilt in its place.
+    store.fire("ib.link_down", "warning", {"n1": {"p": ("1", "m")}}, now=100)
+    assert not os.path.islink(tmp_path / "ib.link_down@n1.json")
+    assert os.path.exists("/dev/zero")
+
+
+def test_state_is_written_durably(tmp_path, monkeypatch):
+    """Each save fsyncs the new file before the rename and the directory after it."""
+    calls = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        calls.append(("fsync", "directory" if os.path.isdir(f"/proc/self/fd/{fd}") else "file"))
+        real_fsync(fd)
+
+    def rename(source, target):
+        calls.append(("replace", target))
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", rename)
+    AlarmStore(str(tmp_path)).fire("ib.symbol_errors", "warning", {"n1": {"p": ("3", "m")}}, now=100)
+    assert calls == [("fsync", "file"), ("replace", str(tmp_path / "ib.symbol_errors@n1.json")),
+                     ("fsync", "directory")]
