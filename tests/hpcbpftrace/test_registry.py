@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import stat
 
 import pytest
 
@@ -90,3 +91,28 @@ def test_corrupt_state_file_falls_back_to_defaults(registry, tmp_path):
     registry.add("mine", SCRIPT.format(name="mine"), enable=False)
     (tmp_path / "admin" / "state.json").write_text("{not json")
     assert registry.get("mine").enabled      # default again, with a warning
+
+
+def test_writes_reach_the_disk_before_and_after_the_rename(registry, tmp_path, monkeypatch):
+    """File data synced, then renamed into place, then the directory synced (a crash right
+    after a store must not leave an empty script or state file)."""
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        events.append(("fsync", "dir" if stat.S_ISDIR(os.fstat(fd).st_mode) else "file"))
+        real_fsync(fd)
+
+    def replace(src, dst):
+        events.append(("rename", os.path.basename(dst)))
+        real_replace(src, dst)
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    registry.add("mine", SCRIPT.format(name="mine"))
+    assert events == [("fsync", "file"), ("rename", "mine.bt"), ("fsync", "dir"),
+                      ("fsync", "file"), ("rename", "state.json"), ("fsync", "dir")]
+    assert (tmp_path / "admin" / "mine.bt").read_text() == SCRIPT.format(name="mine")
+    assert oct((tmp_path / "admin" / "mine.bt").stat().st_mode & 0o777) == "0o644"
+    events.clear()
+    registry.remove("mine")                 # the unlink is made durable with the state file
+    assert events == [("fsync", "file"), ("rename", "state.json"), ("fsync", "dir")]
