@@ -141,13 +141,13 @@ def bare(commands: list[list[str]], env: dict | None = None) -> float:
     return time.perf_counter() - started
 
 
-def make_pmda(agent: JobAgent, refresher: Refresher):
+def make_pmda(agent: JobAgent):
     """The PCP glue, built offline (no pmcd), or None when PCP's Python is not installed."""
     try:
         from pmdas.common.pmda import HpcPMDA
     except ImportError:
         return None
-    return HpcPMDA(agent, refresher)
+    return HpcPMDA(agent)
 
 
 def clear_parse_caches() -> None:
@@ -271,7 +271,7 @@ def fetch_latency_process(agent: JobAgent, options: dict, pmda, directory: str, 
     def install(plain) -> None:
         pmda.install(plain)
         installs.append(time.perf_counter())
-    worker = RefreshProcess(agent, install, pmda.pmids, config, os.path.join(directory, "state-process"))
+    worker = RefreshProcess(agent, install, config, os.path.join(directory, "state-process"))
     worker.start()
     stop = threading.Event()
 
@@ -365,7 +365,7 @@ def main(argv: list[str] | None = None) -> dict:
         agent.prepare_process()              # as in the agent's own process
         commands = list(agent.scheduler_commands().values())
         refresher = Refresher(agent, state_dir=os.path.join(tmp, "state"))
-        pmda = make_pmda(agent, refresher)
+        pmda = make_pmda(agent)
         clear_parse_caches()
         started = time.perf_counter()
         published = refresher.refresh_once()

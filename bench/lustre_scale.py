@@ -108,10 +108,7 @@ def make_refresher(root: str, interval: float = 10.0) -> Refresher:
     config = Config(validate({"root": root, "interval": interval, "timeout": 60},
                              {**COMMON_OPTIONS, **LustreAgent.options}, "bench"), None)
     agent = LustreAgent(config)
-    holder: list = []
-    refresher = Refresher(agent, on_publish=lambda p: holder[0].prepare(p))
-    holder.append(HpcPMDA(agent, refresher))
-    return refresher
+    return Refresher(agent, on_publish=HpcPMDA(agent).prepare)
 
 
 def files_read(refresher: Refresher) -> list[str]:

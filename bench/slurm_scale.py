@@ -206,7 +206,7 @@ def main(argv: list[str] | None = None) -> dict:
         outputs = bare()
         cold = first_refresh(agent, os.path.join(directory, "cold-state"))
         refresher = Refresher(agent, state_dir=os.path.join(directory, "agent-state"))
-        pmda = make_pmda(agent, refresher)
+        pmda = make_pmda(agent)
         published = refresher.refresh_once()
         values = published.values
         assert values["hpc.job.agent.up"] == 1, values["hpc.job.agent.last_error"]

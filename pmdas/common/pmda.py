@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import cpmapi as c_api
 import cpmda
@@ -28,14 +28,15 @@ from pcp.pmapi import pmUnits
 from pcp.pmda import PMDA, pmdaGetContext, pmdaIndom, pmdaInstid, pmdaMetric
 
 from .agent import Agent, StoreRefused
-from .config import COMMON_OPTIONS, Config, ConfigError, load, validate
+from .namespace import AgentTable
 from .prepare import Plain, Preparer, by_instance_id, coerce  # noqa: F401  (re-exported)
 from .refresh import Published, Refresher
-from .table import COUNTER, DISCRETE, DOUBLE, I32, I64, INSTANT, STRING, U32, U64, Metric
+from .start import build_agent, default_state_dir, refreshes_in_child
+from .table import COUNTER, DISCRETE, DOUBLE, I32, I64, INSTANT, STRING, U32, U64
+from .worker import RefreshProcess
 
 log = logging.getLogger("pmdas")
 SLICE = 2048   # instances per slice of an instance array built while fetches are served
-FIRST_REFRESH_WAIT = 120   # seconds a 'notready' agent waits for its refresh process's first result
 
 _PM_TYPE = {U32: c_api.PM_TYPE_U32, U64: c_api.PM_TYPE_U64, I32: c_api.PM_TYPE_32,
             I64: c_api.PM_TYPE_64, DOUBLE: c_api.PM_TYPE_DOUBLE, STRING: c_api.PM_TYPE_STRING}
@@ -53,36 +54,41 @@ class Served:
 
 
 class HpcPMDA(PMDA):
-    def __init__(self, agent: Agent, refresher: Refresher, config_error: str = ""):
-        super().__init__(agent.name, agent.domain)
+    """One agent's metrics and instance domains as libpcp_pmda serves them.
+
+    ``table``: the agent's checked, numbered table (AgentTable.of(agent) when not given), the
+    one its refresher evaluates and its refresh process prepares values under.
+    """
+
+    def __init__(self, agent: Agent, table: AgentTable | None = None):
+        table = table or AgentTable.of(agent)
+        super().__init__(agent.name, table.domain)
         self.agent = agent
-        self.refresher = refresher
-        self.config_error = config_error
-        self._indom_ids = {i.name: self.indom(i.serial) for i in refresher.indoms}
+        self.table = table
+        self._indom_ids = table.indom_ids
+        self._pmids = table.numbered
+        self.pmids = table.pmids   # relative name → PMID
+        self._check_numbers()
         self._indoms: dict[int, pmdaIndom] = {}
-        self._pmids: list[tuple[Metric, int]] = []
-        for indom in refresher.indoms:
+        for indom in table.indoms:
             it = pmdaIndom(self._indom_ids[indom.name], [])
             self._indoms[it.it_indom] = it
             self.add_indom(it, indom.help, indom.long_help)
-        for metric in refresher.metrics:
+        for metric, pmid in self._pmids:
             indom_id = self._indom_ids[metric.indom] if metric.indom else c_api.PM_INDOM_NULL
-            pmid = self.pmid(metric.cluster, metric.item)
-            self._pmids.append((metric, pmid))
-            self.add_metric(refresher.full_name(metric),
+            self.add_metric(table.full_name(metric),
                             pmdaMetric(pmid, _PM_TYPE[metric.type], indom_id, _PM_SEM[metric.semantics],
                                        pmUnits(*metric.units.as_tuple())),
                             metric.help, metric.long_help)
         self._domain_label = json.dumps(dict(agent.domain_labels()))
         self._pending: Served | None = None
-        self.preparer = Preparer(self._pmids, self._indom_ids, refresher.full_name)
+        self.preparer = Preparer(table)
         self._instance_memo: dict[int, tuple[dict, Any, frozenset]] = {}   # installing thread only
         self._served = Served({}, {}, {}, {}, {})
         self._keepalive: list[Served] = []
         self._retired: list[Served] = []      # to be freed by the installing thread
         self._lock = threading.Lock()
         self._metric_by_pmid = {pmid: metric for metric, pmid in self._pmids}
-        self.pmids = {metric.name: pmid for metric, pmid in self._pmids}   # relative name → PMID
         self._users: dict[int, str] = {}    # client context → authenticated user name
         self.set_comm_flags(cpmda.PMDA_FLAG_AUTHORIZE)
         self.set_attribute_callback(self._attribute)
@@ -93,6 +99,16 @@ class HpcPMDA(PMDA):
         self.set_instance(self._instance)
         self.set_label(self._label)
         self.set_label_callback(self._instance_label)
+
+    def _check_numbers(self) -> None:
+        """Fetches and stores arrive as (cluster, item) and are looked up with libpcp's
+        numbering: the table's pure-Python numbers must be the same, or they would miss."""
+        numbers = [(m.name, pmid, self.pmid(m.cluster, m.item)) for m, pmid in self._pmids]
+        numbers += [(i.name, self._indom_ids[i.name], self.indom(i.serial)) for i in self.table.indoms]
+        for name, ours, libpcp in numbers:
+            if ours != libpcp:
+                raise RuntimeError(f"{self.agent.name}: {name} is {ours:#x} in the table, "
+                                   f"{libpcp:#x} in libpcp")
 
     # -- refresher thread (or the thread receiving from the refresh process) ----------
     def prepare(self, published: Published) -> None:
@@ -222,13 +238,7 @@ class HpcPMDA(PMDA):
         return self._served.labels.get(indom, {}).get(inst, "{}")
 
 
-def _state_dir(agent: Agent) -> str:
-    base = os.environ.get("PCP_VAR_DIR", "/var/lib/pcp")
-    return os.path.join(base, "config", "hpc", agent.name)
-
-
-def main(agent_class: type[Agent], argv: list[str] | None = None) -> None:
-    """Entry point of every agent's ``python -m pmdas.<agent>``."""
+def _arguments(agent_class: type[Agent], argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog=f"pmda{agent_class.name}",
                                      description=f"{agent_class.name} PCP agent ({agent_class.root}.*)")
     parser.add_argument("-c", "--config", help="YAML configuration file "
@@ -237,74 +247,45 @@ def main(agent_class: type[Agent], argv: list[str] | None = None) -> None:
     parser.add_argument("-s", "--state-dir", help="where stable instance numbers are kept")
     parser.add_argument("--notready", action="store_true",
                         help="pmcd started us 'notready': send READY after the first refresh")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
 
-    config_error = ""
-    try:
-        config = load(agent_class.name, agent_class.options, args.config)
-    except ConfigError as exc:  # keep serving (health says why) rather than vanish from pmcd
-        config_error = str(exc)
-        config = defaults(agent_class)
-    agent = agent_class(config)
-    agent.domain = args.domain
-    agent.prepare_process()
-    state_dir = args.state_dir or _state_dir(agent)
-    # Big refreshes run in a child process (pmdas/common/worker.py); stores need the agent here.
-    in_process = bool(config.get("refresh_process", False)) and type(agent).store is Agent.store
-    pmda_holder: dict[str, HpcPMDA] = {}
-    refresher = Refresher(agent, state_dir=None if in_process else state_dir,
-                          on_publish=lambda p: pmda_holder["pmda"].prepare(p),
-                          config_error=config_error)
-    pmda = HpcPMDA(agent, refresher, config_error)
-    pmda_holder["pmda"] = pmda
+
+def main(agent_class: type[Agent], argv: list[str] | None = None) -> None:
+    """Entry point of every agent's ``python -m pmdas.<agent>``."""
+    args = _arguments(agent_class, argv)
     logging.basicConfig(stream=sys.stderr, level=logging.INFO,
                         format="[%(asctime)s] %(name)s %(levelname)s: %(message)s")
+    agent, config_error = build_agent(agent_class, args.config, args.domain)
     if config_error:
         log.error("%s; running with default settings", config_error)
+    table = AgentTable.of(agent)
+    pmda = HpcPMDA(agent, table)
     if "PCP_PYTHON_DOMAIN" in os.environ or "PCP_PYTHON_PMNS" in os.environ:
-        pmda.run()
+        pmda.run()     # pmcd's Install asks for our domain or namespace: print it and go
         return
-    worker = None
-    if in_process:
-        from .worker import RefreshProcess
-        worker = RefreshProcess(agent, pmda.install, pmda.pmids, args.config, state_dir)
+    states = args.state_dir or default_state_dir(agent)
+    refresh: Refresher | RefreshProcess
+    if refreshes_in_child(agent):   # a big refresh never holds this process's interpreter lock
+        refresh = RefreshProcess(agent, pmda.install, args.config, states)
+    else:
+        refresh = Refresher(agent, states, on_publish=pmda.prepare, config_error=config_error, table=table)
 
-    def stop(signum: int, frame: Any) -> None:
-        if worker is not None:
-            worker.stop()
+    def stop(signum: int, frame: Any) -> NoReturn:
+        refresh.stop()
         agent.close()
         sys.exit(0)
 
     signal.signal(signal.SIGTERM, stop)
-    # Started 'notready', the first refresh happens before the PDU loop: handshake now, refresh,
-    # then READY, all on this thread, so no second thread ever writes to pmcd's pipe.  Without
-    # 'notready' pmcd expects answers at once, so the first refresh runs in the background.
-    if worker is not None:
-        if args.notready:
-            pmda.connect_pmcd()
-        worker.start()
-        if args.notready:
-            if not worker.first.wait(FIRST_REFRESH_WAIT):
-                log.warning("%s: no refresh within %d s; ready without values",
-                            agent.name, FIRST_REFRESH_WAIT)
-            pmda.pmda_ready()
-    else:
-        if args.notready:
-            pmda.connect_pmcd()
-            try:
-                refresher.refresh_once()
-            except Exception:
-                log.exception("first refresh failed")
-            pmda.pmda_ready()
-        threading.Thread(target=refresher.run_forever, kwargs={"first_wait": args.notready},
-                         name="refresh", daemon=True).start()
+    # Started 'notready', pmcd waits for READY: handshake, first refresh, READY, all on this
+    # thread, so no second thread ever writes to pmcd's pipe.  Without 'notready' pmcd expects
+    # answers at once, so the first refresh happens in the background.
+    if args.notready:
+        pmda.connect_pmcd()
+    refresh.start(first_here=args.notready)
+    if args.notready:
+        pmda.pmda_ready()
     try:
         pmda.run()
     finally:
-        if worker is not None:
-            worker.stop()
+        refresh.stop()
         agent.close()
-
-
-def defaults(agent_class: type[Agent]) -> Config:
-    return Config(validate({}, {**COMMON_OPTIONS, **agent_class.options}, "(defaults)"), None)

@@ -6,14 +6,15 @@ runs wherever the refresh runs: the agent's refresh thread, or its refresh proce
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import compress, repeat
 from operator import is_, is_not, itemgetter
 from typing import Any
 
+from .namespace import AgentTable
 from .refresh import Published
-from .table import DOUBLE, I32, I64, STRING, U32, U64, Column, Metric
+from .table import DOUBLE, I32, I64, STRING, U32, U64, Column
 
 _UNSIGNED_MAX = {U32: 2**32 - 1, U64: 2**64 - 1}
 _SIGNED_RANGE = {I32: (-2**31, 2**31 - 1), I64: (-2**63, 2**63 - 1)}
@@ -109,11 +110,11 @@ class Preparer:
     labels so that unchanged ones are passed on as the same objects (50,000 pending jobs
     often do not change between refreshes)."""
 
-    def __init__(self, pmids: Sequence[tuple[Metric, int]], indom_ids: Mapping[str, int],
-                 full_name: Callable[[Metric], str]):
-        self._pmids = list(pmids)
-        self._indom_ids = dict(indom_ids)
-        self._full_name = full_name
+    def __init__(self, table: AgentTable):
+        """``table``: the numbers and names the PMDA registered, whichever process this runs in."""
+        self._pmids = table.numbered
+        self._indom_ids = table.indom_ids
+        self._full_name = table.full_name
         self._last_ids: dict[int, dict[str, int]] = {}
         self._label_memo: dict[int, tuple[dict, dict]] = {}
 

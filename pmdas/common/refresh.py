@@ -18,10 +18,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .agent import Agent
-from .health import HEALTH_INDOMS, Health, SourceHealth, health_metrics
+from .health import HEALTH_INDOMS, Health, SourceHealth
 from .instances import InstanceIds
+from .namespace import AgentTable
 from .sources import Results, SourceRunner
-from .table import Indom, Metric, check_table
+from .table import Metric
 
 log = logging.getLogger(__name__)
 
@@ -72,18 +73,23 @@ class Published:
 
 
 class Refresher:
+    """Refreshes one agent and hands each outcome to ``on_publish``.
+
+    ``table``: the agent's checked table (AgentTable.of(agent) when not given), the one the
+    PMDA registers, so what is evaluated here is exactly what pmcd was told exists.
+    ``state_dir``: where instance numbers are kept across restarts (None: in memory only).
+    """
+
     def __init__(self, agent: Agent, state_dir: str | None = None,
-                 on_publish: Callable[[Published], None] | None = None, config_error: str = ""):
+                 on_publish: Callable[[Published], None] | None = None, config_error: str = "",
+                 table: AgentTable | None = None):
         self.agent = agent
-        self.metrics: list[Metric] = [*agent.metrics, *health_metrics()]
-        self.indoms: list[Indom] = [*agent.indoms, *HEALTH_INDOMS]  # health ones last
-        check_table(self.metrics, self.indoms)
-        self._health_names = {m.name for m in health_metrics()}
+        self.table = table or AgentTable.of(agent)
         self._runner = SourceRunner()
         self._ids = {
             i.name: InstanceIds(os.path.join(state_dir, f"{agent.name}.{i.serial}.json")
                                 if state_dir else None)
-            for i in self.indoms
+            for i in self.table.indoms
         }
         self._on_publish = on_publish
         self._stop = threading.Event()
@@ -92,10 +98,10 @@ class Refresher:
         self._thread: threading.Thread | None = None
         self._source_failures: dict[str, int] = {}
         self.health = Health(interval=float(agent.config.interval), config_error=config_error)
-        self.published = Published(0.0, {}, {i.name: {} for i in self.indoms}, self.health)
+        self.published = Published(0.0, {}, {i.name: {} for i in self.table.indoms}, self.health)
 
     def full_name(self, metric: Metric) -> str:
-        return f"{self.agent.root}.{metric.name}"
+        return self.table.full_name(metric)
 
     # -- one refresh -------------------------------------------------------
     def refresh_once(self) -> Published:
@@ -148,8 +154,8 @@ class Refresher:
     def _evaluate(self, snapshot: Any, health: Health) -> Published:
         values: dict[str, Any] = {}
         extractor_errors = 0
-        for metric in self.metrics:
-            is_health = metric.name in self._health_names
+        for metric in self.table.metrics:
+            is_health = metric.name in self.table.health_names
             if snapshot is None and not is_health:
                 continue
             try:
@@ -159,7 +165,7 @@ class Refresher:
                 log.warning("%s: metric %s: %s: %s", self.agent.name, metric.name,
                             type(exc).__name__, exc)
         instances: dict[str, dict[str, tuple[int, Mapping[str, Any]]]] = {}
-        for indom in self.indoms:
+        for indom in self.table.indoms:
             if indom is HEALTH_INDOMS[0]:  # the agent's own indoms are numbered: count them
                 counts = {name: len(members) for name, members in instances.items()}
                 health = dataclasses.replace(health, instance_counts=counts)
@@ -183,9 +189,20 @@ class Refresher:
         return Published(time.time(), values, instances, health, snapshot)
 
     # -- background loop ---------------------------------------------------
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self.run_forever, name=f"{self.agent.name}-refresh",
-                                        daemon=True)
+    def start(self, first_here: bool = False) -> None:
+        """Refresh in a background thread from now on.
+
+        ``first_here``: refresh once on the calling thread before that, and let the thread's
+        first refresh wait an interval.  An agent pmcd started 'notready' does so between
+        its handshake and READY, so pmcd's first fetch finds values.
+        """
+        if first_here:
+            try:
+                self.refresh_once()
+            except Exception:
+                log.exception("%s: first refresh failed", self.agent.name)
+        self._thread = threading.Thread(target=self.run_forever, kwargs={"first_wait": first_here},
+                                        name=f"{self.agent.name}-refresh", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:

@@ -36,13 +36,15 @@ from itertools import islice
 from typing import Any
 
 from .agent import Agent
-from .config import ConfigError, load
+from .namespace import AgentTable
 from .prepare import Plain, Preparer
 from .refresh import Refresher
+from .start import build_agent
 
 log = logging.getLogger("pmdas")
 
 PIECE = 4096                  # values (or names) per message
+FIRST_REFRESH_WAIT = 120      # seconds a 'notready' agent waits for the child's first refresh
 _HEADER = struct.Struct("<Q")
 _END = ("end", 0, None, True)
 
@@ -186,11 +188,11 @@ class RefreshProcess:
     """Starts, watches and restarts the refresh child; hands each complete refresh to
     ``install`` (the PMDA's)."""
 
-    def __init__(self, agent: Agent, install: Callable[[Plain], None], pmids: dict[str, int],
+    def __init__(self, agent: Agent, install: Callable[[Plain], None],
                  config_path: str | None, state_dir: str, restart_pause: float = 2.0):
         self.agent = agent
         self._install = install
-        self._pmids = pmids                       # metric name → PMID (agent.up, agent.last_error used)
+        self._pmids = AgentTable.of(agent).pmids  # agent.up, agent.last_error: when the child fails
         self._config_path = config_path
         self._state_dir = state_dir
         self._restart_pause = restart_pause
@@ -222,8 +224,16 @@ class RefreshProcess:
         self.starts += 1
         return read_fd
 
-    def start(self) -> None:
+    def start(self, first_here: bool = False) -> None:
+        """Start the child and receive its refreshes in a background thread.
+
+        ``first_here``: then wait (at most FIRST_REFRESH_WAIT s) for its first refresh, as an
+        agent pmcd started 'notready' does between its handshake and READY.
+        """
         threading.Thread(target=self._run, name="refresh-receiver", daemon=True).start()
+        if first_here and not self.first.wait(FIRST_REFRESH_WAIT):
+            log.warning("%s: no refresh within %d s; ready without values",
+                        self.agent.name, FIRST_REFRESH_WAIT)
 
     def stop(self) -> None:
         self._stopping = True
@@ -293,6 +303,8 @@ def _die_with_parent(parent: int) -> None:
 
 
 def child_main(argv: list[str] | None = None) -> None:
+    """The refresh child: the agent built as its parent built it (build_agent), refreshing
+    and preparing under the same table's numbers, writing each refresh to the pipe."""
     parser = argparse.ArgumentParser(prog="pmdas.common.worker",
                                      description="refresh process of a pcp-hpc agent (started by the agent)")
     parser.add_argument("agent", help="module:Class of the agent")
@@ -306,36 +318,19 @@ def child_main(argv: list[str] | None = None) -> None:
                         format="[%(asctime)s] %(name)s refresh %(levelname)s: %(message)s")
     _die_with_parent(args.parent)
     module, _, name = args.agent.partition(":")
-    agent_class = getattr(importlib.import_module(module), name)
-    config_error = ""
-    try:
-        config = load(agent_class.name, agent_class.options, args.config)
-    except ConfigError as exc:    # the agent says so too; both run on defaults
-        config_error = str(exc)
-        from .pmda import defaults
-        config = defaults(agent_class)
-    agent = agent_class(config)
-    agent.domain = args.domain
-    agent.prepare_process()
+    agent, config_error = build_agent(getattr(importlib.import_module(module), name),
+                                      args.config, args.domain)   # as the agent's process did
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    sender = Sender(args.fd)
-    refresher = Refresher(agent, state_dir=args.state_dir, config_error=config_error,
+    table = AgentTable.of(agent)
+    sender, preparer = Sender(args.fd), Preparer(table)
+    refresher = Refresher(agent, state_dir=args.state_dir, config_error=config_error, table=table,
                           on_publish=lambda published: sender.send(preparer.prepare(published)))
-    preparer = Preparer(*numbering(agent, refresher))
     try:
         refresher.run_forever()
     except BrokenPipeError:      # the agent is gone
         pass
     finally:
         agent.close()
-
-
-def numbering(agent: Agent, refresher: Refresher):
-    """(metric, pmid) pairs, indom name → indom id, and the name function, as the PMDA numbers them."""
-    from pcp.pmda import PMDA  # pure numbering functions of the distro's bindings
-    pmids = [(m, PMDA.pmid_build(agent.domain, m.cluster, m.item)) for m in refresher.metrics]
-    indoms = {i.name: PMDA.indom_build(agent.domain, i.serial) for i in refresher.indoms}
-    return pmids, indoms, refresher.full_name
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from pmdas.common.prepare import by_instance_id, coerce
 from pmdas.common.refresh import collector_paused
 from pmdas.common.table import DOUBLE, I32, I64, STRING, U32, U64, Column
 
@@ -43,7 +44,6 @@ def test_collector_paused_inside_and_back_after():
 
 def _value_by_value(kind, raw, ids):
     """The PCP glue's conversion as it was written before the bulk path: the reference."""
-    from pmdas.common.pmda import coerce
     out = {}
     for inst, v in raw.items():
         ident = ids.get(inst)
@@ -63,22 +63,20 @@ _VALUES = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70), st.flo
        st.dictionaries(_NAMES, st.integers(0, 99), max_size=5),
        st.booleans())
 def test_bulk_conversion_equals_value_by_value(kind, raw, ids, as_column):
-    pmda = pytest.importorskip("pmdas.common.pmda")
     given_raw = Column(tuple(raw), tuple(raw.values())) if as_column else raw
     expected = _value_by_value(kind, {k: v for k, v in raw.items() if not as_column or v is not None}, ids)
-    got = pmda.by_instance_id(kind, given_raw, ids)
+    got = by_instance_id(kind, given_raw, ids)
     assert got == expected
     assert [type(v) for v in got.values()] == [type(v) for v in expected.values()]
 
 
 def test_homogeneous_columns_take_the_bulk_path():
-    pmda = pytest.importorskip("pmdas.common.pmda")
     names = tuple(f"j{k}" for k in range(1000))
     ids = {name: k for k, name in enumerate(names)}
     column = Column(names, tuple(None if k % 3 else k for k in range(1000)))
-    assert pmda.by_instance_id(U32, column, ids) == {k: k for k in range(0, 1000, 3)}
-    assert pmda.by_instance_id(DOUBLE, column, ids)[3] == 3.0
-    assert pmda.by_instance_id(I32, Column(names[:2], (2**40, 1)), ids) == {1: 1}   # out of range
+    assert by_instance_id(U32, column, ids) == {k: k for k in range(0, 1000, 3)}
+    assert by_instance_id(DOUBLE, column, ids)[3] == 3.0
+    assert by_instance_id(I32, Column(names[:2], (2**40, 1)), ids) == {1: 1}   # out of range
 
 
 def test_instance_ids_with_repeated_names_and_the_forget_boundary(tmp_path):

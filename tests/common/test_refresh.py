@@ -1,7 +1,9 @@
+import threading
 import time
 
 from pmdas.common.agent import Agent
 from pmdas.common.config import COMMON_OPTIONS, Config, validate
+from pmdas.common.namespace import AgentTable
 from pmdas.common.refresh import Refresher
 from pmdas.common.sources import Source, SourceError
 from pmdas.common.table import COUNT, INSTANT, U32, Indom, Metric, cluster
@@ -69,3 +71,38 @@ def test_build_error_is_reported_not_raised():
     assert published.values["hpc.toy.agent.up"] == 0
     assert "building the snapshot failed" in published.values["hpc.toy.agent.last_error"]
     assert "hpc.toy.count" not in published.values
+
+
+def test_the_refresher_evaluates_the_agents_one_table():
+    """The table the PMDA registers (AgentTable.of) is the one evaluated: same object."""
+    agent = Toy(config(), lambda: {"a": 1})
+    table = AgentTable.of(agent)
+    assert Refresher(agent).table is table
+    names = {table.full_name(m) for m in table.metrics}
+    assert set(Refresher(agent).refresh_once().values) <= names
+
+
+def test_start_first_here_refreshes_on_the_calling_thread_then_waits_an_interval():
+    """An agent started 'notready' refreshes between its handshake and READY, on its own
+    thread; the background thread then starts an interval later, not at once."""
+    threads = []
+
+    class Watched(Toy):
+        def build(self, results):
+            threads.append(threading.current_thread())
+            return super().build(results)
+    agent = Watched(config(interval=30), lambda: {"a": 1})
+    refresher = Refresher(agent)
+    refresher.start(first_here=True)
+    try:
+        assert threads == [threading.current_thread()]
+        assert refresher.published.values["hpc.toy.count"] == 1
+        time.sleep(0.2)
+        assert len(threads) == 1
+        agent.request_refresh()     # as after a store: the thread refreshes now
+        deadline = time.monotonic() + 10
+        while len(threads) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert threads[1].name == "toy-refresh"
+    finally:
+        refresher.stop()

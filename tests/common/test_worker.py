@@ -11,6 +11,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pmdas.common.namespace import AgentTable
 from pmdas.common.prepare import Plain
 from pmdas.common.worker import PIECE, Assembler, RefreshProcess, Sender, read_message
 
@@ -90,16 +91,9 @@ def _sample(tmp_path, interval: float = 0.2) -> tuple[object, str]:
     return agent, str(config)
 
 
-def _pmids(agent) -> dict[str, int]:
-    from pmdas.common.pmda import HpcPMDA
-    from pmdas.common.refresh import Refresher
-    pmda = HpcPMDA(agent, Refresher(agent))
-    return pmda.pmids
-
-
 def test_child_refreshes_and_is_restarted_after_a_kill(tmp_path):
     agent, config = _sample(tmp_path)
-    pmids = _pmids(agent)
+    pmids = AgentTable.of(agent).pmids
     got: list[Plain] = []
     arrived = threading.Condition()
 
@@ -125,7 +119,7 @@ def test_child_refreshes_and_is_restarted_after_a_kill(tmp_path):
     def temperature(plain: Plain) -> float | None:
         return next(iter(plain.values.get(pmids["file.value"], {}).values()), None)
 
-    worker = RefreshProcess(agent, install, pmids, config, str(tmp_path / "state"), restart_pause=0.2)
+    worker = RefreshProcess(agent, install, config, str(tmp_path / "state"), restart_pause=0.2)
     worker.start()
     try:
         assert worker.first.wait(30), "no refresh from the child"
@@ -145,3 +139,20 @@ def test_child_refreshes_and_is_restarted_after_a_kill(tmp_path):
     finally:
         worker.stop()
     assert worker._proc.poll() is not None, "the child outlived stop()"
+
+
+def test_the_agent_and_its_refresh_child_build_the_agent_alike(tmp_path):
+    """Both processes build the agent with build_agent: a broken file gives the defaults and
+    one sentence saying why (reported in health), a good one its settings; the domain is the
+    one pmcd gave, so both number the table alike."""
+    from pmdas.common.start import build_agent, defaults
+    from pmdas.hpcsample.collector import SampleAgent
+    settings = tmp_path / "hpcsample.yaml"
+    settings.write_text("interval: -1\n")
+    agent, error = build_agent(SampleAgent, str(settings), 250)
+    assert "interval" in error and str(settings) in error
+    assert dict(agent.config) == dict(defaults(SampleAgent)) and agent.domain == 250
+    assert AgentTable.of(agent).pmids["agent.up"] >> 22 == 250
+    settings.write_text("interval: 3\n")
+    agent, error = build_agent(SampleAgent, str(settings), SampleAgent.domain)
+    assert error == "" and agent.config.interval == 3

@@ -159,7 +159,7 @@ def test_pcp_glue_serves_what_the_value_by_value_rule_gives(cat_command, tmp_pat
                        sinfo_command=[cat_command(SLURM / "sinfo-cluster.txt")],
                        sdiag_command=[cat_command(SLURM / "sdiag-22.05.txt")])
     refresher = Refresher(agent)
-    pmda = pmda_module.HpcPMDA(agent, refresher)
+    pmda = pmda_module.HpcPMDA(agent)
     for run in range(3):                    # again: through the memos; then other jobs
         if run == 2:
             listing.write_text((SLURM / "squeue-22.05.txt").read_text())
