@@ -12,10 +12,11 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
+
+from pmdas.common.durable import replace_file
 
 from .header import Header, HeaderError, parse_header, unused_exports, valid_name
 
@@ -198,35 +199,14 @@ class ScriptRegistry:
         self._write("state.json", json.dumps(state, indent=1, sort_keys=True))
 
     def _write(self, filename: str, text: str) -> None:
-        """Durable, atomic write into the admin directory.
+        """Durable, atomic write into the admin directory (pmdas/common/durable.py).
 
-        A reader never sees half a script, and a crash or power cut right after a store
-        leaves either the old file or the new one, never an empty one: the data reaches
-        the disk before the rename, and the rename before the store is answered.
+        A reader never sees half a script, and a crash right after a store leaves the
+        old file or the new one, never an empty one.
         """
         try:
             os.makedirs(self.admin_dir, mode=0o755, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.admin_dir, prefix=".tmp.")
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as f:
-                    f.write(text)
-                    f.flush()
-                    os.fchmod(f.fileno(), 0o644)
-                    os.fsync(f.fileno())
-                os.replace(tmp, os.path.join(self.admin_dir, filename))
-            except BaseException:
-                os.unlink(tmp)
-                raise
-            _fsync_directory(self.admin_dir)
+            replace_file(os.path.join(self.admin_dir, filename), text)
         except OSError as exc:
             raise RegistryError(f"cannot write {filename} in {self.admin_dir}: "
                                 f"{exc.strerror or exc}") from None
-
-
-def _fsync_directory(path: str) -> None:
-    """Make a rename (or unlink) in ``path`` durable: the entry lives in the directory."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
