@@ -14,7 +14,7 @@ import argparse
 import os
 import random
 
-from pmdas.hpcib.parsers import ERROR_COUNTERS
+from pmdas.hpcib.counters import COUNTERS, TRAFFIC
 from pmdas.hpcib.sysfs import CLASS_DIR
 
 # The per-port hw_counters of an mlx5 (ConnectX-6) port on a 5.x/6.x kernel.
@@ -28,11 +28,10 @@ MLX5_HW_COUNTERS = (
     "roce_slow_restart_trans", "rp_cnp_handled", "rp_cnp_ignored", "rx_atomic_requests",
     "rx_dct_connect", "rx_icrc_encapsulated", "rx_read_requests", "rx_write_requests",
 )
-TRAFFIC_COUNTERS = (
-    "port_xmit_data", "port_rcv_data", "port_xmit_packets", "port_rcv_packets",
-    "unicast_xmit_packets", "unicast_rcv_packets", "multicast_xmit_packets",
-    "multicast_rcv_packets", "port_xmit_wait",
-)
+# Every standard counter, in the file the most kernels have (the last, legacy one), as
+# <directory>/<file> paths; traffic counters move fast, error counters now and then.
+COUNTER_FILES = tuple(c.files[-1].path for c in COUNTERS)
+TRAFFIC_FILES = frozenset(c.files[-1].path for c in COUNTERS if c.cluster == TRAFFIC)
 
 
 def write_value(path: str, value: object) -> None:
@@ -57,15 +56,15 @@ def build(root: str, hcas: int = 4, ports: int = 2, seed: int = 1) -> list[str]:
         write_value(os.path.join(ca_dir, "node_guid"), f"b8ce:f603:00a1:{0x2b30 + h:04x}")
         for p in range(1, ports + 1):
             port_dir = os.path.join(ca_dir, "ports", str(p))
-            for sub in ("counters", "hw_counters"):
+            for sub in sorted({*(os.path.dirname(f) for f in COUNTER_FILES), "hw_counters"}):
                 os.makedirs(os.path.join(port_dir, sub), exist_ok=True)
             for name, value in (("state", "4: ACTIVE"), ("phys_state", "5: LinkUp"),
                                 ("rate", "200 Gb/sec (4X HDR)"), ("link_layer", "InfiniBand"),
                                 ("lid", hex(0x10 + h * ports + p)), ("sm_lid", "0x1")):
                 write_value(os.path.join(port_dir, name), value)
-            for name in (*TRAFFIC_COUNTERS, *ERROR_COUNTERS):
-                start = rng.randrange(10**9, 10**12) if name in TRAFFIC_COUNTERS else 0
-                write_value(os.path.join(port_dir, "counters", name), start)
+            for relative in COUNTER_FILES:
+                start = rng.randrange(10**9, 10**12) if relative in TRAFFIC_FILES else 0
+                write_value(os.path.join(port_dir, relative), start)
             for name in MLX5_HW_COUNTERS:
                 write_value(os.path.join(port_dir, "hw_counters", name),
                             10 if name == "lifespan" else rng.randrange(0, 1000))
@@ -89,20 +88,18 @@ def advance(root: str, seed: int | None = None) -> int:
     for ca in sorted(os.listdir(class_dir)):
         ports_dir = os.path.join(class_dir, ca, "ports")
         for port in sorted(os.listdir(ports_dir)):
-            for sub, names in (("counters", TRAFFIC_COUNTERS + ERROR_COUNTERS),
-                               ("hw_counters", MLX5_HW_COUNTERS)):
-                for name in names:
-                    path = os.path.join(ports_dir, port, sub, name)
-                    if name == "lifespan" or not os.path.isfile(path):
-                        continue
-                    with open(path, encoding="utf-8") as f:
-                        text = f.read().strip()
-                    if not text.isdecimal():
-                        continue  # leave deliberately broken files alone
-                    step = (rng.randrange(10**6, 10**9) if name in TRAFFIC_COUNTERS
-                            else int(rng.random() < 0.05))
-                    write_value(path, int(text) + step)
-                    changed += 1
+            for relative in (*COUNTER_FILES, *(f"hw_counters/{n}" for n in MLX5_HW_COUNTERS)):
+                path = os.path.join(ports_dir, port, relative)
+                if relative == "hw_counters/lifespan" or not os.path.isfile(path):
+                    continue
+                with open(path, encoding="utf-8") as f:
+                    text = f.read().strip()
+                if not text.isdecimal():
+                    continue  # leave deliberately broken files alone
+                step = (rng.randrange(10**6, 10**9) if relative in TRAFFIC_FILES
+                        else int(rng.random() < 0.05))
+                write_value(path, int(text) + step)
+                changed += 1
     return changed
 
 

@@ -16,31 +16,20 @@ from pmdas.common.config import Option
 from pmdas.common.sources import Results, Source, under
 
 from . import metrics as table
-from .parsers import (
-    COUNTER_FILES,
-    ERROR_COUNTERS,
-    OCTETS_PER_WORD,
-    WORD_COUNTERS,
-    Rate,
-    effective_width,
-    saturated,
-)
+from .counters import COUNTERS, TOTALS
+from .parsers import Rate, effective_width, saturated
 from .sysfs import CLASS_DIR, CaReading, PortReading, list_devices, read_ca
 
 DEVICES_SOURCE = "devices"
 # Forget remembered counter values of ports unseen for this many refreshes.
 FORGET_AFTER_REFRESHES = 360
 
-TOTALS = {
-    "xmit_bytes": ("port_xmit_data",),
-    "rcv_bytes": ("port_rcv_data",),
-    "xmit_packets": ("port_xmit_packets",),
-    "rcv_packets": ("port_rcv_packets",),
-    "errors": ERROR_COUNTERS,
-}
+# sysfs counter name → the node totals it adds to.
+_TOTALS_OF = {c.sysfs: tuple(t for t, members in TOTALS.items() if c.sysfs in members)
+              for c in COUNTERS}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class CaView:
     name: str
     hca_type: str | None
@@ -51,7 +40,7 @@ class CaView:
     problems: tuple[str, ...]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class PortView:
     ca: str
     port: str
@@ -73,7 +62,7 @@ class PortView:
         return f"{self.ca}:{self.port}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class IbSnapshot:
     cas: Mapping[str, CaView] = field(default_factory=dict)
     ports: Mapping[str, PortView] = field(default_factory=dict)
@@ -134,7 +123,7 @@ class InfinibandAgent(Agent):
                 view = self._port_view(port)
                 ports[view.key] = view
         self._forget_stale()
-        return IbSnapshot(cas, ports, dict(self._totals))
+        return IbSnapshot(cas=cas, ports=ports, totals=dict(self._totals))
 
     # -- per port ----------------------------------------------------------
     def _port_view(self, reading: PortReading) -> PortView:
@@ -144,20 +133,20 @@ class InfinibandAgent(Agent):
         counters: dict[str, int | None] = {}
         widths: dict[str, int] = {}
         stuck: list[str] = []
-        for counter, candidates in COUNTER_FILES.items():
-            chosen = next((c for c in candidates if reading.has_file(f"{c[0]}/{c[1]}")), None)
+        for spec in COUNTERS:
+            chosen = next((f for f in spec.files if reading.has_file(f.path)), None)
             if chosen is None:
                 continue  # this HCA or kernel does not have the counter
-            relative = f"{chosen[0]}/{chosen[1]}"
-            raw = reading.counters.get(relative)
+            counter = spec.sysfs
+            raw = reading.counters.get(chosen.path)
             if raw is None:
                 counters[counter] = None  # the file exists but failed: the reason is in problems
                 continue
-            widths[counter] = effective_width(raw, chosen[2])
+            widths[counter] = effective_width(raw, chosen.width)
             if saturated(raw, widths[counter]):
                 stuck.append(counter)
-            value = raw * OCTETS_PER_WORD if counter in WORD_COUNTERS else raw
-            counters[counter] = self._track(key, "std", counter, value, problems, relative)
+            counters[counter] = self._track(key, "std", counter, raw * spec.scale, problems,
+                                            chosen.path)
         hw: dict[str, int | None] = {}
         for counter, value in reading.hw_counters.items():
             hw[counter] = self._track(key, "hw", counter, value, problems,
@@ -167,11 +156,12 @@ class InfinibandAgent(Agent):
                 hw[counter.split("/", 1)[1]] = None
         attrs = reading.attributes
         return PortView(
-            reading.ca, reading.port, counters, widths, tuple(stuck), hw,
-            attrs.get("state"), attrs.get("phys_state"), attrs.get("rate"),
-            attrs.get("link_layer"), attrs.get("lid"), attrs.get("sm_lid"),
-            tuple(f"{path}: {why}" for path, why in sorted(problems.items())),
-            self._resets.get(key, 0))
+            ca=reading.ca, port=reading.port, counters=counters, widths=widths,
+            saturated=tuple(stuck), hw_counters=hw,
+            state=attrs.get("state"), phys_state=attrs.get("phys_state"), rate=attrs.get("rate"),
+            link_layer=attrs.get("link_layer"), lid=attrs.get("lid"), sm_lid=attrs.get("sm_lid"),
+            problems=tuple(f"{path}: {why}" for path, why in sorted(problems.items())),
+            resets=self._resets.get(key, 0))
 
     def _track(self, port: str, kind: str, counter: str, value: int,
                problems: dict[str, str], relative: str) -> int | None:
@@ -194,9 +184,8 @@ class InfinibandAgent(Agent):
         else:
             increase, exported = value - previous, value
         if kind == "std":
-            for total, members in TOTALS.items():
-                if counter in members:
-                    self._totals[total] += increase
+            for total in _TOTALS_OF[counter]:
+                self._totals[total] += increase
         return exported
 
     def _forget_stale(self) -> None:
@@ -210,6 +199,7 @@ class InfinibandAgent(Agent):
 
 def _ca_view(reading: CaReading) -> CaView:
     attrs = reading.attributes
-    return CaView(reading.name, attrs.get("hca_type"), attrs.get("fw_ver"), attrs.get("board_id"),
-                  attrs.get("node_guid"), len(reading.ports),
-                  tuple(f"{path}: {why}" for path, why in sorted(reading.problems.items())))
+    return CaView(name=reading.name, hca_type=attrs.get("hca_type"), fw_ver=attrs.get("fw_ver"),
+                  board_id=attrs.get("board_id"), node_guid=attrs.get("node_guid"),
+                  ports=len(reading.ports),
+                  problems=tuple(f"{path}: {why}" for path, why in sorted(reading.problems.items())))

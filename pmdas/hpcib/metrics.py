@@ -1,10 +1,12 @@
 """Metric table of the InfiniBand agent (hpc.ib.*).
 
-Append only within each cluster: PMIDs are positions, and archives record them.
+The per-port counter metrics (clusters 1 and 2) come from the counter records in
+counters.py, each with its own PMID item.  The other clusters are append only:
+their PMIDs are positions, and archives record them.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from pmdas.common.table import (
@@ -21,19 +23,29 @@ from pmdas.common.table import (
     Indom,
     Metric,
     cluster,
+    numbered,
     per_instance,
 )
+
+from .counters import COUNTERS, ERRORS, TOTALS, TRAFFIC, PortCounter
 
 _UNAVAILABLE = ("Unavailable for a port when its file cannot be read (the reason is in "
                 "hpc.ib.port.error_text) and for one refresh after the counter went backwards "
                 "(reset).")
 
 
-
-
-def _counter(name: str, sysfs: str, units, short: str, long: str) -> Metric:
-    return Metric(name, U64, COUNTER, units, short, f"{long} Source: sysfs {sysfs}. {_UNAVAILABLE}",
+def _counter(spec: PortCounter) -> Metric:
+    sysfs = spec.sysfs
+    return Metric(spec.metric, U64, COUNTER, spec.units, spec.help,
+                  f"{spec.long_help} Source: sysfs {sysfs}. {_UNAVAILABLE}",
                   per_instance("ports", lambda p: p.counters.get(sysfs)), indom="port")
+
+
+def counter_metrics(cluster_number: int,
+                    counters: Sequence[PortCounter] = COUNTERS) -> list[Metric]:
+    """The metrics of one cluster of port counters, each numbered by its record's item."""
+    return numbered(cluster_number, {c.item: _counter(c) for c in counters
+                                     if c.cluster == cluster_number})
 
 
 def _text_state(pair: tuple[int, str] | None, index: int) -> Any:
@@ -93,76 +105,6 @@ _CA = [
            "read or parsed at the last refresh, or empty.",
            per_instance("cas", lambda c: "; ".join(c.problems)), indom="ca"),
 ]
-
-_TRAFFIC = [
-    _counter("port.xmit.bytes", "port_xmit_data", BYTES, "bytes transmitted by the port",
-             "Octets transmitted on all VLs, excluding link packets. The kernel counts 32-bit "
-             "words; the agent multiplies by 4. Taken from counters_ext/port_xmit_data_64 when "
-             "present, else counters/port_xmit_data, which on old kernels is 32 bits wide and "
-             "saturates after 16 GiB (see hpc.ib.port.saturated)."),
-    _counter("port.rcv.bytes", "port_rcv_data", BYTES, "bytes received by the port",
-             "Octets received on all VLs, excluding link packets; converted from 4-octet words "
-             "like port.xmit.bytes, 64-bit source preferred."),
-    _counter("port.xmit.packets", "port_xmit_packets", COUNT, "packets transmitted by the port",
-             "Packets transmitted on all VLs; counters_ext/port_xmit_packets_64 preferred."),
-    _counter("port.rcv.packets", "port_rcv_packets", COUNT, "packets received by the port",
-             "Packets received on all VLs; counters_ext/port_rcv_packets_64 preferred."),
-    _counter("port.xmit.unicast_packets", "unicast_xmit_packets", COUNT,
-             "unicast packets transmitted", "Unicast packets transmitted (64-bit extended "
-             "counter; absent on HCAs without PortCountersExtended)."),
-    _counter("port.rcv.unicast_packets", "unicast_rcv_packets", COUNT, "unicast packets received",
-             "Unicast packets received (64-bit extended counter)."),
-    _counter("port.xmit.multicast_packets", "multicast_xmit_packets", COUNT,
-             "multicast packets transmitted", "Multicast packets transmitted (64-bit extended "
-             "counter)."),
-    _counter("port.rcv.multicast_packets", "multicast_rcv_packets", COUNT,
-             "multicast packets received", "Multicast packets received (64-bit extended "
-             "counter)."),
-    _counter("port.xmit.wait", "port_xmit_wait", COUNT, "ticks the port had data but no credits",
-             "Number of sample ticks during which the port had data to send but could not "
-             "(no flow-control credits, or link down). A rising rate means congestion towards "
-             "the switch. 32 bits wide: it saturates on busy fabrics."),
-]
-
-_ERRORS_HELP = [
-    ("symbol", "symbol_error", "minor link errors (symbol errors)",
-     "Minor link errors detected on one or more physical lanes. A steady rise points at a "
-     "bad cable or transceiver. 16 bits wide."),
-    ("link_error_recovery", "link_error_recovery", "successful link error recoveries",
-     "Times the port training state machine successfully completed link error recovery. "
-     "8 bits wide."),
-    ("link_downed", "link_downed", "times the link went down",
-     "Times the link error recovery process failed and the link went down. 8 bits wide."),
-    ("rcv", "port_rcv_errors", "received packets with errors",
-     "Packets received with errors (local physical errors, malformed packets, buffer "
-     "overruns). 16 bits wide."),
-    ("rcv_remote_physical", "port_rcv_remote_physical_errors",
-     "received packets marked bad by an upstream link",
-     "Packets received with the EBP delimiter: corrupted on an earlier link of the fabric. "
-     "16 bits wide."),
-    ("rcv_switch_relay", "port_rcv_switch_relay_errors", "packets a switch port could not relay",
-     "Received packets discarded because they could not be forwarded by the switch relay "
-     "(meaningful on switch ports). 16 bits wide."),
-    ("xmit_discards", "port_xmit_discards", "outbound packets discarded",
-     "Outbound packets discarded because the port was down or congested. 16 bits wide."),
-    ("xmit_constraint", "port_xmit_constraint_errors", "packets not sent due to constraints",
-     "Packets not transmitted because of outbound raw filtering or partition enforcement. "
-     "8 bits wide."),
-    ("rcv_constraint", "port_rcv_constraint_errors", "packets dropped due to constraints",
-     "Packets received and discarded because of inbound raw filtering or partition "
-     "enforcement. 8 bits wide."),
-    ("local_link_integrity", "local_link_integrity_errors", "local link integrity threshold hits",
-     "Times the count of local physical errors exceeded the LocalPhyErrors threshold. "
-     "4 bits wide: saturates at 15."),
-    ("excessive_buffer_overrun", "excessive_buffer_overrun_errors",
-     "excessive consecutive buffer overruns",
-     "Times consecutive flow-control update periods had at least one receive buffer overrun. "
-     "4 bits wide: saturates at 15."),
-    ("vl15_dropped", "VL15_dropped", "subnet management packets dropped",
-     "Incoming VL15 (subnet management) packets dropped for lack of buffers. 16 bits wide."),
-]
-_ERRORS = [_counter(f"port.errors.{name}", sysfs, COUNT, short, long)
-           for name, sysfs, short, long in _ERRORS_HELP]
 
 _STATE = [
     Metric("port.state", U32, INSTANT, NONE, "logical port state number",
@@ -253,6 +195,8 @@ _HW = [
 
 
 def _total(name: str) -> Callable[[Any], int]:
+    if name not in TOTALS:
+        raise ValueError(f"no counter record adds to the node total {name!r} (counters.py)")
     return lambda s: s.totals.get(name)
 
 
@@ -294,5 +238,5 @@ _TOTALS = [
            lambda s: sum(len(p.problems) for p in s.ports.values())),
 ]
 
-METRICS = [*cluster(0, _CA), *cluster(1, _TRAFFIC), *cluster(2, _ERRORS), *cluster(3, _STATE),
-           *cluster(4, _PORT_HEALTH), *cluster(5, _HW), *cluster(6, _TOTALS)]
+METRICS = [*cluster(0, _CA), *counter_metrics(TRAFFIC), *counter_metrics(ERRORS),
+           *cluster(3, _STATE), *cluster(4, _PORT_HEALTH), *cluster(5, _HW), *cluster(6, _TOTALS)]

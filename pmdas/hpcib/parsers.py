@@ -15,62 +15,6 @@ from dataclasses import dataclass
 # management agent (virtual functions, iWARP, some RoCE devices).
 NO_PMA = "N/A (no PMA)"
 
-# IBTA PortCounters widths in bits (the legacy ``counters/`` files).  A counter
-# at 2**width - 1 is saturated: the hardware stopped counting until reset.
-# unicast/multicast packets exist only in PortCountersExtended (64 bit).
-LEGACY_WIDTHS: dict[str, int] = {
-    "port_xmit_data": 32,
-    "port_rcv_data": 32,
-    "port_xmit_packets": 32,
-    "port_rcv_packets": 32,
-    "port_xmit_wait": 32,
-    "unicast_xmit_packets": 64,
-    "unicast_rcv_packets": 64,
-    "multicast_xmit_packets": 64,
-    "multicast_rcv_packets": 64,
-    "symbol_error": 16,
-    "link_error_recovery": 8,
-    "link_downed": 8,
-    "port_rcv_errors": 16,
-    "port_rcv_remote_physical_errors": 16,
-    "port_rcv_switch_relay_errors": 16,
-    "port_xmit_discards": 16,
-    "port_xmit_constraint_errors": 8,
-    "port_rcv_constraint_errors": 8,
-    "local_link_integrity_errors": 4,
-    "excessive_buffer_overrun_errors": 4,
-    "VL15_dropped": 16,
-}
-
-# The error counters, in the order the metric table exports them.
-ERROR_COUNTERS: tuple[str, ...] = (
-    "symbol_error", "link_error_recovery", "link_downed", "port_rcv_errors",
-    "port_rcv_remote_physical_errors", "port_rcv_switch_relay_errors", "port_xmit_discards",
-    "port_xmit_constraint_errors", "port_rcv_constraint_errors", "local_link_integrity_errors",
-    "excessive_buffer_overrun_errors", "VL15_dropped",
-)
-
-# Where each exported counter may be found, best first: (directory, file, width).
-# counters_ext/ (older kernels and MLNX_OFED) holds true 64-bit copies.  Modern
-# kernels name the extended packet counters without the ``port_`` prefix.
-COUNTER_FILES: dict[str, tuple[tuple[str, str, int], ...]] = {
-    "port_xmit_data": (("counters_ext", "port_xmit_data_64", 64), ("counters", "port_xmit_data", 32)),
-    "port_rcv_data": (("counters_ext", "port_rcv_data_64", 64), ("counters", "port_rcv_data", 32)),
-    "port_xmit_packets": (("counters_ext", "port_xmit_packets_64", 64),
-                          ("counters", "port_xmit_packets", 32)),
-    "port_rcv_packets": (("counters_ext", "port_rcv_packets_64", 64),
-                         ("counters", "port_rcv_packets", 32)),
-    **{name: (("counters_ext", f"port_{name}", 64), ("counters", name, 64))
-       for name in ("unicast_xmit_packets", "unicast_rcv_packets",
-                    "multicast_xmit_packets", "multicast_rcv_packets")},
-    "port_xmit_wait": (("counters", "port_xmit_wait", 32),),
-    **{name: (("counters", name, LEGACY_WIDTHS[name]),) for name in ERROR_COUNTERS},
-}
-
-# port_xmit_data and port_rcv_data count 32-bit words, not octets.
-WORD_COUNTERS = frozenset({"port_xmit_data", "port_rcv_data"})
-OCTETS_PER_WORD = 4
-
 # hw_counters/ entries that are settings, not counters.
 HW_COUNTER_SETTINGS = frozenset({"lifespan"})
 

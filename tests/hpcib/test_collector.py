@@ -11,8 +11,8 @@ import pytest
 
 from pmdas.common.health import health_metrics
 from pmdas.common.table import BYTES, COUNTER, U64
-from pmdas.hpcib import parsers
 from pmdas.hpcib.collector import InfinibandAgent
+from pmdas.hpcib.counters import COUNTERS, TOTALS
 
 from .helpers import TREES, class_dir, metric, port_file, read_int, refresh, tree
 
@@ -49,7 +49,7 @@ def test_mlx5_bytes_are_four_times_the_word_counters():
     # totals over both ports
     assert metric(published, "total.xmit.bytes") == sum(metric(published, "port.xmit.bytes").values())
     errors = sum(read_int(root, c, 1, f"counters/{n}") for c in ("mlx5_0", "mlx5_1")
-                 for n in parsers.ERROR_COUNTERS)
+                 for n in TOTALS["errors"])
     assert errors > 0 and metric(published, "total.errors") == errors
 
 
@@ -105,11 +105,11 @@ def test_mlx4_saturation_flags_follow_the_files():
     expected = {}
     for port in (1, 2):
         stuck = []
-        for name, candidates in parsers.COUNTER_FILES.items():
-            for directory, file, width in candidates:
-                if os.path.exists(port_file(root, "mlx4_0", port, f"{directory}/{file}")):
-                    if read_int(root, "mlx4_0", port, f"{directory}/{file}") == 2**width - 1:
-                        stuck.append(name)
+        for spec in COUNTERS:
+            for file in spec.files:
+                if os.path.exists(port_file(root, "mlx4_0", port, file.path)):
+                    if read_int(root, "mlx4_0", port, file.path) == 2**file.width - 1:
+                        stuck.append(spec.sysfs)
                     break
         expected[f"mlx4_0:{port}"] = stuck
     assert all(expected.values())     # the fixture does carry saturated counters on both ports

@@ -130,15 +130,6 @@ def test_effective_width(value, width, expected):
     assert p.effective_width(value, width) == expected
 
 
-def test_counter_table_covers_every_error_counter_and_widths():
-    for name in p.ERROR_COUNTERS:
-        assert p.COUNTER_FILES[name] == (("counters", name, p.LEGACY_WIDTHS[name]),)
-    # 64-bit sources always come before the legacy file
-    for candidates in p.COUNTER_FILES.values():
-        widths = [w for _, _, w in candidates]
-        assert widths == sorted(widths, reverse=True)
-
-
 # -- properties ---------------------------------------------------------------
 
 @given(st.integers(min_value=0, max_value=2**64 - 1))
