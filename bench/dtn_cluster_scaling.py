@@ -28,10 +28,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from bench.harness import RESULTS_DIR  # noqa: E402
+from dtn_lab.sweep import MODES  # noqa: E402
+from dtn_lab.testbed import Testbed  # noqa: E402
+from dtn_lab.trial import run_trial  # noqa: E402
 from dtn_transfer.schedule import Settings  # noqa: E402
-from dtn_transfer.sweep import MODES  # noqa: E402
-from dtn_transfer.testbed import Testbed  # noqa: E402
-from dtn_transfer.trial import run_trial  # noqa: E402
 
 MIB = 2 ** 20
 SHAPE_SCALES = {"small": 3.0, "medium": 1.5, "large": 1.0, "huge": 1.0}   # enough data for --auto at N=1

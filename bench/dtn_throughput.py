@@ -8,7 +8,7 @@
    (goal ≥ 2×).
 
 3. The same question (default 120 × 1 MiB) across the DTN testbed's WAN
-   (``dtn_transfer.testbed``: namespaces, HTB-shaped links, 2 + 2 nodes, one TCP stream
+   (``dtn_lab.testbed``: namespaces, HTB-shaped links, 2 + 2 nodes, one TCP stream
    capped at 1 MiB/s and a node at 8 MiB/s, as one stream cannot fill a real DTN's path
    while several can).  On loopback both sides are bound by the servers' CPU on two cores,
    which caps scenario 2 near 2×; the testbed is the project's model of the WAN the tool
@@ -149,7 +149,7 @@ WAN_BED, WAN_SUBNET = "dtnwan", "10.213.140.0/24"
 
 def wan_small_files(files: int, size: int, repeat: int, node_rate: int, flow_rate: int) -> dict:
     """Scenario 3: globus-url-copy's defaults against dtn-transfer's on the testbed."""
-    from dtn_transfer.testbed import DEST, SOURCE, Testbed
+    from dtn_lab.testbed import DEST, SOURCE, Testbed
     bed = Testbed.up(WAN_BED, source_nodes=2, dest_nodes=2, datasets=(), subnet=WAN_SUBNET,
                      node_rate=node_rate, flow_rate=flow_rate)
     base = tempfile.mkdtemp(prefix="dtn-wan-bench-")

@@ -19,6 +19,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
 
 from .plan import BINS, Plan, PlannedFile
 from .schedule import MAX_BATCH_BYTES, MAX_BATCH_FILES, Batch, Settings, Tuning, batch_files
@@ -30,18 +31,35 @@ DEFAULT_BANDWIDTH = 1.25e9     # 10 Gb/s NIC, when nothing is known of the path
 DEFAULT_STREAMS_TO_FILL = 16   # and a WAN stream reaching 1/16 of it
 
 
-def path_model(plan: Plan, bandwidth: float | None = None, stream_rate: float | None = None) -> PathModel:
-    """The path as the user gave it, else as the testbed owning the nodes shapes it, else defaults."""
+def path_model(bandwidth: float | None = None, stream_rate: float | None = None, rtt: float = 0.0,
+               tcp_buffer: int | None = None, known: PathModel | None = None) -> PathModel:
+    """The path as the user gave it; what they left out from ``known`` (figures the caller
+    has, e.g. those a run was started with, or a lab's for its own nodes), else defaults.
+
+    The product never looks the path up itself: a transfer tool cannot know a WAN's
+    capacity, so it is told, or assumes a 10 Gb/s NIC and streams reaching 1/16 of it."""
     if bandwidth and stream_rate:
-        return PathModel(bandwidth, stream_rate, origin="options")
-    from .testbed import find_by_node  # late: the testbed is optional
-    layout = find_by_node([n for pair in plan.pairs for n in pair if n])
-    if layout is not None:
-        return PathModel(bandwidth or layout.node_rate, stream_rate or layout.flow_rate or layout.node_rate,
-                         origin=f"testbed {layout.name}")
+        return PathModel(bandwidth, stream_rate, rtt, origin="options")
+    if known is not None:
+        return PathModel(bandwidth or known.bandwidth, stream_rate or known.stream_rate, rtt or known.rtt,
+                         origin=known.origin)
+    given = bool(bandwidth or stream_rate)
     bandwidth = bandwidth or DEFAULT_BANDWIDTH
-    return PathModel(bandwidth, stream_rate or bandwidth / DEFAULT_STREAMS_TO_FILL,
-                     origin="options and defaults" if bandwidth or stream_rate else "defaults")
+    if not stream_rate and tcp_buffer and rtt:
+        stream_rate, given = min(bandwidth, tcp_buffer / rtt), True     # window / RTT
+    return PathModel(bandwidth, stream_rate or bandwidth / DEFAULT_STREAMS_TO_FILL, rtt,
+                     origin="options and defaults" if given else "defaults")
+
+
+@dataclass(frozen=True)
+class Meter:
+    """Where throughput over time is read: ``delivered()`` counts bytes since any fixed origin.
+
+    By default the run's own progress; a caller that can see the wire (a lab's link
+    counters) passes its own, and ``measures`` says which it was in the report."""
+
+    measures: str
+    delivered: Callable[[], int]
 
 
 class AutoTuner:
@@ -159,12 +177,13 @@ class AutoTuner:
                           f"{decision.rate / 2**20:6.2f} MiB/s per pair -> {verb}: {decision.why}")
 
     # -- throughput over time -------------------------------------------------------------
-    def start_sampling(self, interval: float = 1.0, delivered: Callable[[], int] | None = None) -> None:
-        """Throughput over time, every ``interval`` s: bytes delivered at the destination nodes'
-        links when ``delivered`` can count them (a testbed), else the run's bytes (verified at
-        batch ends plus globus-url-copy's progress markers, so it moves in steps)."""
-        self.measured_at = "destination links" if delivered else "verified bytes and progress markers"
-        count = delivered or self.run.moved
+    def start_sampling(self, interval: float = 1.0, meter: Meter | None = None) -> None:
+        """Throughput over time, every ``interval`` s, as ``meter`` counts it; by default the
+        run's bytes (verified at batch ends plus globus-url-copy's progress markers and
+        destination sizes, so it moves in steps)."""
+        meter = meter or Meter("verified bytes and progress markers", self.run.moved)
+        self.measured_at = meter.measures
+        count = meter.delivered
         base = count()
 
         def loop() -> None:
@@ -210,33 +229,37 @@ class AutoTuner:
                     "timeline_measured_at": self.measured_at}
 
 
-def start(plan: Plan, run: RunState, run_path: str, bandwidth: float | None, stream_rate: float | None,
-          probe_budget: float, report: Report | None) -> AutoTuner:
-    """Set up auto-tuning for a run (``run --auto`` and its ``--resume``); options are kept in the run."""
+def start(plan: Plan, run: RunState, run_path: str, path: PathFigureInputs, probe_budget: float,
+          report: Report | None, meter: Meter | None = None) -> AutoTuner:
+    """Set up auto-tuning for a run (``run --auto`` and its ``--resume``).
+
+    The path figures it settled on are kept in the run, so a resumed run uses them
+    again unless new ones are given."""
     options_file = os.path.join(run_path, "auto-options.json")
+    known = path.known
     if os.path.exists(options_file):
         with open(options_file, encoding="utf-8") as f:
             kept = json.load(f)
-        bandwidth, stream_rate = bandwidth or kept.get("bandwidth"), stream_rate or kept.get("stream_rate")
         probe_budget = kept.get("probe_budget", probe_budget)
-    else:
-        write_json_atomic(options_file, {"bandwidth": bandwidth, "stream_rate": stream_rate,
-                                         "probe_budget": probe_budget})
-    tuner = AutoTuner(plan, run, path_model(plan, bandwidth, stream_rate), probe_budget=probe_budget,
-                      report=report)
-    tuner.start_sampling(delivered=link_counter(plan))
+        if isinstance(kept.get("path"), dict):
+            known = PathModel(**kept["path"])
+    model = path_model(path.bandwidth, path.stream_rate, path.rtt, path.tcp_buffer, known)
+    if not os.path.exists(options_file):
+        write_json_atomic(options_file, {"path": asdict(model), "probe_budget": probe_budget})
+    tuner = AutoTuner(plan, run, model, probe_budget=probe_budget, report=report)
+    tuner.start_sampling(meter=meter)
     return tuner
 
 
-def link_counter(plan: Plan) -> Callable[[], int] | None:
-    """Bytes delivered to the plan's destination nodes, if they are testbed nodes (else None)."""
-    from .testbed import find_by_node
-    from .testbed.meter import port_counters
-    layout = find_by_node(plan.dest.nodes)
-    if layout is None:
-        return None
-    ports = [n.wan_port for n in layout.nodes if n.endpoint in plan.dest.nodes]
-    return lambda: sum(port_counters(layout).get(p, (0, 0))[0] for p in ports)
+@dataclass(frozen=True)
+class PathFigureInputs:
+    """What the caller knows of the path: the user's options, and figures from elsewhere."""
+
+    bandwidth: float | None = None
+    stream_rate: float | None = None
+    rtt: float = 0.0
+    tcp_buffer: int | None = None
+    known: PathModel | None = None
 
 
 def finish(tuner: AutoTuner, run_path: str) -> dict:

@@ -14,6 +14,8 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import click
 
@@ -21,6 +23,7 @@ from .endpoints import EndpointError, parse_endpoint
 from .execute import Executor
 from .plan import BINS, Plan, PlanError, make_plan, walk
 from .schedule import Settings, schedule
+from .sizes import Size, human
 from .state import (
     DONE,
     SKIPPED,
@@ -36,56 +39,13 @@ from .state import (
     write_json_atomic,
 )
 
+if TYPE_CHECKING:
+    from . import adaptive
+
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_FATAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 4
-_SUFFIX = {"": 1, "K": 1024, "M": 1024 ** 2, "G": 1024 ** 3, "T": 1024 ** 4}
 
 
-def parse_size(text: str) -> int:
-    """``64M``, ``512K``, ``1G`` or plain bytes → bytes (binary multiples)."""
-    text = text.strip().upper().removesuffix("B").removesuffix("I")
-    unit = text[-1] if text and text[-1] in _SUFFIX else ""
-    number = text[:-1] if unit else text
-    try:
-        value = float(number) * _SUFFIX[unit]
-    except ValueError:
-        raise click.BadParameter(f"{text!r} is not a size like 64M or 1048576") from None
-    if value <= 0:
-        raise click.BadParameter("a size must be greater than 0")
-    return int(value)
-
-
-class Size(click.ParamType):
-    name = "size"
-
-    def convert(self, value, param, ctx):  # noqa: ANN001 - click's signature
-        return value if isinstance(value, int) else parse_size(value)
-
-
-def human(nbytes: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(nbytes) < 1024 or unit == "TiB":
-            return f"{nbytes:.1f} {unit}" if unit != "B" else f"{int(nbytes)} B"
-        nbytes /= 1024
-    return f"{nbytes:.1f} TiB"
-
-
-class _Commands(click.Group):
-    """The testbed commands are loaded only when asked for: they import much more, and a
-    transfer should not wait for that before it starts."""
-
-    LAZY = {"testbed": "testbed_group", "sweep": "sweep_command"}
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted([*super().list_commands(ctx), *self.LAZY])
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name in self.LAZY:
-            from .testbed import cli as testbed_cli
-            return getattr(testbed_cli, self.LAZY[cmd_name])
-        return super().get_command(ctx, cmd_name)
-
-
-@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """Move large data sets between DTN clusters with globus-url-copy.
 
@@ -166,42 +126,70 @@ def plan_command(src, dst, concurrency, parallelism, pipelining, nodes, tcp_buff
     click.echo(json.dumps(summary, indent=1)) if as_json else _print_plan(summary)
 
 
+def run_parameters(f):
+    """The arguments and options of ``run``; the lab's ``dtn-lab run`` takes the same."""
+    options = [
+        click.argument("src", required=False),
+        click.argument("dst", required=False),
+        _common_options,
+        click.option("--sync", is_flag=True, help="Skip files already identical at the destination."),
+        click.option("--verify", is_flag=True,
+                     help="Compare MD5 checksums (CKSM on GridFTP nodes), not only sizes."),
+        click.option("--retries", type=click.IntRange(0, 20), default=2, show_default=True,
+                     help="Rounds of retries for failed files, on other node pairs where possible."),
+        click.option("--stall-timeout", type=click.IntRange(5, 3600), default=60, show_default=True,
+                     help="Seconds without data movement before a transfer is restarted."),
+        click.option("--resume", "resume", metavar="RUN", default=None,
+                     help="Continue an earlier run: files it finished are not sent again."),
+        click.option("--dry-run", is_flag=True, help="Plan and print, move nothing."),
+        click.option("--quiet", "-q", is_flag=True,
+                     help="No progress display; only failures and the exit code."),
+        click.option("--json", "as_json", is_flag=True, help="Print the final report as JSON."),
+        click.option("--auto", is_flag=True,
+                     help="Choose C, P and pipelining: start from a model of the path (--path-bandwidth, "
+                          "--stream-rate, --rtt) and the file sizes, then adjust between batches from "
+                          "measured throughput (report in the run's auto.json)."),
+        click.option("--path-bandwidth", "--bandwidth", "bandwidth", type=Size(), default=None,
+                     help="With --auto: bytes/s one node pair can move (the smaller of the two nodes' "
+                          "NICs or WAN shares), e.g. 1G. Default: 10 Gb/s."),
+        click.option("--stream-rate", type=Size(), default=None,
+                     help="With --auto: bytes/s one TCP stream reaches (window / RTT), e.g. 64M. Default: "
+                          "--tcp-buffer / --rtt when both are given, else the path bandwidth / 16."),
+        click.option("--rtt", type=click.FloatRange(0, 60000), default=None, metavar="MS",
+                     help="With --auto: round-trip time of the path in milliseconds; with the path "
+                          "bandwidth it gives the BDP below which files are pipelined."),
+        click.option("--probe-budget", type=click.FloatRange(1, 600), default=30.0, show_default=True,
+                     help="With --auto: seconds of probing per size class; then the search settles."),
+        click.option("--split", type=Size(), default=None, metavar="SIZE",
+                     help="Send files larger than SIZE as byte ranges of about SIZE over every node pair "
+                          "at once (globus-url-copy -off/-len), e.g. 1G. GridFTP nodes on both sides only."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
 @main.command("run")
-@click.argument("src", required=False)
-@click.argument("dst", required=False)
-@_common_options
-@click.option("--sync", is_flag=True, help="Skip files already identical at the destination.")
-@click.option("--verify", is_flag=True, help="Compare MD5 checksums (CKSM on GridFTP nodes), not only sizes.")
-@click.option("--retries", type=click.IntRange(0, 20), default=2, show_default=True,
-              help="Rounds of retries for failed files, on other node pairs where possible.")
-@click.option("--stall-timeout", type=click.IntRange(5, 3600), default=60, show_default=True,
-              help="Seconds without data movement before a transfer is restarted.")
-@click.option("--resume", "resume", metavar="RUN", default=None,
-              help="Continue an earlier run: files it finished are not sent again.")
-@click.option("--dry-run", is_flag=True, help="Plan and print, move nothing.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress display; only failures and the exit code.")
-@click.option("--json", "as_json", is_flag=True, help="Print the final report as JSON.")
-@click.option("--auto", is_flag=True,
-              help="Choose C, P and pipelining: start from a model of the path and the file sizes, then "
-                   "adjust between batches from measured throughput (report in the run's auto.json).")
-@click.option("--bandwidth", type=Size(), default=None,
-              help="With --auto: bytes/s one node pair can move (NIC), e.g. 1G. Default: from the testbed "
-                   "owning the nodes, else 10 Gb/s.")
-@click.option("--stream-rate", type=Size(), default=None,
-              help="With --auto: bytes/s one TCP stream reaches (window/RTT), e.g. 64M. Default: from the "
-                   "testbed, else bandwidth/16.")
-@click.option("--probe-budget", type=click.FloatRange(1, 600), default=30.0, show_default=True,
-              help="With --auto: seconds of probing per size class; then the search settles.")
-@click.option("--split", type=Size(), default=None, metavar="SIZE",
-              help="Send files larger than SIZE as byte ranges of about SIZE over every node pair at "
-                   "once (globus-url-copy -off/-len), e.g. 1G. GridFTP nodes on both sides only.")
-def run_command(src, dst, concurrency, parallelism, pipelining, nodes, tcp_buffer, bdp, sync, verify,
-                retries, stall_timeout, resume, dry_run, quiet, as_json, auto, bandwidth, stream_rate,
-                probe_budget, split) -> None:
+@run_parameters
+def run_command(**params) -> None:
     """Copy the data set SRC to DST (both endpoints), or --resume RUN."""
-    if auto and (concurrency or parallelism):
+    sys.exit(run_transfer(params))
+
+
+PathSource = Callable[[Plan], "adaptive.PathModel | None"]
+MeterSource = Callable[[Plan], "adaptive.Meter | None"]
+
+
+def run_transfer(params: dict, figures: PathSource | None = None, meter: MeterSource | None = None) -> int:
+    """``run`` with ``run_parameters``' values; returns the exit code.
+
+    ``figures`` and ``meter`` let a caller that knows the plan's nodes (the lab, for its
+    testbed) supply path figures for --auto and a meter of throughput over time."""
+    p = params
+    if p["auto"] and (p["concurrency"] or p["parallelism"]):
         raise click.UsageError("--auto chooses -c/-p itself; leave them out")
     base = runs_dir()
+    resume = p["resume"]
     if resume:
         run_id, run_path = resume, os.path.join(base, resume)
         try:
@@ -211,25 +199,27 @@ def run_command(src, dst, concurrency, parallelism, pipelining, nodes, tcp_buffe
                 settings = Settings(**json.load(f))
         except (OSError, ValueError, TypeError, KeyError) as exc:
             click.echo(f"dtn-transfer: run {resume} cannot be resumed: {exc}", err=True)
-            sys.exit(EXIT_FATAL)
+            return EXIT_FATAL
     else:
-        if not src or not dst:
+        if not p["src"] or not p["dst"]:
             raise click.UsageError("run needs SRC and DST (or --resume RUN)")
-        plan = _build_plan(src, dst, bdp, nodes)
-        if split is not None and (plan.source.local or plan.dest.local):
+        plan = _build_plan(p["src"], p["dst"], p["bdp"], p["nodes"])
+        if p["split"] is not None and (plan.source.local or plan.dest.local):
             raise click.UsageError("--split needs GridFTP nodes on both sides (ranges of ftp URLs)")
-        settings = Settings(concurrency, parallelism, pipelining, tcp_buffer, sync, verify,
-                            retries=retries, stall_timeout=stall_timeout, split=split)
-        if dry_run:
+        settings = Settings(p["concurrency"], p["parallelism"], p["pipelining"], p["tcp_buffer"], p["sync"],
+                            p["verify"], retries=p["retries"], stall_timeout=p["stall_timeout"],
+                            split=p["split"])
+        if p["dry_run"]:
             summary = _plan_summary(plan, settings)
-            click.echo(json.dumps(summary, indent=1)) if as_json else _print_plan(summary)
-            return
+            click.echo(json.dumps(summary, indent=1)) if p["as_json"] else _print_plan(summary)
+            return EXIT_OK
         run_id = new_run_id()
         run_path = os.path.join(base, run_id)
         os.makedirs(os.path.join(run_path, "work"), exist_ok=True)
         write_json_atomic(os.path.join(run_path, "plan.json"), plan.to_json())
         write_json_atomic(os.path.join(run_path, "settings.json"), settings.to_json())
         prune_runs(base)
+    quiet, as_json = p["quiet"], p["as_json"]
     os.makedirs(os.path.join(run_path, "work"), exist_ok=True)
     journal = Journal(os.path.join(run_path, "journal.jsonl"))
     earlier = journal.results()
@@ -250,11 +240,14 @@ def run_command(src, dst, concurrency, parallelism, pipelining, nodes, tcp_buffe
 
     show = not quiet and not as_json and sys.stderr.isatty()
     tuner = None
-    if auto or resume:
+    if p["auto"] or resume:
         from . import adaptive  # late: plain runs do not need the tuner's imports
-    if auto or (resume and adaptive.is_auto_run(run_path)):
+    if p["auto"] or (resume and adaptive.is_auto_run(run_path)):
         say = None if quiet or as_json else (lambda line: click.echo(f"\r{line}", err=True))
-        tuner = adaptive.start(plan, run, run_path, bandwidth, stream_rate, probe_budget, say)
+        inputs = adaptive.PathFigureInputs(p["bandwidth"], p["stream_rate"], (p["rtt"] or 0.0) / 1000,
+                                           settings.tcp_buffer, figures(plan) if figures else None)
+        tuner = adaptive.start(plan, run, run_path, inputs, p["probe_budget"], say,
+                               meter(plan) if meter else None)
     executor = Executor(plan, settings, run, journal, os.path.join(run_path, "work"),
                         on_tick=_progress_line if show else None, batcher=tuner.batcher if tuner else None)
     interrupted = []
@@ -296,8 +289,8 @@ def run_command(src, dst, concurrency, parallelism, pipelining, nodes, tcp_buffe
             click.echo(f"NOT TRANSFERRED {item['file']!r}: {item['reason']}", err=True)
     if interrupted:
         click.echo(f"interrupted; continue with: dtn-transfer run --resume {run_id}", err=True)
-        sys.exit(EXIT_INTERRUPTED)
-    sys.exit(EXIT_PARTIAL if unattempted else EXIT_OK)
+        return EXIT_INTERRUPTED
+    return EXIT_PARTIAL if unattempted else EXIT_OK
 
 
 def _print_auto(summary: dict) -> None:

@@ -1,6 +1,6 @@
 """Demo node hook: hpcdtn watching dtn-transfer move data between two DTN clusters.
 
-``prepare`` brings up the DTN testbed (``dtn_transfer.testbed``: a source and a
+``prepare`` brings up the DTN testbed (``dtn_lab.testbed``: a source and a
 destination cluster of two nodes each as network namespaces, real GridFTP servers,
 links shaped to 4 MiB/s per node; about a second to build) with two data sets, and
 starts a transfer between the clusters.  ``advance`` starts the next transfer (the
@@ -21,8 +21,8 @@ import subprocess
 import sys
 import time
 
-from dtn_transfer.testbed import Testbed, TestbedError
-from dtn_transfer.testbed import servers as testbed_servers
+from dtn_lab.testbed import Testbed, TestbedError
+from dtn_lab.testbed import servers as testbed_servers
 
 TESTBED = "dtndemo"
 SUBNET = "10.213.120.0/24"

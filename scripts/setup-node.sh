@@ -63,7 +63,7 @@ if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import pcp.pmda' 2>/d
   rm -rf "$VENV"
   /usr/bin/python3 -m venv --system-site-packages "$VENV"
 fi
-"$VENV/bin/pip" install -q --disable-pip-version-check -e "$HERE[test]"
+"$VENV/bin/pip" install -q --disable-pip-version-check -e "$HERE[test,lab]"
 
 # Kernel filesystems bpftrace and debugfs-based sources need.
 mountpoint -q /sys/kernel/tracing 2>/dev/null || mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null || true

@@ -5,8 +5,8 @@ import shutil
 import tempfile
 import time
 
+from dtn_lab.testbed import netns
 from dtn_transfer.state import read_state
-from dtn_transfer.testbed import netns
 from hpc_demo import hpcdtn as demo
 from tests.harness.pcp import wait_for
 

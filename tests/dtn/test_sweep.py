@@ -3,10 +3,10 @@ import json
 
 import pytest
 
-from dtn_transfer.testbed import Testbed
+from dtn_lab.testbed import Testbed
 
 from .conftest import TESTBED
-from .testbed_support import MIB, cli, state_dir, up
+from .testbed_support import MIB, lab, state_dir, up
 
 pytestmark = TESTBED
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -25,7 +25,7 @@ def bed():
 
 def test_tiny_sweep_writes_table_json_and_plots(bed, tmp_path):
     out_dir = tmp_path / "sweep"
-    done = cli("sweep", "--name", bed.layout.name, "--dataset", "medium", "--nodes", "1,2", "--grid-c", "1,4",
+    done = lab("sweep", "--name", bed.layout.name, "--dataset", "medium", "--nodes", "1,2", "--grid-c", "1,4",
                "--grid-p", "1,4", "--seconds", "1.5", "--warmup", "0.5", "--out", str(out_dir))
     assert done.returncode == 0, done.stdout + done.stderr
     for name in ("sweep.txt", "sweep.json", "heatmap.png", "scaling.png", "throughput_modes.png",
@@ -47,5 +47,5 @@ def test_tiny_sweep_writes_table_json_and_plots(bed, tmp_path):
 
 def test_sweep_needs_a_running_testbed(tmp_path):
     with state_dir():
-        done = cli("sweep", "--name", "dtnbnone", "--out", str(tmp_path / "x"))
+        done = lab("sweep", "--name", "dtnbnone", "--out", str(tmp_path / "x"))
     assert done.returncode == 3 and "not up" in done.stderr

@@ -10,13 +10,11 @@ import time
 
 import pytest
 
-from dtn_transfer.schedule import Settings
-from dtn_transfer.state import read_state
-from dtn_transfer.testbed import Testbed, TestbedError
-from dtn_transfer.testbed import servers as tb_servers
-from dtn_transfer.testbed.datasets import SHAPES, file_sizes, generate
-from dtn_transfer.testbed.layout import LayoutError, plan_layout
-from dtn_transfer.testbed.shaping import (
+from dtn_lab.testbed import Testbed, TestbedError
+from dtn_lab.testbed import servers as tb_servers
+from dtn_lab.testbed.datasets import SHAPES, file_sizes, generate
+from dtn_lab.testbed.layout import LayoutError, plan_layout
+from dtn_lab.testbed.shaping import (
     FLOW_BASE,
     OTHER_CLASS,
     Shape,
@@ -24,10 +22,12 @@ from dtn_transfer.testbed.shaping import (
     egress_commands,
     flow_hash_program,
 )
-from dtn_transfer.trial import run_trial
+from dtn_lab.trial import run_trial
+from dtn_transfer.schedule import Settings
+from dtn_transfer.state import read_state
 
 from .conftest import needs_testbed
-from .testbed_support import MIB, ROOT, cli, leftovers, name_and_subnet, state_dir, up
+from .testbed_support import MIB, ROOT, cli, lab, leftovers, name_and_subnet, state_dir, up
 
 NODE_RATE, FLOW_RATE = 2 * MIB, MIB // 4
 
@@ -157,7 +157,7 @@ def test_status_shows_servers_shaping_and_data_sets(bed):
     assert [n["node"] for n in status["nodes"]] == ["s1", "s2", "d1", "d2"]
     assert all(n["processes"] >= 1 for n in status["nodes"])
     assert status["datasets"]["medium"]["files"] == 8
-    out = cli("testbed", "status", "--name", bed.layout.name, "--json")
+    out = lab("testbed", "status", "--name", bed.layout.name, "--json")
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["healthy"]
 
@@ -233,7 +233,7 @@ def test_live_progress_moves_while_a_big_file_is_written(bed):
 def test_auto_run_reports_choices_and_throughput_over_time(bed):
     bed.clear_dest("medium")
     src, dst = bed.endpoints("medium", nodes=1)
-    out = cli("run", src, dst, "--auto", "--probe-budget", "6", "--json")
+    out = lab("run", src, dst, "--auto", "--probe-budget", "6", "--json")
     assert out.returncode == 0, out.stdout + out.stderr
     report = json.loads(out.stdout)
     auto = report["auto"]
@@ -248,6 +248,25 @@ def test_auto_run_reports_choices_and_throughput_over_time(bed):
     runs = os.path.join(os.environ["DTN_TRANSFER_STATE_DIR"], "runs", report["run"])
     assert json.load(open(os.path.join(runs, "auto.json")))["classes"]
     assert_same_tree(bed.layout.source_dir("medium"), bed.layout.dest_dir("medium"))
+
+
+@needs_testbed
+def test_auto_run_takes_the_path_figures_it_is_given(bed):
+    """The product looks nothing up: the lab prints its figures as options, and throughput
+    over time comes from the run's own progress."""
+    figures = lab("testbed", "path", "--name", bed.layout.name)
+    assert figures.returncode == 0, figures.stderr
+    assert figures.stdout.split() == ["--path-bandwidth", str(NODE_RATE), "--stream-rate", str(FLOW_RATE)]
+    bed.clear_dest("small")
+    src, dst = bed.endpoints("small", nodes=1)
+    out = cli("run", src, dst, "--auto", *figures.stdout.split(), "--rtt", "2", "--probe-budget", "4",
+              "--json")
+    assert out.returncode == 0, out.stdout + out.stderr
+    auto = json.loads(out.stdout)["auto"]
+    assert auto["path"] == {"bandwidth": NODE_RATE, "stream_rate": FLOW_RATE, "rtt": 0.002,
+                            "origin": "options"}
+    assert auto["timeline_measured_at"] == "verified bytes and progress markers"
+    assert_same_tree(bed.layout.source_dir("small"), bed.layout.dest_dir("small"))
 
 
 @needs_testbed
@@ -271,13 +290,13 @@ def test_up_twice_keeps_the_running_testbed_and_down_leaves_nothing():
                 for n in again.layout.nodes} == pids, "a matching testbed is kept, not rebuilt"
         assert again.status()["healthy"]
         assert leftovers(name)["namespaces"]
-        out = cli("testbed", "down", "--name", name)
+        out = lab("testbed", "down", "--name", name)
         assert out.returncode == 0, out.stderr
         assert leftovers(name) == {"namespaces": [], "etc_netns": [], "host_link": [], "processes": []}
         assert not os.path.exists(first.layout.root)
         assert not os.path.exists(os.path.join(state, "testbeds", f"{name}.json"))
         assert Testbed.down(name) == [], "down twice is harmless"
-        assert cli("testbed", "status", "--name", name).returncode == 3
+        assert lab("testbed", "status", "--name", name).returncode == 3
 
 
 @needs_testbed

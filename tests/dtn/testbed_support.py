@@ -6,7 +6,7 @@ import subprocess
 import sys
 import tempfile
 
-from dtn_transfer.testbed import Testbed, netns
+from dtn_lab.testbed import Testbed, netns
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MIB = 2 ** 20
@@ -57,11 +57,20 @@ def leftovers(name: str) -> dict:
             "processes": procs}
 
 
+def _command(module: str, args, timeout):
+    env = {**os.environ, "PYTHONPATH": ROOT}
+    return subprocess.run([sys.executable, "-m", module, *args], env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
 def cli(*args, timeout=180):
     """Run dtn-transfer as the console script would, with the current state directory."""
-    env = {**os.environ, "PYTHONPATH": ROOT}
-    return subprocess.run([sys.executable, "-m", "dtn_transfer.cli", *args], env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    return _command("dtn_transfer.cli", args, timeout)
+
+
+def lab(*args, timeout=180):
+    """Run dtn-lab (the lab's command: testbed, sweep, runs told the testbed's figures)."""
+    return _command("dtn_lab.cli", args, timeout)
 
 
 def up(stem: str, slot: int, **options) -> Testbed:

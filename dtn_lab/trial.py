@@ -18,12 +18,14 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from .adaptive import AutoTuner, path_model
-from .endpoints import parse_endpoint
-from .execute import Executor
-from .plan import SourceFile, make_plan, walk
-from .schedule import Settings
-from .state import Journal, PairState, RunState
+from dtn_transfer.adaptive import AutoTuner
+from dtn_transfer.endpoints import parse_endpoint
+from dtn_transfer.execute import Executor
+from dtn_transfer.plan import SourceFile, make_plan, walk
+from dtn_transfer.schedule import Settings
+from dtn_transfer.state import Journal, PairState, RunState
+
+from .path import testbed_path
 from .testbed import Testbed
 from .testbed.meter import LinkMeter, Trace
 
@@ -94,7 +96,8 @@ def run_trial(bed: Testbed, dataset: str, nodes: int, settings: Settings | None 
                    bytes_total=plan.total_bytes)
     for s, d in plan.pairs:
         run.pairs.append(PairState(s or "local", d or "local"))
-    tuner = AutoTuner(plan, run, path_model(plan), probe_budget=probe_budget, report=report) if auto else None
+    tuner = AutoTuner(plan, run, testbed_path(bed.layout), probe_budget=probe_budget,
+                      report=report) if auto else None
     executor = Executor(plan, settings, run, Journal(os.path.join(work, "journal.jsonl")),
                         os.path.join(work, "work"), batcher=tuner.batcher if tuner else None)
     meter = LinkMeter(bed.layout, [n.wan_port for n in bed.nodes("dest")[:nodes]])

@@ -14,7 +14,8 @@ import os
 import re
 from dataclasses import asdict, dataclass, field
 
-from ..state import state_dir, write_json_atomic
+from dtn_transfer.state import state_dir, write_json_atomic
+
 from .shaping import Shape
 
 NAME = re.compile(r"^[a-z][a-z0-9]{1,9}$")

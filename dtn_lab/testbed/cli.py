@@ -1,37 +1,25 @@
-"""``dtn-transfer testbed up|down|status|endpoints`` and ``dtn-transfer sweep``."""
+"""``dtn-lab testbed up|down|status|endpoints|path``: the testbed from the command line."""
 from __future__ import annotations
 
 import json
-import os
 import sys
-import time
+from typing import NoReturn
 
 import click
 
+from dtn_transfer.sizes import parse_size
+
+from ..path import testbed_path
 from . import datasets as ds
 from .bed import Testbed, TestbedError
 
-EXIT_USAGE, EXIT_FATAL = 2, 3
+EXIT_FATAL = 3
 MIB = 2 ** 20
 
 
-def _size(text: str) -> int:
-    from ..cli import parse_size  # late: avoid a cycle with the main CLI module
-    return parse_size(text)
-
-
-def _int_list(text: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(x) for x in text.split(",") if x.strip())
-    except ValueError:
-        raise click.BadParameter(f"{text!r} is not a list of integers like 1,2,4") from None
-    if not values or min(values) < 1:
-        raise click.BadParameter("values must be positive integers")
-    return values
-
-
-def _fail(exc: Exception) -> None:
-    click.echo(f"dtn-transfer: {exc}", err=True)
+def fail(exc: Exception) -> NoReturn:
+    """One sentence on stderr and exit 3: the testbed is not there or could not be built."""
+    click.echo(f"dtn-lab: {exc}", err=True)
     sys.exit(EXIT_FATAL)
 
 
@@ -74,12 +62,12 @@ def up_command(name, nodes, source_nodes, dest_nodes, subnet, node_rate, flow_ra
                datasets, scale, as_json) -> None:
     """Build the testbed (idempotent: a matching running testbed is kept)."""
     names = tuple(d.strip() for d in datasets.split(",") if d.strip())
-    flow = None if flow_rate.lower() == "none" else _size(flow_rate)
+    flow = None if flow_rate.lower() == "none" else parse_size(flow_rate)
     try:
         bed = Testbed.up(name, source_nodes or nodes, dest_nodes or nodes, names, scale, subnet=subnet,
-                         node_rate=_size(node_rate), flow_rate=flow, buckets=buckets, mtu=mtu, root=root)
+                         node_rate=parse_size(node_rate), flow_rate=flow, buckets=buckets, mtu=mtu, root=root)
     except TestbedError as exc:
-        _fail(exc)
+        fail(exc)
     _show(bed.status(), as_json)
 
 
@@ -101,7 +89,7 @@ def status_command(name, as_json) -> None:
     try:
         bed = Testbed.load(name)
     except TestbedError as exc:
-        _fail(exc)
+        fail(exc)
     status = bed.status()
     _show(status, as_json)
     if not status["healthy"]:
@@ -114,11 +102,11 @@ def status_command(name, as_json) -> None:
 @click.option("--nodes", type=click.IntRange(1, 4), default=None,
               help="Use the first N nodes of each cluster.")
 def endpoints_command(dataset, name, nodes) -> None:
-    """Print SRC DST of a data set, for: dtn-transfer run $(dtn-transfer testbed endpoints medium)."""
+    """Print SRC DST of a data set, for: dtn-transfer run $(dtn-lab testbed endpoints medium)."""
     try:
         click.echo(" ".join(Testbed.load(name).endpoints(dataset, nodes)))
     except TestbedError as exc:
-        _fail(exc)
+        fail(exc)
 
 
 def _show(status: dict, as_json: bool) -> None:
@@ -137,53 +125,14 @@ def _show(status: dict, as_json: bool) -> None:
         click.echo(f"  data set {name:7} {d['files']:5} files {d['bytes'] / MIB:9.1f} MiB  {d['source']}")
 
 
-@click.command("sweep")
-@click.option("--name", default="dtnb", show_default=True, help="Testbed to run on (must be up).")
-@click.option("--dataset", type=click.Choice(list(ds.SHAPES)), default="medium", show_default=True)
-@click.option("--nodes", "nodes", default="1,2,3", show_default=True, help="Node counts for the modes.")
-@click.option("--grid-c", default="1,2,4,8,16", show_default=True, help="Concurrency values of the grid.")
-@click.option("--grid-p", default="1,2,4,8,16", show_default=True, help="Parallelism values of the grid.")
-@click.option("--grid-nodes", type=click.IntRange(1, 4), default=1, show_default=True,
-              help="Node pairs used for the grid.")
-@click.option("--no-grid", is_flag=True, help="Only nodes x modes.")
-@click.option("--no-modes", is_flag=True, help="Only the C x P grid.")
-@click.option("--seconds", type=click.FloatRange(1, 600), default=5.0, show_default=True,
-              help="Measured window per point (after the warm-up).")
-@click.option("--warmup", type=click.FloatRange(0, 60), default=1.0, show_default=True)
-@click.option("--repeat", type=click.IntRange(1, 20), default=1, show_default=True,
-              help="Rounds of the nodes x modes part; the median is reported.")
-@click.option("--out", "out_dir", default=None, help="Output directory (default ./sweep-DATASET-TIME).")
-@click.option("--json", "as_json", is_flag=True, help="Print the JSON document instead of the table.")
-def sweep_command(name, dataset, nodes, grid_c, grid_p, grid_nodes, no_grid, no_modes, seconds, warmup,
-                  repeat, out_dir, as_json) -> None:
-    """Throughput against nodes (Mode I: C=8 P=16, Mode II: C=4 P=8) and over a C x P grid.
-
-    Writes sweep.txt, sweep.json, heatmap.png, scaling.png, throughput_modes.png and
-    throughput_grid.png.  A full default sweep takes about four minutes.
+@testbed_group.command("path")
+@click.option("--name", default="dtnb", show_default=True)
+def path_command(name) -> None:
+    """Print the testbed's path figures as dtn-transfer options, for:
+    dtn-transfer run $(dtn-lab testbed endpoints medium) --auto $(dtn-lab testbed path).
     """
-    from ..sweep import SweepSpec, run_sweep, table
     try:
-        bed = Testbed.load(name)
+        path = testbed_path(Testbed.load(name).layout)
     except TestbedError as exc:
-        _fail(exc)
-    if dataset not in bed.layout.datasets:
-        raise click.UsageError(f"data set {dataset} is not on testbed {name}; "
-                               f"`testbed up --datasets {dataset}`")
-    node_counts = _int_list(nodes)
-    if max(node_counts) > min(bed.layout.source_nodes, bed.layout.dest_nodes) or \
-            grid_nodes > min(bed.layout.source_nodes, bed.layout.dest_nodes):
-        raise click.UsageError(f"testbed {name} has {bed.layout.source_nodes}+{bed.layout.dest_nodes} nodes")
-    spec = SweepSpec(dataset, () if no_modes else node_counts, grid_c=() if no_grid else _int_list(grid_c),
-                     grid_p=() if no_grid else _int_list(grid_p), grid_nodes=grid_nodes, seconds=seconds,
-                     warmup=warmup, repeat=repeat)
-    if no_modes:
-        spec.modes = {}
-    out_dir = out_dir or f"sweep-{dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
-    doc = run_sweep(bed, spec, out_dir, say=(lambda line: None) if as_json else
-                    (lambda line: click.echo(line, err=True)))
-    if as_json:
-        click.echo(json.dumps({k: v for k, v in doc.items() if k != "trials"}, indent=1))
-    else:
-        click.echo(table(doc))
-        click.echo("wrote " + ", ".join(os.path.join(out_dir, f) for f in ["sweep.txt", "sweep.json"])
-                   + (", " + ", ".join(doc["files"]) if doc["files"] else ""))
+        fail(exc)
+    click.echo(f"--path-bandwidth {int(path.bandwidth)} --stream-rate {int(path.stream_rate)}")

@@ -15,7 +15,8 @@ import socket
 import subprocess
 import time
 
-from ..servers import GRIDFTP_SERVER
+from dtn_transfer.servers import GRIDFTP_SERVER
+
 from .layout import Layout, Node
 from .netns import in_ns, kill_all_in
 

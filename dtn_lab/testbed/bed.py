@@ -1,6 +1,6 @@
 """The testbed as one object: bring it up, tear it down, say how it is, hand out endpoints.
 
-Python API (what ``dtn-transfer testbed`` and the demo use)::
+Python API (what ``dtn-lab testbed`` and the demo use)::
 
     bed = Testbed.up(name="dtnb", source_nodes=3, dest_nodes=3, datasets=("medium",))
     src, dst = bed.endpoints("medium", nodes=3)     # strings for `dtn-transfer run SRC DST`
@@ -151,7 +151,7 @@ class Testbed:
         layout = lay.load(name)
         if layout is None or layout.state != "up":
             raise TestbedError(f"testbed {name} is not up; start it with: "
-                               f"dtn-transfer testbed up --name {name}")
+                               f"dtn-lab testbed up --name {name}")
         return cls(layout)
 
     def healthy(self) -> bool:
@@ -222,7 +222,7 @@ def _same_network(a: Layout, b: Layout) -> bool:
 
 
 def find_by_node(endpoint_nodes: Iterable[str]) -> Layout | None:
-    """The running testbed that owns these ``host:port`` nodes, if any (for auto-tuning's path model)."""
+    """The running testbed that owns these ``host:port`` nodes, if any (its path figures for --auto)."""
     wanted = set(endpoint_nodes)
     for name in lay.known():
         layout = lay.load(name)

@@ -17,8 +17,9 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
+from dtn_transfer.schedule import Settings
+
 from . import plots
-from .schedule import Settings
 from .testbed import Testbed
 from .trial import TrialResult, run_trial
 
