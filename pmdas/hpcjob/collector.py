@@ -61,7 +61,7 @@ def _command(default: str, what: str) -> Option:
                   "appends its own arguments. Tests point it at fake executables.", list, _argv)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class JobSnapshot:
     """One refresh: jobs of interest, their cgroup use, and the cluster-view tallies."""
 
@@ -233,6 +233,8 @@ class JobAgent(Agent):
             rows = results.value("nodes")
             if rows is not None:
                 partitions, node_states = count_nodes(rows)
-        return JobSnapshot(self.scheduler, bool(self.config.cluster_view), found is not None,
-                           seconds, by_id, usage, counts, partitions, node_states,
-                           results.value("scheduler"), time.time())
+        return JobSnapshot(scheduler=self.scheduler, cluster_view=bool(self.config.cluster_view),
+                           reachable=found is not None, response_time=seconds, jobs=by_id,
+                           usage=usage, counts=counts, partitions=partitions,
+                           node_states=node_states, stats=results.value("scheduler"),
+                           taken=time.time())

@@ -1,11 +1,14 @@
 """Metric table of the job-scheduler agent: hpc.job.*.
 
-Cluster numbers and item order are append-only (archives record PMIDs).
+Archives record PMIDs, so they never change.  Hand-written lists (clusters 1 and 2)
+are numbered by position and append-only; every family generated from data (one
+metric per job state, node state, owner tally or sdiag field) has an explicit item
+per member, so a new state or field takes an unused item and moves nothing else.
 Cluster-view metrics are unavailable on nodes running only the node view.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from pmdas.common.table import (
@@ -27,11 +30,50 @@ from pmdas.common.table import (
     Indom,
     Metric,
     cluster,
+    numbered,
 )
 
-from .model import HELD, JOB_STATES, NODE_STATES, PENDING
+from .model import (
+    CANCELLED,
+    COMPLETED,
+    COMPLETING,
+    FAILED,
+    HELD,
+    JOB_STATES,
+    NODE_STATES,
+    OTHER,
+    PENDING,
+    RUNNING,
+    SUSPENDED,
+    TIMEOUT,
+)
 
 _WAITING = frozenset((PENDING, HELD))
+
+# PMID items of the per-state families.  A state added to model.py needs an unused item
+# here (the table refuses to build without one); a state removed keeps its item unused.
+PARTITION_JOB_ITEMS = {RUNNING: 0, PENDING: 1, HELD: 2, COMPLETING: 3, SUSPENDED: 4,
+                       COMPLETED: 5, FAILED: 6, CANCELLED: 7, TIMEOUT: 8, OTHER: 9}   # cluster 3
+PARTITION_NODE_ITEMS = {"idle": 10, "allocated": 11, "mixed": 12, "down": 13, "drain": 14,
+                        "draining": 15, "reserved": 16, "completing": 17, "other": 18}  # cluster 3
+NODE_ITEMS = {"idle": 0, "allocated": 1, "mixed": 2, "down": 3, "drain": 4, "draining": 5,
+              "reserved": 6, "completing": 7, "other": 8}                               # cluster 5
+
+
+def pinned(states: Sequence[str], items: Mapping[str, int], what: str) -> dict[str, int]:
+    """{state: item} for every state, in the states' order; ValueError naming any state
+    that has no item yet."""
+    missing = [s for s in states if s not in items]
+    if missing:
+        raise ValueError(f"{what} {', '.join(missing)} has no PMID item: give it an unused "
+                         "one in pmdas/hpcjob/metrics.py")
+    return {s: items[s] for s in states}
+
+
+def family(number: int, items: Mapping[str, int], make: Callable[[str], Metric]) -> list[Metric]:
+    """One metric per key, each at its own item.  Numbered one by one, so a repeated item
+    reaches the table check (duplicate PMID) instead of a dict silently keeping one."""
+    return [m for key, item in items.items() for m in numbered(number, {item: make(key)})]
 
 INDOMS = [
     Indom("job", 0, "jobs known to this agent",
@@ -187,15 +229,23 @@ def _partition_sum(name: str, attr: str, help_: str) -> Metric:
                              if s.partitions is not None else None), indom="partition")
 
 
-PARTITIONS = cluster(3, [
-    *(_partition_jobs(state) for state in JOB_STATES),
-    *(_partition_nodes(state) for state in NODE_STATES),
-    _partition_sum("cpus.allocated", "cpus_allocated", "CPUs allocated to jobs"),
-    _partition_sum("cpus.idle", "cpus_idle", "CPUs idle and usable"),
-    _partition_sum("cpus.total", "cpus_total", "CPUs configured"),
-    _partition_sum("gpus.allocated", "gpus_allocated", "GPUs allocated to jobs"),
-    _partition_sum("gpus.total", "gpus_total", "GPUs configured"),
-])
+def partition_metrics(job_items: Mapping[str, int], node_items: Mapping[str, int]) -> list[Metric]:
+    """Cluster 3: jobs and nodes per state per partition, and the partitions' CPU/GPU sums."""
+    return [
+        *family(3, job_items, _partition_jobs),
+        *family(3, node_items, _partition_nodes),
+        *numbered(3, {
+            19: _partition_sum("cpus.allocated", "cpus_allocated", "CPUs allocated to jobs"),
+            20: _partition_sum("cpus.idle", "cpus_idle", "CPUs idle and usable"),
+            21: _partition_sum("cpus.total", "cpus_total", "CPUs configured"),
+            22: _partition_sum("gpus.allocated", "gpus_allocated", "GPUs allocated to jobs"),
+            23: _partition_sum("gpus.total", "gpus_total", "GPUs configured"),
+        }),
+    ]
+
+
+PARTITIONS = partition_metrics(pinned(JOB_STATES, PARTITION_JOB_ITEMS, "job state"),
+                               pinned(NODE_STATES, PARTITION_NODE_ITEMS, "node state"))
 
 
 def _tally(scope: str, attr: str, units, help_: str, long_help: str) -> Metric:
@@ -206,97 +256,122 @@ def _tally(scope: str, attr: str, units, help_: str, long_help: str) -> Metric:
                              if s.counts else None), indom=scope)
 
 
-OWNERS = cluster(4, [
-    Metric("pending_reason.jobs", U32, INSTANT, COUNT, "pending jobs per reason",
-           "Number of pending jobs (not held) per pending reason (cluster view).",
-           lambda s: s.counts.pending_reasons if s.counts else None, indom="pending_reason"),
-    *(_tally(scope, attr, units, help_, long_help) for scope in ("user", "account")
-      for attr, units, help_, long_help in (
-          ("running", COUNT, "running jobs", "Jobs running, completing or suspended"),
-          ("pending", COUNT, "pending jobs", "Jobs pending or held"),
-          ("cpus", COUNT, "CPUs allocated", "CPUs allocated to running jobs"),
-          ("gpus", COUNT, "GPUs allocated", "GPUs allocated to running jobs"),
-          ("memory", BYTES, "memory allocated", "Memory allocated to running jobs"))),
-])
+_TALLIES = [  # Tally field, {scope: item}, units, one line, long help
+    ("running", {"user": 1, "account": 6}, COUNT, "running jobs",
+     "Jobs running, completing or suspended"),
+    ("pending", {"user": 2, "account": 7}, COUNT, "pending jobs", "Jobs pending or held"),
+    ("cpus", {"user": 3, "account": 8}, COUNT, "CPUs allocated", "CPUs allocated to running jobs"),
+    ("gpus", {"user": 4, "account": 9}, COUNT, "GPUs allocated", "GPUs allocated to running jobs"),
+    ("memory", {"user": 5, "account": 10}, BYTES, "memory allocated",
+     "Memory allocated to running jobs"),
+]
 
-NODES = cluster(5, [
-    Metric(f"nodes.{state}", U32, INSTANT, COUNT, f"nodes in state {state}",
-           f"Distinct nodes in state '{state}' in the whole cluster (cluster view).",
-           lambda s, state=state: s.node_states[state] if s.node_states is not None else None)
-    for state in NODE_STATES
-])
+OWNERS = [
+    *numbered(4, {0: Metric(
+        "pending_reason.jobs", U32, INSTANT, COUNT, "pending jobs per reason",
+        "Number of pending jobs (not held) per pending reason (cluster view).",
+        lambda s: s.counts.pending_reasons if s.counts else None, indom="pending_reason")}),
+    *(m for scope in ("user", "account") for attr, items, units, help_, long_help in _TALLIES
+      for m in numbered(4, {items[scope]: _tally(scope, attr, units, help_, long_help)})),
+]
+
+
+def _nodes(state: str) -> Metric:
+    return Metric(f"nodes.{state}", U32, INSTANT, COUNT, f"nodes in state {state}",
+                  f"Distinct nodes in state '{state}' in the whole cluster (cluster view).",
+                  lambda s: s.node_states[state] if s.node_states is not None else None)
+
+
+def node_metrics(items: Mapping[str, int]) -> list[Metric]:
+    """Cluster 5: distinct nodes per state over the whole cluster."""
+    return family(5, items, _nodes)
+
+
+NODES = node_metrics(pinned(NODE_STATES, NODE_ITEMS, "node state"))
 
 
 def _stat(key: str) -> Callable[[Any], Any]:
     return lambda s: s.stats.get(key) if s.stats else None
 
 
-_SDIAG = [  # name, sdiag key, semantics, units, one line, long help
-    ("server_threads", "server_thread_count", INSTANT, COUNT, "slurmctld server threads",
+_SDIAG = [  # item, name, sdiag key, semantics, units, one line, long help
+    (3, "server_threads", "server_thread_count", INSTANT, COUNT, "slurmctld server threads",
      "Active slurmctld RPC threads; near the limit (256) the controller is saturated."),
-    ("agent_queue", "agent_queue_size", INSTANT, COUNT, "outgoing RPCs queued",
+    (4, "agent_queue", "agent_queue_size", INSTANT, COUNT, "outgoing RPCs queued",
      "slurmctld's queue of outgoing RPCs to slurmd; a growing queue means nodes are slow."),
-    ("dbd_agent_queue", "dbd_agent_queue_size", INSTANT, COUNT, "messages queued for slurmdbd",
+    (5, "dbd_agent_queue", "dbd_agent_queue_size", INSTANT, COUNT, "messages queued for slurmdbd",
      "Messages waiting for slurmdbd; growth means accounting is falling behind."),
-    ("jobs.submitted", "jobs_submitted", COUNTER, COUNT, "jobs submitted",
+    (6, "jobs.submitted", "jobs_submitted", COUNTER, COUNT, "jobs submitted",
      "Jobs submitted since the statistics were last reset (midnight UTC or restart)."),
-    ("jobs.started", "jobs_started", COUNTER, COUNT, "jobs started",
+    (7, "jobs.started", "jobs_started", COUNTER, COUNT, "jobs started",
      "Jobs started since the statistics were last reset."),
-    ("jobs.completed", "jobs_completed", COUNTER, COUNT, "jobs completed",
+    (8, "jobs.completed", "jobs_completed", COUNTER, COUNT, "jobs completed",
      "Jobs completed since the statistics were last reset."),
-    ("jobs.canceled", "jobs_canceled", COUNTER, COUNT, "jobs cancelled",
+    (9, "jobs.canceled", "jobs_canceled", COUNTER, COUNT, "jobs cancelled",
      "Jobs cancelled since the statistics were last reset."),
-    ("jobs.failed", "jobs_failed", COUNTER, COUNT, "jobs failed",
+    (10, "jobs.failed", "jobs_failed", COUNTER, COUNT, "jobs failed",
      "Jobs failed since the statistics were last reset."),
-    ("main.cycle.last", "main.last_cycle", INSTANT, USEC, "last main scheduling cycle",
+    (11, "main.cycle.last", "main.last_cycle", INSTANT, USEC, "last main scheduling cycle",
      "Duration of the last main scheduling cycle."),
-    ("main.cycle.max", "main.max_cycle", INSTANT, USEC, "longest main scheduling cycle",
+    (12, "main.cycle.max", "main.max_cycle", INSTANT, USEC, "longest main scheduling cycle",
      "Longest main scheduling cycle since the statistics were reset."),
-    ("main.cycle.mean", "main.mean_cycle", INSTANT, USEC, "mean main scheduling cycle",
+    (13, "main.cycle.mean", "main.mean_cycle", INSTANT, USEC, "mean main scheduling cycle",
      "Mean main scheduling cycle since the statistics were reset."),
-    ("main.cycles", "main.total_cycles", COUNTER, COUNT, "main scheduling cycles",
+    (14, "main.cycles", "main.total_cycles", COUNTER, COUNT, "main scheduling cycles",
      "Main scheduling cycles run since the statistics were reset."),
-    ("main.queue_length", "main.last_queue_length", INSTANT, COUNT, "jobs in last main cycle",
+    (15, "main.queue_length", "main.last_queue_length", INSTANT, COUNT, "jobs in last main cycle",
      "Pending jobs the last main scheduling cycle looked at."),
-    ("backfill.cycle.last", "backfill.last_cycle", INSTANT, USEC, "last backfill cycle",
+    (16, "backfill.cycle.last", "backfill.last_cycle", INSTANT, USEC, "last backfill cycle",
      "Duration of the last backfill scheduling cycle."),
-    ("backfill.cycle.max", "backfill.max_cycle", INSTANT, USEC, "longest backfill cycle",
+    (17, "backfill.cycle.max", "backfill.max_cycle", INSTANT, USEC, "longest backfill cycle",
      "Longest backfill scheduling cycle since the statistics were reset."),
-    ("backfill.cycle.mean", "backfill.mean_cycle", INSTANT, USEC, "mean backfill cycle",
+    (18, "backfill.cycle.mean", "backfill.mean_cycle", INSTANT, USEC, "mean backfill cycle",
      "Mean backfill scheduling cycle since the statistics were reset."),
-    ("backfill.cycles", "backfill.total_cycles", COUNTER, COUNT, "backfill cycles",
+    (19, "backfill.cycles", "backfill.total_cycles", COUNTER, COUNT, "backfill cycles",
      "Backfill scheduling cycles run since the statistics were reset."),
-    ("backfill.jobs", "backfill.total_backfilled_jobs_since_last_slurm_start", COUNTER, COUNT,
+    (20, "backfill.jobs", "backfill.total_backfilled_jobs_since_last_slurm_start", COUNTER, COUNT,
      "jobs started by backfill", "Jobs the backfill scheduler started since slurmctld started."),
-    ("backfill.depth", "backfill.last_depth_cycle", INSTANT, COUNT, "jobs in last backfill cycle",
+    (21, "backfill.depth", "backfill.last_depth_cycle", INSTANT, COUNT, "jobs in last backfill cycle",
      "Jobs the last backfill cycle considered."),
 ]
 
-SCHEDULER = cluster(6, [
-    Metric("scheduler.reachable", U32, INSTANT, NONE, "1 if the scheduler answered the job query",
-           "1 when the last refresh's job query (squeue or qstat) succeeded, 0 when the "
-           "controller was down, slow (timed out) or answered nonsense; see agent.source.error.",
-           lambda s: int(s.reachable)),
-    Metric("scheduler.response_time", DOUBLE, INSTANT, SEC, "time the job query took",
-           "Seconds the scheduler took to answer the last job query (squeue or qstat).",
-           lambda s: s.response_time),
-    Metric("scheduler.kind", STRING, DISCRETE, NONE, "which scheduler is asked (slurm or pbs)",
-           "The back end in use: slurm or pbs (from the scheduler option, or detected).",
-           lambda s: s.scheduler),
-    *(Metric(f"scheduler.{name}", U64 if sem == COUNTER else U32, sem, units, help_,
-             long_help + " Slurm sdiag, cluster view.", _stat(key))
-      for name, key, sem, units, help_, long_help in _SDIAG),
-    Metric("scheduler.jobs.pending", U32, INSTANT, COUNT, "pending jobs per the scheduler",
-           "Pending (queued) jobs as the scheduler itself counts them (sdiag; PBS state_count).",
-           lambda s: (s.stats.get("jobs_pending", (s.stats.get("state_count") or {}).get("queued"))
-                      if s.stats else None)),
-    Metric("scheduler.jobs.running", U32, INSTANT, COUNT, "running jobs per the scheduler",
-           "Running jobs as the scheduler itself counts them (sdiag; PBS state_count).",
-           lambda s: (s.stats.get("jobs_running", (s.stats.get("state_count") or {}).get("running"))
-                      if s.stats else None)),
-    Metric("scheduler.server_state", STRING, INSTANT, NONE, "PBS server state",
-           "PBS server_state from qstat -Bf (Active, Idle, Scheduling, Hot_Start, ...).",
-           lambda s: s.stats.get("server_state") if s.stats else None),
-])
+def _sdiag(name: str, key: str, sem: str, units, help_: str, long_help: str) -> Metric:
+    return Metric(f"scheduler.{name}", U64 if sem == COUNTER else U32, sem, units, help_,
+                  long_help + " Slurm sdiag, cluster view.", _stat(key))
+
+
+SCHEDULER = [
+    *numbered(6, {
+        0: Metric("scheduler.reachable", U32, INSTANT, NONE,
+                  "1 if the scheduler answered the job query",
+                  "1 when the last refresh's job query (squeue or qstat) succeeded, 0 when the "
+                  "controller was down, slow (timed out) or answered nonsense; see "
+                  "agent.source.error.", lambda s: int(s.reachable)),
+        1: Metric("scheduler.response_time", DOUBLE, INSTANT, SEC, "time the job query took",
+                  "Seconds the scheduler took to answer the last job query (squeue or qstat).",
+                  lambda s: s.response_time),
+        2: Metric("scheduler.kind", STRING, DISCRETE, NONE,
+                  "which scheduler is asked (slurm or pbs)",
+                  "The back end in use: slurm or pbs (from the scheduler option, or detected).",
+                  lambda s: s.scheduler),
+    }),
+    *(m for item, *row in _SDIAG for m in numbered(6, {item: _sdiag(*row)})),
+    *numbered(6, {
+        22: Metric("scheduler.jobs.pending", U32, INSTANT, COUNT, "pending jobs per the scheduler",
+                   "Pending (queued) jobs as the scheduler itself counts them (sdiag; PBS "
+                   "state_count).",
+                   lambda s: (s.stats.get("jobs_pending",
+                                          (s.stats.get("state_count") or {}).get("queued"))
+                              if s.stats else None)),
+        23: Metric("scheduler.jobs.running", U32, INSTANT, COUNT, "running jobs per the scheduler",
+                   "Running jobs as the scheduler itself counts them (sdiag; PBS state_count).",
+                   lambda s: (s.stats.get("jobs_running",
+                                          (s.stats.get("state_count") or {}).get("running"))
+                              if s.stats else None)),
+        24: Metric("scheduler.server_state", STRING, INSTANT, NONE, "PBS server state",
+                   "PBS server_state from qstat -Bf (Active, Idle, Scheduling, Hot_Start, ...).",
+                   lambda s: s.stats.get("server_state") if s.stats else None),
+    }),
+]
 
 METRICS = [*JOB, *USAGE, *PARTITIONS, *OWNERS, *NODES, *SCHEDULER]
