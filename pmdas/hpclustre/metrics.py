@@ -1,7 +1,9 @@
 """Metric table of the Lustre agent: instance domains and the client-side metrics.
 
 Server, job and LNet metrics are in metrics_server.py; both lists are joined
-here.  Cluster numbers and item order are append-only (archives record PMIDs).
+here.  PMIDs never change (archives record them): hand-written lists are numbered
+by position and append-only; families generated from data (llite ops, rpc_stats
+sections) carry an explicit item per member, so a new op moves nothing.
 """
 from __future__ import annotations
 
@@ -11,52 +13,68 @@ from itertools import chain
 from operator import attrgetter
 from typing import Any
 
-from pmdas.common.table import BYTES, COUNT, COUNTER, INSTANT, U32, U64, USEC, Column, Indom, Metric, cluster
+from pmdas.common.table import (
+    BYTES,
+    COUNT,
+    COUNTER,
+    INSTANT,
+    U32,
+    U64,
+    USEC,
+    Column,
+    Indom,
+    Metric,
+    cluster,
+    numbered,
+)
 
 from .metrics_server import SERVER_INDOMS, SERVER_METRICS
 
-# llite stats counters across 2.10–2.15 → what one event is.  read_bytes and
-# write_bytes are exported as client.read.* / client.write.* instead.
+# llite stats counters across 2.10–2.15 → (PMID items of client.<op>.count and
+# client.<op>.time in cluster 0, what one event is).  read_bytes and write_bytes are
+# exported as client.read.* / client.write.* (items 0-5) instead.  A new op takes the
+# next unused items: 70 and 71.
 LLITE_OPS = {
-    "ioctl": "ioctl() calls on Lustre files",
-    "open": "file opens",
-    "close": "file closes",
-    "mmap": "mmap() calls",
-    "page_fault": "page faults on memory-mapped Lustre files",
-    "page_mkwrite": "first writes to memory-mapped pages",
-    "seek": "lseek() calls",
-    "fsync": "fsync()/fdatasync() calls",
-    "readdir": "directory reads",
-    "setattr": "attribute changes (chmod, chown, utimes)",
-    "truncate": "truncates",
-    "flock": "flock()/fcntl() lock requests",
-    "getattr": "attribute lookups (stat)",
-    "fallocate": "fallocate() calls (2.14 and later)",
-    "create": "file creations",
-    "link": "hard links created",
-    "unlink": "files removed",
-    "symlink": "symbolic links created",
-    "mkdir": "directories created",
-    "rmdir": "directories removed",
-    "mknod": "device/FIFO nodes created",
-    "rename": "renames",
-    "statfs": "statfs() calls (df)",
-    "alloc_inode": "inodes allocated in the client cache (2.10)",
-    "setxattr": "extended attributes set",
-    "getxattr": "extended attribute lookups",
-    "getxattr_hits": "extended attribute lookups answered from the client cache",
-    "listxattr": "extended attribute listings",
-    "removexattr": "extended attributes removed",
-    "inode_permission": "permission checks",
-    "opencount": "opens counted for open-close statistics (2.15)",
-    "openclosetime": "open-to-close intervals measured (2.15)",
+    "ioctl": (6, 7, "ioctl() calls on Lustre files"),
+    "open": (8, 9, "file opens"),
+    "close": (10, 11, "file closes"),
+    "mmap": (12, 13, "mmap() calls"),
+    "page_fault": (14, 15, "page faults on memory-mapped Lustre files"),
+    "page_mkwrite": (16, 17, "first writes to memory-mapped pages"),
+    "seek": (18, 19, "lseek() calls"),
+    "fsync": (20, 21, "fsync()/fdatasync() calls"),
+    "readdir": (22, 23, "directory reads"),
+    "setattr": (24, 25, "attribute changes (chmod, chown, utimes)"),
+    "truncate": (26, 27, "truncates"),
+    "flock": (28, 29, "flock()/fcntl() lock requests"),
+    "getattr": (30, 31, "attribute lookups (stat)"),
+    "fallocate": (32, 33, "fallocate() calls (2.14 and later)"),
+    "create": (34, 35, "file creations"),
+    "link": (36, 37, "hard links created"),
+    "unlink": (38, 39, "files removed"),
+    "symlink": (40, 41, "symbolic links created"),
+    "mkdir": (42, 43, "directories created"),
+    "rmdir": (44, 45, "directories removed"),
+    "mknod": (46, 47, "device/FIFO nodes created"),
+    "rename": (48, 49, "renames"),
+    "statfs": (50, 51, "statfs() calls (df)"),
+    "alloc_inode": (52, 53, "inodes allocated in the client cache (2.10)"),
+    "setxattr": (54, 55, "extended attributes set"),
+    "getxattr": (56, 57, "extended attribute lookups"),
+    "getxattr_hits": (58, 59, "extended attribute lookups answered from the client cache"),
+    "listxattr": (60, 61, "extended attribute listings"),
+    "removexattr": (62, 63, "extended attributes removed"),
+    "inode_permission": (64, 65, "permission checks"),
+    "opencount": (66, 67, "opens counted for open-close statistics (2.15)"),
+    "openclosetime": (68, 69, "open-to-close intervals measured (2.15)"),
 }
 
-# rpc_stats sections → (metric word, indom, instance label).
+# rpc_stats sections → (metric word, indom, instance label, PMID items of the read
+# and write histograms in cluster 1; a new section takes the next unused: 18 and 19).
 RPC_SECTIONS = {
-    "pages per rpc": ("pages", "client.target.pages_per_rpc", "pages"),
-    "rpcs in flight": ("in_flight", "client.target.in_flight", "in_flight"),
-    "offset": ("offset", "client.target.offset", "offset"),
+    "pages per rpc": ("pages", "client.target.pages_per_rpc", "pages", 12, 13),
+    "rpcs in flight": ("in_flight", "client.target.in_flight", "in_flight", 14, 15),
+    "offset": ("offset", "client.target.offset", "offset", 16, 17),
 }
 
 
@@ -195,7 +213,8 @@ def _fs_stat(op: str, part: str, unit: str | None = None):
 
 
 def _client_metrics() -> list[Metric]:
-    m = [
+    """Cluster 0: items 0-5 by position, then each llite op at the items LLITE_OPS gives it."""
+    m = cluster(0, [
         Metric("client.read.bytes", U64, COUNTER, BYTES, "bytes read by applications",
                "Bytes returned by read() and similar calls on this client's Lustre files "
                "(llite read_bytes sum). Page-cache hits count too, so it can exceed OSC traffic.",
@@ -218,17 +237,18 @@ def _client_metrics() -> list[Metric]:
         Metric("client.write.time", U64, COUNTER, USEC, "time spent in writes (2.12+)",
                "Microseconds spent in write calls (llite 'write' [usecs] sum). Unavailable on 2.10.",
                _fs_stat("write", "sum", "usecs"), indom="client.fs"),
-    ]
-    for op, what in LLITE_OPS.items():
-        m.append(Metric(f"client.{op}.count", U64, COUNTER, COUNT, f"llite {op}: {what}",
-                        f"Number of {what} on this Lustre filesystem since it was mounted "
-                        f"(llite stats '{op}' samples). Unavailable when this Lustre version "
-                        f"does not count it.", _fs_stat(op, "samples"), indom="client.fs"))
-        m.append(Metric(f"client.{op}.time", U64, COUNTER, USEC, f"llite {op}: total latency",
-                        f"Microseconds spent in {what} (llite stats '{op}' [usecs] sum). Rate "
-                        f"divided by the rate of client.{op}.count is the mean latency. Only "
-                        f"versions that time this operation (2.12+) provide it.",
-                        _fs_stat(op, "sum", "usecs"), indom="client.fs"))
+    ])
+    for op, (count_item, time_item, what) in LLITE_OPS.items():
+        m += numbered(0, {count_item: Metric(
+            f"client.{op}.count", U64, COUNTER, COUNT, f"llite {op}: {what}",
+            f"Number of {what} on this Lustre filesystem since it was mounted (llite stats "
+            f"'{op}' samples). Unavailable when this Lustre version does not count it.",
+            _fs_stat(op, "samples"), indom="client.fs")})
+        m += numbered(0, {time_item: Metric(
+            f"client.{op}.time", U64, COUNTER, USEC, f"llite {op}: total latency",
+            f"Microseconds spent in {what} (llite stats '{op}' [usecs] sum). Rate divided by the "
+            f"rate of client.{op}.count is the mean latency. Only versions that time this "
+            f"operation (2.12+) provide it.", _fs_stat(op, "sum", "usecs"), indom="client.fs")})
     return m
 
 
@@ -270,8 +290,10 @@ def _hist(section: str, half: int):
 
 
 def _target_metrics() -> list[Metric]:
+    """Cluster 1: items 0-11 by position, then the rpc_stats histograms at the items
+    RPC_SECTIONS gives them."""
     t = "client.target"
-    m = [
+    m = cluster(1, [
         Metric(f"{t}.read.bytes", U64, COUNTER, BYTES, "bytes read from the target by RPC",
                "Bytes this client read from the OST or MDT in bulk RPCs (osc/mdc stats read_bytes "
                "sum): what crossed the network, after client caching.", _dev_stat("read_bytes", "sum"),
@@ -313,20 +335,20 @@ def _target_metrics() -> list[Metric]:
         Metric(f"{t}.op.time", U64, COUNTER, USEC, "time spent in RPCs of each type",
                "Microseconds spent waiting for RPCs of each type (osc/mdc stats [usecs] sum).",
                _dev_op("sum"), indom="client.target.op"),
-    ]
-    for section, (word, indom, _label) in RPC_SECTIONS.items():
-        for half, direction in enumerate(("read", "write")):
-            m.append(Metric(
+    ])
+    for section, (word, indom, _label, *items) in RPC_SECTIONS.items():
+        for half, (direction, item) in enumerate(zip(("read", "write"), items, strict=True)):
+            m += numbered(1, {item: Metric(
                 f"{t}.rpc_hist.{word}.{direction}", U64, COUNTER, COUNT,
                 f"{direction} RPCs per '{section}' bucket",
                 f"Number of {direction} RPCs counted in each bucket of the rpc_stats "
                 f"'{section}' histogram since it was last cleared (a clear is handled as a "
-                f"counter reset).", _hist(section, half), indom=indom))
+                f"counter reset).", _hist(section, half), indom=indom)})
     return m
 
 
 METRICS = [
-    *cluster(0, _client_metrics()),
-    *cluster(1, _target_metrics()),
+    *_client_metrics(),
+    *_target_metrics(),
     *SERVER_METRICS,
 ]

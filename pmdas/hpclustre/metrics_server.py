@@ -1,4 +1,8 @@
-"""Metric table, part two: OST/MDT servers, per-job I/O, LNet and the agent's own counters."""
+"""Metric table, part two: OST/MDT servers, per-job I/O, LNet and the agent's own counters.
+
+Families generated from data (per-job fields, MDT ops, LNet fields) carry an explicit
+PMID item per member, so adding one moves no other metric.
+"""
 from __future__ import annotations
 
 from typing import Any
@@ -22,6 +26,7 @@ from pmdas.common.table import (
     Indom,
     Metric,
     cluster,
+    numbered,
 )
 
 from .jobs import OTHER
@@ -173,39 +178,45 @@ def _server_metrics() -> list[Metric]:
     ]
 
 
-_JOB_HELP = {
-    "read_bytes": (BYTES, "bytes read by the job", "Bytes the job read from this filesystem's "
+_JOB_HELP = {  # job_stats field → (item in cluster 3, units, one line, long help)
+    "read_bytes": (0, BYTES, "bytes read by the job", "Bytes the job read from this filesystem's "
                    "targets on this node (job_stats read_bytes sums over OSTs and MDTs)."),
-    "write_bytes": (BYTES, "bytes written by the job", "Bytes the job wrote to this filesystem's "
+    "write_bytes": (1, BYTES, "bytes written by the job", "Bytes the job wrote to this filesystem's "
                     "targets on this node (job_stats write_bytes sums)."),
-    "read_ops": (COUNT, "read requests of the job", "Bulk read requests (read_bytes samples)."),
-    "write_ops": (COUNT, "write requests of the job", "Bulk write requests (write_bytes samples)."),
-    "read_usecs": (USEC, "time serving the job's reads", "Microseconds spent serving the job's "
+    "read_ops": (2, COUNT, "read requests of the job", "Bulk read requests (read_bytes samples)."),
+    "write_ops": (3, COUNT, "write requests of the job", "Bulk write requests (write_bytes samples)."),
+    "read_usecs": (4, USEC, "time serving the job's reads", "Microseconds spent serving the job's "
                    "reads (job_stats 'read' [usecs] sum, 2.12+)."),
-    "write_usecs": (USEC, "time serving the job's writes", "Microseconds spent serving the job's "
+    "write_usecs": (5, USEC, "time serving the job's writes", "Microseconds spent serving the job's "
                     "writes (job_stats 'write' [usecs] sum, 2.12+)."),
-    "ost_ops": (COUNT, "other OST requests of the job", "OST requests other than bulk reads and "
+    "ost_ops": (6, COUNT, "other OST requests of the job", "OST requests other than bulk reads and "
                 "writes (punch, setattr, getattr, sync, statfs...)."),
-    "mdt_ops": (COUNT, "metadata requests of the job", "All metadata operations the MDTs served "
+    "mdt_ops": (7, COUNT, "metadata requests of the job", "All metadata operations the MDTs served "
                 "for the job. A job with many metadata ops and few bytes is a metadata storm."),
 }
-_JOB_METADATA = ("open", "close", "mknod", "unlink", "getattr", "setattr", "rename", "mkdir", "rmdir")
+# MDT ops counted per job → item in cluster 3.  Items 17-21 are the job totals below; a
+# new field or op takes the next unused item: 22.
+_JOB_METADATA = {"open": 8, "close": 9, "mknod": 10, "unlink": 11, "getattr": 12, "setattr": 13,
+                 "rename": 14, "mkdir": 15, "rmdir": 16}
 _JOB_NAMES = {"read_bytes": "read.bytes", "write_bytes": "write.bytes", "read_ops": "read.count",
               "write_ops": "write.count", "read_usecs": "read.time", "write_usecs": "write.time",
               "ost_ops": "ost.ops", "mdt_ops": "mdt.ops"}
 
 
 def _job_metrics() -> list[Metric]:
+    """Cluster 3, every member at an explicit item."""
     m = []
-    for field, (units, short, long) in _JOB_HELP.items():
-        m.append(Metric(f"job.{_JOB_NAMES[field]}", U64, COUNTER, units, short,
-                        f"{long} Summed over the local targets of each filesystem; kept "
-                        f"monotonic across target restarts and entry expiry.", _job(field), indom="job"))
-    for op in _JOB_METADATA:
-        m.append(Metric(f"job.mdt.{op}", U64, COUNTER, COUNT, f"MDT {op} requests of the job",
-                        f"Number of '{op}' requests the MDTs of the filesystem served for the job.",
-                        _job(op), indom="job"))
-    m += [
+    for field, (item, units, short, long) in _JOB_HELP.items():
+        m += numbered(3, {item: Metric(
+            f"job.{_JOB_NAMES[field]}", U64, COUNTER, units, short,
+            f"{long} Summed over the local targets of each filesystem; kept monotonic across "
+            f"target restarts and entry expiry.", _job(field), indom="job")})
+    for op, item in _JOB_METADATA.items():
+        m += numbered(3, {item: Metric(
+            f"job.mdt.{op}", U64, COUNTER, COUNT, f"MDT {op} requests of the job",
+            f"Number of '{op}' requests the MDTs of the filesystem served for the job.",
+            _job(op), indom="job")})
+    m += numbered(3, dict(enumerate([
         Metric("job.tracked", U32, INSTANT, COUNT, "jobs seen in job_stats (before the cap)",
                "Distinct (filesystem, job id) pairs in this node's job_stats at the last refresh.",
                lambda s: s.jobs.tracked if s.jobs else None),
@@ -222,7 +233,7 @@ def _job_metrics() -> list[Metric]:
         Metric("job.mdt.ops_rate", DOUBLE, INSTANT, COUNT_PER_SEC, "metadata operations per second",
                "The job's MDT operations per second over the last refresh interval, on nodes with "
                "an MDT. Unavailable until the second refresh.", _job_rate("mdt_ops"), indom="job"),
-    ]
+    ], start=17)))
     return m
 
 
@@ -230,29 +241,32 @@ def _job_rate(kind: str):
     return lambda s: {n: r[kind] for n, r in s.jobs.rates.items() if kind in r} if s.jobs else {}
 
 
-_LNET = [("errors", "errors", COUNT, "LNet message errors"),
-         ("send_count", "send.count", COUNT, "messages sent"),
-         ("recv_count", "recv.count", COUNT, "messages received"),
-         ("route_count", "route.count", COUNT, "messages routed (LNet routers)"),
-         ("drop_count", "drop.count", COUNT, "messages dropped"),
-         ("send_length", "send.bytes", BYTES, "bytes sent"),
-         ("recv_length", "recv.bytes", BYTES, "bytes received"),
-         ("route_length", "route.bytes", BYTES, "bytes routed"),
-         ("drop_length", "drop.bytes", BYTES, "bytes dropped")]
+# LNet stats field → (item in cluster 4, metric name, units, one line); items 0-1 are
+# msgs_alloc and msgs_max, a new field takes the next unused item: 11.
+_LNET = [("errors", 2, "errors", COUNT, "LNet message errors"),
+         ("send_count", 3, "send.count", COUNT, "messages sent"),
+         ("recv_count", 4, "recv.count", COUNT, "messages received"),
+         ("route_count", 5, "route.count", COUNT, "messages routed (LNet routers)"),
+         ("drop_count", 6, "drop.count", COUNT, "messages dropped"),
+         ("send_length", 7, "send.bytes", BYTES, "bytes sent"),
+         ("recv_length", 8, "recv.bytes", BYTES, "bytes received"),
+         ("route_length", 9, "route.bytes", BYTES, "bytes routed"),
+         ("drop_length", 10, "drop.bytes", BYTES, "bytes dropped")]
 
 
 def _lnet_metrics() -> list[Metric]:
-    m = [Metric("lnet.msgs_alloc", U32, INSTANT, COUNT, "LNet messages allocated now",
+    """Cluster 4: items 0-1 by position, then each LNet field at its item."""
+    m = cluster(4, [Metric("lnet.msgs_alloc", U32, INSTANT, COUNT, "LNet messages allocated now",
                 "LNet message descriptors in use: messages being sent or received right now.",
                 lambda s: (s.lnet or {}).get("msgs_alloc")),
          Metric("lnet.msgs_max", U32, INSTANT, COUNT, "most LNet messages allocated at once",
                 "High-water mark of msgs_alloc since LNet started.",
-                lambda s: (s.lnet or {}).get("msgs_max"))]
-    for key, name, units, short in _LNET:
-        m.append(Metric(f"lnet.{name}", U64, COUNTER, units, f"LNet: {short}",
-                        f"LNet {short} on this node since LNet started (the '{key}' field of "
-                        f"LNet stats). Drops usually mean a dead peer or router.",
-                        lambda s, k=key: (s.lnet or {}).get(k)))
+                lambda s: (s.lnet or {}).get("msgs_max"))])
+    for key, item, name, units, short in _LNET:
+        m += numbered(4, {item: Metric(
+            f"lnet.{name}", U64, COUNTER, units, f"LNet: {short}",
+            f"LNet {short} on this node since LNet started (the '{key}' field of LNet stats). "
+            f"Drops usually mean a dead peer or router.", lambda s, k=key: (s.lnet or {}).get(k))})
     return m
 
 
@@ -271,7 +285,7 @@ def _agent_metrics() -> list[Metric]:
 
 SERVER_METRICS = [
     *cluster(2, _server_metrics()),
-    *cluster(3, _job_metrics()),
-    *cluster(4, _lnet_metrics()),
+    *_job_metrics(),
+    *_lnet_metrics(),
     *cluster(5, _agent_metrics()),
 ]
