@@ -49,7 +49,7 @@ def test_mlx5_bytes_are_four_times_the_word_counters():
     # totals over both ports
     assert metric(published, "total.xmit.bytes") == sum(metric(published, "port.xmit.bytes").values())
     errors = sum(read_int(root, c, 1, f"counters/{n}") for c in ("mlx5_0", "mlx5_1")
-                 for n in TOTALS["errors"])
+                 for n in TOTALS["errors"] if os.path.exists(port_file(root, c, 1, f"counters/{n}")))
     assert errors > 0 and metric(published, "total.errors") == errors
 
 
