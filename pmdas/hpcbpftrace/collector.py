@@ -16,11 +16,12 @@ from pmdas.common.config import Option, positive
 from pmdas.common.sources import Results, Source
 
 from . import metrics as table
+from .control import ScriptControl
 from .datatable import EMPTY, DataTable, KindTable
 from .header import parse_header
 from .process import Limits
 from .registry import ADMIN_DIR, CURATED_DIR, RegistryError, Script, ScriptRegistry
-from .runner import Runner, RunnerError
+from .runner import Runner
 
 log = logging.getLogger(__name__)
 
@@ -70,36 +71,21 @@ class BpftraceAgent(Agent):
                                     max_lines_per_sec=float(config.max_lines_per_sec)),
                              bpftrace=config.bpftrace)
         self._last_control = ""
-        self._started = False
-        self._sync_lock = threading.Lock()
+        self._registry_lock = threading.Lock()    # stores (pmcd's thread), refreshes, the control thread
+        self._control = ScriptControl(self.registry, self.runner, self._registry_lock,
+                                      report=self._report, on_change=lambda: self.request_refresh())
         self._data = DataTable()     # instances kept between refreshes (the refresh thread's)
 
-    def _sync(self) -> dict[str, Script]:
-        with self._sync_lock:
-            scripts = self.registry.scripts()
-            wanted = {n: s for n, s in scripts.items() if s.enabled and s.runnable}
-            running = self.runner.statuses()
-            for name in running:
-                if name not in wanted:
-                    self.runner.stop(name)
-                    if name not in scripts:
-                        self.runner.forget(name)
-            for name, script in wanted.items():
-                if name not in running or running[name].state == "stopped":
-                    try:
-                        self.runner.start(name, script.path)
-                    except RunnerError as exc:
-                        self._last_control = str(exc)
-            if not self._started:
-                self.runner.start_supervisor()
-                self._started = True
-            return scripts
+    def _report(self, text: str) -> None:
+        self._last_control = text
 
     def sources(self):
         return [Source("scripts", self._read, self.config.timeout)]
 
     def _read(self) -> BpftraceSnapshot:
-        scripts = self._sync()
+        self._control.request()       # starts and stops happen there, never here (control.py)
+        with self._registry_lock:
+            scripts = self.registry.scripts()
         statuses = self.runner.statuses()
         data = self._data.update(scripts, self.runner.all_values())
         return BpftraceSnapshot(scripts, statuses, data, self._last_control)
@@ -111,8 +97,10 @@ class BpftraceAgent(Agent):
         return BpftraceSnapshot(snapshot.scripts, snapshot.statuses, snapshot.data,
                                 self._last_control)
 
-    # -- live management (PCP stores, on pmcd's thread: only quick file work) ----
+    # -- live management (PCP stores, on pmcd's thread: check and record, never wait) ----
     def store(self, metric, instance, value, user):
+        """Refuse a bad request at once; record a good one and return.  The control thread
+        starts and stops scripts, then control.result says 'done' and script.* the outcome."""
         if not metric.startswith("control."):
             return super().store(metric, instance, value, user)
         if user is None or user not in self.config.allowed_users:
@@ -122,31 +110,24 @@ class BpftraceAgent(Agent):
         action = metric.split(".", 1)[1]
         text = str(value)
         try:
-            if action == "add":
-                header = parse_header(text)
-                self.registry.add(header.name, text, enable=True)
-                target = header.name
-                self._stop_if_known(target)   # a replaced script restarts with its new text
-            elif action in ("enable", "disable", "remove"):
-                target = text.strip()
-                if action == "enable":
-                    self.registry.enable(target)
-                    self._stop_if_known(target)   # a failed/unsupported one gets a fresh start
-                elif action == "disable":
-                    self.registry.disable(target)
+            with self._registry_lock:
+                if action == "add":
+                    header = parse_header(text)
+                    self.registry.add(header.name, text, enable=True)
+                    target = header.name
+                elif action in ("enable", "disable", "remove"):
+                    target = text.strip()
+                    getattr(self.registry, action)(target)
                 else:
-                    self.registry.remove(target)
-            else:
-                raise StoreRefused(f"unknown control {metric}")
+                    raise StoreRefused(f"unknown control {metric}")
         except (RegistryError, ValueError) as exc:
             self._last_control = f"{action} failed: {exc}"
             raise StoreRefused(self._last_control) from None
-        self._last_control = f"{action} {target}: done by {user}"
-        self.request_refresh()   # starts/stops scripts and publishes the result promptly
-
-    def _stop_if_known(self, name: str) -> None:
-        if name in self.runner.statuses():
-            self.runner.stop(name)
+        self._last_control = f"{action} {target}: requested by {user}"
+        # a replaced script restarts with its new text; an enabled failed/unsupported one is retried
+        self._control.request(target, fresh=action in ("add", "enable"),
+                              outcome=f"{action} {target}: done by {user}")
 
     def close(self) -> None:
+        self._control.close(self.runner.limits.stop_timeout + 10.0)
         self.runner.shutdown()

@@ -153,6 +153,12 @@ class ScriptProcess:
             self._status = replace(self._status, restarts=0, error="")
             self._spawn()
 
+    def refuse(self, reason: str) -> None:
+        """Not started (a limit): keep it stopped, with the reason as its error."""
+        with self._lock:
+            if self._proc is None and self._status.state not in (STARTING, RUNNING, RESTARTING):
+                self._status = replace(self._status, state=STOPPED, error=reason, next_restart=0.0)
+
     def stop(self, state: str = STOPPED, error: str = "") -> None:
         """Stop the child (SIGINT, then SIGKILL after stop_timeout) and set ``state``."""
         with self._lock:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 from .output import Variable
 from .process import (
@@ -53,14 +53,18 @@ class Runner:
             process = self._scripts.get(name)
             active = sum(1 for n, p in self._scripts.items()
                          if n != name and p.status().state in ACTIVE)
-            if active >= self.limits.max_scripts:
-                raise RunnerError(f"cannot start bpftrace script {name}: {active} scripts are "
-                                  f"already running (limit {self.limits.max_scripts})")
-            if process is None or process.path != path:
-                if process is not None:
-                    process.stop()
+            replaced = process if process is not None and process.path != path else None
+            if process is None or replaced is not None:
                 process = ScriptProcess(name, path, self.limits, self.bpftrace, self.env)
                 self._scripts[name] = process
+            refused = (f"cannot start bpftrace script {name}: {active} scripts are already "
+                       f"running (limit {self.limits.max_scripts})"
+                       if active >= self.limits.max_scripts else "")
+        if replaced is not None:
+            replaced.stop()           # outside the lock: it may take stop_timeout
+        if refused:
+            process.refuse(refused)   # its script.error until it starts
+            raise RunnerError(refused)
         process.start()
         return process.status()
 
@@ -68,6 +72,20 @@ class Runner:
         process = self._get(name)
         process.stop()
         return process.status()
+
+    def stop_all(self, names: Collection[str]) -> None:
+        """Stop several scripts at once: one slow to exit does not hold the others up."""
+        with self._lock:
+            processes = [self._scripts[n] for n in names if n in self._scripts]
+        if len(processes) == 1:
+            processes[0].stop()
+            return
+        threads = [threading.Thread(target=p.stop, daemon=True, name=f"bpftrace-{p.name}-stop")
+                   for p in processes]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(self.limits.stop_timeout + 5.0)
 
     def restart(self, name: str) -> ScriptStatus:
         """Stop and start again now (after its file changed, or to retry a failed script)."""
@@ -155,10 +173,4 @@ class Runner:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(5.0)
-        with self._lock:
-            processes = list(self._scripts.values())
-        threads = [threading.Thread(target=p.stop, daemon=True) for p in processes]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(self.limits.stop_timeout + 5.0)
+        self.stop_all(list(self.statuses()))

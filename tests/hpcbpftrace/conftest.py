@@ -37,3 +37,23 @@ def live_bpftrace() -> str:
     if probe.returncode != 0:
         pytest.skip(f"bpftrace cannot run here: {probe.stderr.decode(errors='replace')[-200:]}")
     return binary
+
+
+# A bpftrace stand-in that attaches at once and takes DELAY seconds to exit after SIGINT
+# (a real one detaching many probes, or printing big maps, on a loaded node).
+SLOW_TO_STOP = """#!/bin/sh
+trap 'sleep {delay}; kill $idle 2>/dev/null; exit 0' INT
+echo '{{"type": "attached_probes", "data": {{"probes": 1}}}}'
+sleep 600 &
+idle=$!
+wait $idle
+"""
+
+
+def slow_to_stop_bpftrace(directory, delay: float) -> str:
+    """Write the stand-in into ``directory`` and return its path."""
+    path = os.path.join(str(directory), "slow-bpftrace")
+    with open(path, "w", encoding="ascii") as f:
+        f.write(SLOW_TO_STOP.format(delay=delay))
+    os.chmod(path, 0o755)
+    return path

@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import subprocess
+import time
 
 import pytest
 
 from tests.harness.pcp import hpc_pcp, installed_agent, reader, run_pcp, wait_for, wait_refreshed
+
+from .conftest import slow_to_stop_bpftrace
 
 pytestmark = [pytest.mark.pcp, pytest.mark.services, pytest.mark.usefixtures("pmcd")]
 
@@ -83,3 +86,40 @@ def test_live_script_counts_events_histograms_ordered_and_stores_checked(tmp_pat
                  what="opens_test to be gone")
     leftover = subprocess.run(["pgrep", "-f", "bpftrace -f json"], capture_output=True, text=True)
     assert leftover.stdout.strip() == "", "bpftrace processes outlived the agent"
+
+
+def test_pmstore_answers_at_once_while_bpftrace_is_slow_to_stop(tmp_path):
+    """pmcd drops an agent that takes 5 s to answer: a store that restarts a script whose
+    bpftrace takes 4 s to exit must still answer at once, and the restart happen after."""
+    curated = tmp_path / "curated"
+    curated.mkdir()
+    (curated / "slow_test.bt").write_text("// name: slow_test\n// description: stand-in (test)\n"
+                                          "// exports: @n counter: ticks\n"
+                                          "interval:s:1 { @n = count(); print(@n); }\n")
+    config = {"script_dir": str(tmp_path / "admin"), "curated_dir": str(curated), "interval": 1,
+              "enabled": ["slow_test"], "bpftrace": slow_to_stop_bpftrace(tmp_path, 4)}
+
+    def status(metric: str):
+        return (reader().fetch([f"hpc.bpftrace.script.{metric}"])[f"hpc.bpftrace.script.{metric}"]
+                or {}).get("slow_test")
+    with installed_agent("hpcbpftrace", config):
+        wait_for(lambda: status("state") == "running", 30, what="slow_test to run")
+        first_pid = status("pid")
+        took = []
+        for control in ("enable", "disable"):
+            started = time.monotonic()
+            stored = run_pcp("pmstore", "-h", "local:", f"hpc.bpftrace.control.{control}", "slow_test")
+            took.append(time.monotonic() - started)
+            assert stored.returncode == 0, stored.stderr
+            if control == "enable":      # restarted: a new bpftrace once the old one has exited
+                wait_for(lambda: status("state") == "running" and status("pid") not in (0, first_pid),
+                         30, what="slow_test to restart")
+            else:
+                wait_for(lambda: status("state") == "stopped" and status("pid") == 0, 30,
+                         what="slow_test to stop")
+        print(f"pmstore enable, disable took {took[0]:.3f} s, {took[1]:.3f} s")
+        assert max(took) < 1.5, f"pmstore took {took} s"
+        got = reader().fetch(["hpc.bpftrace.agent.up", "hpc.bpftrace.agent.failed_refreshes",
+                              "hpc.bpftrace.control.result"])
+        assert got["hpc.bpftrace.agent.up"] == 1 and got["hpc.bpftrace.agent.failed_refreshes"] == 0
+        assert got["hpc.bpftrace.control.result"] == "disable slow_test: done by root"
