@@ -147,7 +147,7 @@ class Ours:
              "bpftrace": fake}, options, "bench"), None))
         self.agent.registry.add("hicard", OUR_SCRIPT, enable=True)
         self.refresher = Refresher(self.agent)
-        self.pmda = HpcPMDA(self.agent, self.refresher)
+        self.pmda = HpcPMDA(self.agent)
         self.refresher.refresh_once()                # starts the script (the stand-in)
         # No public hook feeds lines: use the script's own per-line handler, as its reader does.
         self.process = self.agent.runner._get("hicard")

@@ -5,13 +5,13 @@ runs wherever the refresh runs: the agent's refresh thread, or its refresh proce
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import compress, repeat
 from operator import is_, is_not, itemgetter
 from typing import Any
 
+from .names import RAW_LABEL, label_json, printable_raw, renamed
 from .namespace import AgentTable
 from .refresh import Published
 from .table import DOUBLE, I32, I64, STRING, U32, U64, Column
@@ -26,7 +26,7 @@ def coerce(kind: str, value: Any) -> Any:
         return None
     try:
         if kind == STRING:
-            return value if isinstance(value, str) else str(value)
+            return encodable(value if isinstance(value, str) else str(value))
         if kind == DOUBLE:
             return float(value)
         number = int(value)
@@ -36,6 +36,24 @@ def coerce(kind: str, value: Any) -> Any:
         return number if 0 <= number <= _UNSIGNED_MAX[kind] else None
     low, high = _SIGNED_RANGE[kind]
     return number if low <= number <= high else None
+
+
+def encodable(text: str) -> str:
+    """``text``, with any lone surrogate (from hostile JSON: "\\ud800") written as an escape:
+    PCP's bindings encode strings as UTF-8, and one bad value would fail the fetch."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return printable_raw(text)
+
+
+def _all_encodable(values: Collection[str]) -> bool:
+    try:
+        "".join(values).encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
 
 
 _RANGE = {U32: (0, 2**32 - 1), U64: (0, 2**64 - 1), I32: _SIGNED_RANGE[I32], I64: _SIGNED_RANGE[I64]}
@@ -81,7 +99,7 @@ def _needs_no_coercion(kind: str, values: Collection[Any]) -> bool:
         return True
     types = set(map(type, values))
     if kind == STRING:
-        return types <= {str}
+        return types <= {str} and _all_encodable(values)
     if kind == DOUBLE:
         return types <= {float, int}
     if not types <= {int}:
@@ -124,11 +142,19 @@ class Preparer:
         for name, instances in published.instances.items():
             indom_id = self._indom_ids[name]
             ids = dict(zip(instances, map(itemgetter(0), instances.values()), strict=True))
+            ids_by_indom[name] = ids           # values are keyed by the source's own names
+            labelled: Iterable[tuple[int, Mapping[str, Any]]] = instances.values()
+            changes = renamed(ids.keys())      # what pmcd may be shown (pmdas/common/names.py)
+            shown = ids
+            if changes:
+                shown = {changes.get(raw, raw): ident for raw, ident in ids.items()}
+                labelled = [(ident, {**labels, RAW_LABEL: printable_raw(raw)} if raw in changes else labels)
+                            for raw, (ident, labels) in instances.items()]
             last = self._last_ids.get(indom_id)
-            if last == ids:
-                ids = last
-            self._last_ids[indom_id] = ids_by_indom[name] = plain.ids[indom_id] = ids
-            plain.labels[indom_id] = self._labels_json(indom_id, instances.values())
+            if last == shown:
+                shown = last
+            self._last_ids[indom_id] = plain.ids[indom_id] = shown
+            plain.labels[indom_id] = self._labels_json(indom_id, labelled)
         aligned: dict[tuple[str, int], list[int | None]] = {}  # ids in the order of shared names
         for metric, pmid in self._pmids:
             raw = published.values.get(self._full_name(metric))
@@ -161,6 +187,6 @@ class Preparer:
         for ident, labels in labels_by_id.items():
             text = old_json.get(ident)
             json_by_id[ident] = (text if text is not None and old_labels[ident] == labels
-                                 else json.dumps(dict(labels)))
+                                 else label_json(labels))
         self._label_memo[indom_id] = (labels_by_id, json_by_id)
         return json_by_id

@@ -125,10 +125,18 @@ class Refresher:
             build_error = f"listing sources failed: {type(exc).__name__}: {exc}"
         health = self._health(results, time.monotonic() - started, build_error)
         published = self._evaluate(snapshot, health)
+        if self._on_publish is not None:
+            try:
+                self._on_publish(published)
+            except Exception as exc:   # what cannot be served must not look healthy
+                log.exception("%s: publishing the refresh failed", self.agent.name)
+                down = dataclasses.replace(
+                    published.health, up=False,
+                    last_error=f"publishing the refresh failed: {type(exc).__name__}: {exc}")
+                published = self._evaluate(None, down)
+                self._on_publish(published)
         self.health = published.health
         self.published = published
-        if self._on_publish is not None:
-            self._on_publish(published)
         return published
 
     def _health(self, results: Results, seconds: float, build_error: str) -> Health:

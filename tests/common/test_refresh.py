@@ -106,3 +106,20 @@ def test_start_first_here_refreshes_on_the_calling_thread_then_waits_an_interval
         assert threads[1].name == "toy-refresh"
     finally:
         refresher.stop()
+
+
+def test_a_refresh_that_cannot_be_published_is_served_as_down():
+    """If the glue cannot take a refresh (a value it cannot encode, say), the agent does not
+    go on saying up 1 with stale values: it serves its health, up 0, with the reason."""
+    taken = []
+
+    def publish(published):
+        if published.snapshot is not None:
+            raise UnicodeEncodeError("utf-8", "x\ud800", 1, 2, "surrogates not allowed")
+        taken.append(published)
+
+    published = Refresher(Toy(config(), lambda: {"a": 1}), on_publish=publish).refresh_once()
+    assert taken == [published]
+    assert published.values["hpc.toy.agent.up"] == 0
+    assert "publishing the refresh failed: UnicodeEncodeError" in published.values["hpc.toy.agent.last_error"]
+    assert "hpc.toy.count" not in published.values and published.instances["thing"] == {}
