@@ -65,7 +65,10 @@ def install_cmd(agents: tuple[str, ...], every: bool, at_next_start: bool) -> No
     failed = 0
     for name in _agent_names(agents, every):
         if at_next_start:
-            directory = installer.mark_need_install(name)
+            try:
+                directory = installer.mark_need_install(name)
+            except installer.UntrustedPath as exc:
+                raise click.ClickException(f"refusing to install {name}: {exc}") from None
             click.echo(f"{name}: will be installed at the next pmcd start ({directory}/.NeedInstall)")
             continue
         result = installer.install(name)

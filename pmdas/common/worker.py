@@ -204,7 +204,7 @@ class RefreshProcess:
 
     def _argv(self, fd: int) -> list[str]:
         cls = type(self.agent)
-        argv = [sys.executable, "-m", "pmdas.common.worker", f"{cls.__module__}:{cls.__qualname__}",
+        argv = [sys.executable, "-I", "-m", "pmdas.common.worker", f"{cls.__module__}:{cls.__qualname__}",
                 "--fd", str(fd), "--domain", str(self.agent.domain), "--state-dir", self._state_dir,
                 "--parent", str(os.getpid())]
         if self._config_path:
@@ -214,7 +214,8 @@ class RefreshProcess:
     def _spawn(self) -> int:
         read_fd, write_fd = os.pipe()
         try:
-            self._proc = subprocess.Popen(self._argv(write_fd), pass_fds=(write_fd,),
+            # Isolated (-I) and from /, as the agent's launcher starts the agent itself.
+            self._proc = subprocess.Popen(self._argv(write_fd), pass_fds=(write_fd,), cwd="/",
                                           stdin=subprocess.DEVNULL, stdout=sys.stderr.fileno())
         except OSError:
             os.close(read_fd)
