@@ -131,3 +131,65 @@ def test_a_cycle_through_a_function_level_import_is_found(tmp_path):
     edges = graph(modules(tmp_path, ["pkg"]))
     assert edges["pkg.c"] == set() and edges["pkg.d"] == {"pkg.c"}
     assert cycles(edges) == [["pkg.a", "pkg.sub.b"]]
+
+
+# -- layers: what the product may import ----------------------------------------------------------
+PRODUCT = ("pmdas", "hpc_pcp", "dtn_transfer")
+FORBIDDEN = {   # package → top-level packages it must never import (CONTRIBUTING.md)
+    "pmdas": {"hpc_pcp", "dtn_transfer", "hpc_demo", "dtn_lab", "tests", "bench", "matplotlib"},
+    "hpc_pcp": {"hpc_demo", "dtn_lab", "tests", "bench", "matplotlib"},
+    "dtn_transfer": {"hpc_demo", "dtn_lab", "tests", "bench", "matplotlib", "pmdas", "hpc_pcp"},
+}
+# hpcdtn reads what dtn-transfer writes, with dtn-transfer's own parsers of those formats.
+ALLOWED = {"pmdas.hpcdtn": {"dtn_transfer"}}
+
+
+def top_level_imports(path: Path, module: str) -> set[str]:
+    """The first component of every absolute module name ``path`` imports (relative imports
+    stay inside its own package)."""
+    visitor = _Imports()
+    visitor.visit(ast.parse(path.read_text(encoding="utf-8"), str(path)))
+    names = set()
+    for node in visitor.found:
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+        else:
+            names.add(module.split(".")[0])
+    return names
+
+
+def test_the_product_imports_no_demo_lab_tests_or_plots():
+    violations = []
+    for name, path in modules(REPO, PRODUCT).items():
+        allowed = next((a for prefix, a in ALLOWED.items() if name.startswith(prefix + ".")), set())
+        bad = top_level_imports(path, name) & FORBIDDEN[name.split(".")[0]] - allowed
+        violations += [f"{name} imports {b}" for b in sorted(bad)]
+    assert violations == []
+
+
+def test_a_layer_violation_is_found(tmp_path):
+    (tmp_path / "pmdas").mkdir()
+    (tmp_path / "pmdas" / "__init__.py").write_text("")
+    (tmp_path / "pmdas" / "x.py").write_text("def f():\n    from hpc_demo import node\n")
+    names = top_level_imports(tmp_path / "pmdas" / "x.py", "pmdas.x")
+    assert names & FORBIDDEN["pmdas"] == {"hpc_demo"}
+
+
+def test_installing_the_product_without_the_lab_extra_pulls_no_matplotlib(tmp_path):
+    """What pip would install for the product alone, resolved for real (nothing installed)."""
+    import json
+    import subprocess
+    import sys
+
+    def resolved(target: str) -> set[str]:
+        report = tmp_path / "report.json"
+        subprocess.run([sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "-q",
+                        "--disable-pip-version-check", "--report", str(report), target],
+                       check=True, capture_output=True, timeout=300, cwd=REPO)
+        return {i["metadata"]["name"].lower() for i in json.loads(report.read_text())["install"]}
+
+    product = resolved(".")
+    assert "pcp-hpc" in product and "matplotlib" not in product, product
+    assert "matplotlib" in resolved(".[lab]")
