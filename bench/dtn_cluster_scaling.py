@@ -31,7 +31,7 @@ from bench.harness import RESULTS_DIR  # noqa: E402
 from dtn_lab.sweep import MODES  # noqa: E402
 from dtn_lab.testbed import Testbed  # noqa: E402
 from dtn_lab.trial import run_trial  # noqa: E402
-from dtn_transfer.schedule import Settings  # noqa: E402
+from dtn_transfer.options import RunOptions  # noqa: E402
 
 MIB = 2 ** 20
 SHAPE_SCALES = {"small": 3.0, "medium": 1.5, "large": 1.0, "huge": 1.0}   # enough data for --auto at N=1
@@ -43,8 +43,8 @@ def scaling(bed: Testbed, rounds: int, seconds: float, trials: list) -> dict:
         order = [1, 3] if k % 2 == 0 else [3, 1]
         for nodes in order:
             for mode, (c, p) in MODES.items():
-                r = run_trial(bed, "medium", nodes, Settings(c, p, True), seconds=seconds,
-                              label=f"{mode} N={nodes}")
+                options = RunOptions(concurrency=c, parallelism=p, pipelining=True)
+                r = run_trial(bed, "medium", nodes, options, seconds=seconds, label=f"{mode} N={nodes}")
                 rates[mode][nodes].append(r.rate)
                 trials.append(r.to_json())
                 print(f"  {mode:8} N={nodes}: {r.rate / MIB:6.2f} MiB/s", flush=True)
@@ -58,7 +58,8 @@ def scaling(bed: Testbed, rounds: int, seconds: float, trials: list) -> dict:
 
 
 def measure(bed: Testbed, shape: str, point: tuple[int, int], seconds: float, trials: list) -> float:
-    r = run_trial(bed, shape, 1, Settings(point[0], point[1], True), seconds=seconds,
+    options = RunOptions(concurrency=point[0], parallelism=point[1], pipelining=True)
+    r = run_trial(bed, shape, 1, options, seconds=seconds,
                   label=f"{shape} C={point[0]} P={point[1]}")
     trials.append(r.to_json())
     return r.rate

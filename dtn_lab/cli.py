@@ -40,7 +40,7 @@ def run_command(**params) -> None:
     that owns the nodes shapes its links, and throughput over time is counted at the
     destination nodes' links instead of from the run's progress.
     """
-    sys.exit(product.run_transfer(params, figures=plan_path, meter=plan_meter))
+    sys.exit(product.run_transfer(product.RunRequest(**params), figures=plan_path, meter=plan_meter))
 
 
 def _int_list(text: str) -> tuple[int, ...]:
@@ -93,9 +93,9 @@ def sweep_command(name, dataset, nodes, grid_c, grid_p, grid_nodes, no_grid, no_
     if max(node_counts) > min(bed.layout.source_nodes, bed.layout.dest_nodes) or \
             grid_nodes > min(bed.layout.source_nodes, bed.layout.dest_nodes):
         raise click.UsageError(f"testbed {name} has {bed.layout.source_nodes}+{bed.layout.dest_nodes} nodes")
-    spec = SweepSpec(dataset, () if no_modes else node_counts, grid_c=() if no_grid else _int_list(grid_c),
-                     grid_p=() if no_grid else _int_list(grid_p), grid_nodes=grid_nodes, seconds=seconds,
-                     warmup=warmup, repeat=repeat)
+    spec = SweepSpec(dataset=dataset, nodes=() if no_modes else node_counts,
+                     grid_c=() if no_grid else _int_list(grid_c), grid_p=() if no_grid else _int_list(grid_p),
+                     grid_nodes=grid_nodes, seconds=seconds, warmup=warmup, repeat=repeat)
     if no_modes:
         spec.modes = {}
     out_dir = out_dir or f"sweep-{dataset}-{time.strftime('%Y%m%d-%H%M%S')}"

@@ -10,21 +10,23 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from dtn_transfer.adaptive import Meter, PathModel
 from dtn_transfer.plan import Plan
+from dtn_transfer.run_search import Meter
+from dtn_transfer.tuning import PathFigures
 
 from .testbed import find_by_node
 from .testbed.layout import Layout
 from .testbed.meter import port_counters
 
 
-def testbed_path(layout: Layout) -> PathModel:
+def testbed_path(layout: Layout) -> PathFigures:
     """The testbed's shaping as path figures: a node pair moves at most the node rate, a
     stream at most the flow rate (the node rate when streams are not capped)."""
-    return PathModel(layout.node_rate, layout.flow_rate or layout.node_rate, origin=f"testbed {layout.name}")
+    return PathFigures(bandwidth=layout.node_rate, stream_rate=layout.flow_rate or layout.node_rate,
+                       origin=f"testbed {layout.name}")
 
 
-def plan_path(plan: Plan) -> PathModel | None:
+def plan_path(plan: Plan) -> PathFigures | None:
     """Path figures for a plan whose nodes belong to a running testbed (else None)."""
     layout = find_by_node(_nodes(plan))
     return testbed_path(layout) if layout is not None else None

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
-from dtn_transfer.schedule import Settings
+from dtn_transfer.options import RunOptions
 
 from . import plots
 from .testbed import Testbed
@@ -27,8 +27,10 @@ MIB = 2 ** 20
 MODES = {"Mode I": (8, 16), "Mode II": (4, 8)}
 
 
-@dataclass
+@dataclass(kw_only=True)
 class SweepSpec:
+    """The points of a sweep: node counts × modes, and a C × P grid on ``grid_nodes`` pairs."""
+
     dataset: str = "medium"
     nodes: tuple[int, ...] = (1, 2, 3)
     modes: dict[str, tuple[int, int]] = field(default_factory=lambda: dict(MODES))
@@ -41,8 +43,8 @@ class SweepSpec:
 
 
 def _trial(bed: Testbed, spec: SweepSpec, nodes: int, c: int, p: int, label: str) -> TrialResult:
-    return run_trial(bed, spec.dataset, nodes, Settings(c, p, True), seconds=spec.seconds,
-                     warmup=spec.warmup, label=label)
+    return run_trial(bed, spec.dataset, nodes, RunOptions(concurrency=c, parallelism=p, pipelining=True),
+                     seconds=spec.seconds, warmup=spec.warmup, label=label)
 
 
 def run_sweep(bed: Testbed, spec: SweepSpec, out_dir: str,

@@ -1,7 +1,8 @@
 """One measured transfer on the testbed: fixed C/P or --auto, bounded in time.
 
-A trial copies a testbed data set between the first N nodes of each cluster with the
-real executor (globus-url-copy, verification, journal), while a ``LinkMeter`` samples
+A trial copies a testbed data set between the first N nodes of each cluster in a real
+dtn-transfer run session (globus-url-copy, verification, journal, the online search
+with ``auto``), while a ``LinkMeter`` samples
 the bytes delivered to the destination nodes.  Throughput is the steady rate over a
 window: after ``warmup`` (process start, logins, first data channels) until the trial
 is stopped after ``seconds`` or, if the data set ran out first, until 90% of its bytes
@@ -11,27 +12,28 @@ separately (its length and the whole-run rate) from the rate it settled at.
 """
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from dtn_transfer.adaptive import AutoTuner
 from dtn_transfer.endpoints import parse_endpoint
-from dtn_transfer.execute import Executor
+from dtn_transfer.options import RunOptions
 from dtn_transfer.plan import SourceFile, make_plan, walk
-from dtn_transfer.schedule import Settings
-from dtn_transfer.state import Journal, PairState, RunState
+from dtn_transfer.run_search import SearchOptions
+from dtn_transfer.session import RunReport, RunSession
 
 from .path import testbed_path
 from .testbed import Testbed
 from .testbed.meter import LinkMeter, Trace
 
 
-@dataclass
+@dataclass(kw_only=True)
 class TrialResult:
+    """One trial: its point, the steady rate at the links, and the samples it came from."""
+
     label: str
     dataset: str
     nodes: int
@@ -82,47 +84,37 @@ def _quiet(meter: LinkMeter, timeout: float = 5.0) -> None:
         last = now
 
 
-def run_trial(bed: Testbed, dataset: str, nodes: int, settings: Settings | None = None, auto: bool = False,
-              seconds: float = 6.0, warmup: float = 1.0, probe_budget: float = 30.0, label: str = "",
-              report=None) -> TrialResult:   # noqa: ANN001 - report: Callable[[str], None] | None
-    """Run one trial; ``settings`` for fixed C/P, or ``auto=True``."""
-    settings = settings or Settings()
+def run_trial(bed: Testbed, dataset: str, nodes: int, options: RunOptions | None = None, *,
+              auto: bool = False, seconds: float = 6.0, warmup: float = 1.0, probe_budget: float = 30.0,
+              label: str = "", report: Callable[[str], None] | None = None) -> TrialResult:
+    """Run one trial: a dtn-transfer run session with fixed ``options`` (C/P), or ``auto=True``
+    (the online search, told the testbed's path figures), stopped when its window is measured."""
+    options = options or RunOptions()
     bed.clear_dest(dataset)
     src, dst = bed.endpoints(dataset, nodes)
     plan = make_plan(parse_endpoint(src), parse_endpoint(dst), _listing(src), 64 << 20, nodes)
     work = tempfile.mkdtemp(prefix="dtn-trial-")
-    os.makedirs(os.path.join(work, "work"))
-    run = RunState("trial", work, src, dst, settings.to_json(), files_total=len(plan.files),
-                   bytes_total=plan.total_bytes)
-    for s, d in plan.pairs:
-        run.pairs.append(PairState(s or "local", d or "local"))
-    tuner = AutoTuner(plan, run, testbed_path(bed.layout), probe_budget=probe_budget,
-                      report=report) if auto else None
-    executor = Executor(plan, settings, run, Journal(os.path.join(work, "journal.jsonl")),
-                        os.path.join(work, "work"), batcher=tuner.batcher if tuner else None)
+    search = SearchOptions(path=testbed_path(bed.layout), probe_budget=probe_budget) if auto else None
+    session = RunSession.new(plan, options, search=search, runs_base=work, run_id="trial")
     meter = LinkMeter(bed.layout, [n.wan_port for n in bed.nodes("dest")[:nodes]])
     _quiet(meter)
     meter.start()
-    if tuner:
-        tuner.start_sampling()
-    worker = threading.Thread(target=executor.execute, args=(list(plan.files),), name="trial", daemon=True)
+    ended: list[RunReport] = []
+    worker = threading.Thread(target=lambda: ended.append(session.run(say=report)), name="trial", daemon=True)
     worker.start()
     settled_at = None
     limit = warmup + seconds + (probe_budget + 15.0 if auto else 0.0)
     while worker.is_alive() and meter.now() < limit:
         time.sleep(0.1)
-        if tuner and settled_at is None and tuner.searches and \
-                all(s.settled for s in tuner.searches.values()):
+        if auto and settled_at is None and session.settled():
             settled_at = meter.now()
             limit = min(limit, settled_at + 1.0 + seconds)
     completed = not worker.is_alive()
     stopped_at = meter.sample()[0]      # the window ends here, before processes are killed
-    executor.stop()
+    session.stop()
     worker.join(30)
     trace = meter.stop()
     trace.samples = [s for s in trace.samples if s[0] <= stopped_at]    # after it: processes killed
-    if tuner:
-        tuner.stop_sampling()
     elapsed = trace.samples[-1][0]
     end = stopped_at
     if completed:
@@ -135,11 +127,13 @@ def run_trial(bed: Testbed, dataset: str, nodes: int, settings: Settings | None 
     elif auto:
         note = ("the data set ran out before the search settled and ran a window of its own: "
                 "the rate is the whole run's, probing included")
-    result = TrialResult(label or (f"auto N={nodes}" if auto else f"N={nodes} C={settings.concurrency} "
-                                   f"P={settings.parallelism}"),
-                         dataset, nodes, settings.concurrency, settings.parallelism, auto,
-                         trace.rate_between(start, end) if end > start else 0.0, (start, end), whole,
-                         run.bytes_done, elapsed, completed, trace, tuner.summary() if tuner else None, note)
+    c, p = options.concurrency, options.parallelism
+    result = TrialResult(
+        label=label or (f"auto N={nodes}" if auto else f"N={nodes} C={c} P={p}"),
+        dataset=dataset, nodes=nodes, concurrency=c, parallelism=p, auto=auto,
+        rate=trace.rate_between(start, end) if end > start else 0.0, window=(start, end), whole_rate=whole,
+        verified_bytes=session.state.bytes_done, seconds=elapsed, completed=completed, trace=trace,
+        auto_summary=ended[0].search if ended else None, note=note)
     shutil.rmtree(work, ignore_errors=True)
     _quiet(meter)
     return result

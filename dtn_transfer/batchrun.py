@@ -31,10 +31,11 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from .options import RunOptions
 from .plan import Plan, PlannedFile
 from .progress import error_blocks
-from .schedule import Batch, Settings
-from .state import DONE, PairState, RunState
+from .schedule import Batch
+from .state import DONE, RunState
 from .transcript import CLIENT_ERROR, FAILED, PERF, STARTED, Transcript
 from .transcript import DONE as CLOSED
 from .verify import Checker, node_answers
@@ -54,20 +55,20 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
     _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-def batch_argv(batch: Batch, settings: Settings, list_file: str, dump_file: str,
+def batch_argv(batch: Batch, options: RunOptions, list_file: str, dump_file: str,
                third_party: bool) -> list[str]:
     """The globus-url-copy command line for one batch (an argv list, never a shell string)."""
     t = batch.tuning
     argv = [GLOBUS_URL_COPY, "-dbg", "-c", "-cd", "-rst", "-rst-retries", "1",
-            "-rst-interval", "1", "-stall-timeout", str(settings.stall_timeout),
+            "-rst-interval", "1", "-stall-timeout", str(options.stall_timeout),
             "-p", str(t.parallelism), "-cc", str(t.concurrency)]
     if t.pipelining:
         argv.append("-pp")
-    if settings.fast:
+    if options.fast:
         argv.append("-fast")
-    if settings.tcp_buffer:
-        argv += ["-tcp-bs", str(settings.tcp_buffer)]
-    if settings.verify and third_party:
+    if options.tcp_buffer:
+        argv += ["-tcp-bs", str(options.tcp_buffer)]
+    if options.verify and third_party:
         argv.append("-verify-checksum")
     return argv + ["-df", dump_file, "-f", list_file]
 
@@ -92,12 +93,11 @@ class Outcome:
 class BatchRun:
     """Runs one batch; ``record`` journals and counts results (called from two threads)."""
 
-    def __init__(self, plan: Plan, batch: Batch, settings: Settings, run: RunState, stem: str,
+    def __init__(self, plan: Plan, batch: Batch, options: RunOptions, run: RunState, stem: str,
                  record: Callable[[list[tuple[PlannedFile, str, str]]], None],
                  tick: Callable[[], None], stop: threading.Event):
-        self.plan, self.batch, self.settings, self.run_state, self.stem = plan, batch, settings, run, stem
+        self.plan, self.batch, self.options, self.run_state, self.stem = plan, batch, options, run, stem
         self.record, self.tick, self.stop = record, tick, stop
-        self.pair: PairState = run.pairs[batch.pair]
         src_node, dst_node = plan.pairs[batch.pair]
         self.nodes = (src_node, dst_node)
         self.third_party = not plan.source.local and not plan.dest.local
@@ -106,7 +106,7 @@ class BatchRun:
         # whose 226 means "closed at the destination": the destination server's, unless
         # the destination is local (then the source's end of sending is the last word)
         self.closers = self.by_src if plan.dest.local else self.by_dst
-        self.checker = Checker(plan.source, plan.dest, self.nodes, settings.verify)
+        self.checker = Checker(plan.source, plan.dest, self.nodes, options.verify)
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._ended = threading.Event()          # the process has exited
@@ -130,7 +130,7 @@ class BatchRun:
             os.unlink(self.stem + ".dump")
         except FileNotFoundError:
             pass
-        argv = batch_argv(self.batch, self.settings, self.stem + ".list", self.stem + ".dump",
+        argv = batch_argv(self.batch, self.options, self.stem + ".list", self.stem + ".dump",
                           self.third_party)
         checker = threading.Thread(target=self._check_loop, name=f"check-{self.batch.pair}", daemon=True)
         self._proc = proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -160,7 +160,7 @@ class BatchRun:
         except OSError:
             pass
         transcript, pending = Transcript(), b""
-        limit = 2 * self.settings.stall_timeout + 10
+        limit = 2 * self.options.stall_timeout + 10
         while True:
             # globus-url-copy writes its transcript line by line: waking for every line
             # cost more CPU than the transfer's control work itself, so read in gulps.
@@ -285,8 +285,7 @@ class BatchRun:
             written = sum(min(n, sizes.get(r, n)) for r, n in self._written.items()
                           if r not in self._confirmed)
             written += sum(f.size for f in self._closed if f.relpath not in self._written)
-        with self.run_state._lock:
-            self.pair.inflight_bytes = 0 if self._finished else written
+        self.run_state.set_inflight(self.batch.pair, 0 if self._finished else written)
 
     # -- after the process ----------------------------------------------------------------
     def _conclude(self, returncode: int, stalled: bool) -> Outcome:
@@ -306,8 +305,7 @@ class BatchRun:
             problem = checks.get(f.relpath, "not verified")
             if problem is not None:
                 outcome.failed[f.relpath] = (f, self._reason(f, problem, general, outcome))
-        with self.run_state._lock:
-            self.pair.inflight_bytes = 0
+        self.run_state.set_inflight(self.batch.pair, 0)
         return outcome
 
     def _reason(self, f: PlannedFile, problem: str, general: list[str], outcome: Outcome) -> str:

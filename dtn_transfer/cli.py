@@ -11,36 +11,21 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sys
-import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 import click
 
 from .endpoints import EndpointError, parse_endpoint
-from .execute import Executor
+from .options import RunOptions
 from .plan import BINS, Plan, PlanError, make_plan, walk
-from .schedule import Settings, schedule
+from .run_search import Meter, SearchOptions
+from .schedule import schedule
+from .session import RunReport, RunSession, SessionError
 from .sizes import Size, human
-from .state import (
-    DONE,
-    SKIPPED,
-    Journal,
-    PairState,
-    RunState,
-    list_runs,
-    new_run_id,
-    prune_runs,
-    read_journal,
-    read_state,
-    runs_dir,
-    write_json_atomic,
-)
-
-if TYPE_CHECKING:
-    from . import adaptive
+from .state import RunState, list_runs, read_journal, read_state, runs_dir
+from .tuning import PathFigures, path_figures
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_FATAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 4
 
@@ -69,8 +54,8 @@ def _build_plan(src: str, dst: str, bdp: int, nodes: int | None) -> Plan:
     return make_plan(source, dest, files, bdp, nodes)
 
 
-def _plan_summary(plan: Plan, settings: Settings) -> dict:
-    batches = schedule(plan, settings)
+def _plan_summary(plan: Plan, options: RunOptions) -> dict:
+    batches = schedule(plan, options)
     return {
         "source": str(plan.source), "dest": str(plan.dest), "bdp": plan.bdp,
         "files": len(plan.files), "bytes": plan.total_bytes,
@@ -122,7 +107,8 @@ def _common_options(f):
 def plan_command(src, dst, concurrency, parallelism, pipelining, nodes, tcp_buffer, bdp, as_json) -> None:
     """Show how SRC would be binned, spread over node pairs and batched; move nothing."""
     plan = _build_plan(src, dst, bdp, nodes)
-    summary = _plan_summary(plan, Settings(concurrency, parallelism, pipelining, tcp_buffer))
+    summary = _plan_summary(plan, RunOptions(concurrency=concurrency, parallelism=parallelism,
+                                             pipelining=pipelining, tcp_buffer=tcp_buffer))
     click.echo(json.dumps(summary, indent=1)) if as_json else _print_plan(summary)
 
 
@@ -173,124 +159,113 @@ def run_parameters(f):
 @run_parameters
 def run_command(**params) -> None:
     """Copy the data set SRC to DST (both endpoints), or --resume RUN."""
-    sys.exit(run_transfer(params))
+    sys.exit(run_transfer(RunRequest(**params)))
 
 
-PathSource = Callable[[Plan], "adaptive.PathModel | None"]
-MeterSource = Callable[[Plan], "adaptive.Meter | None"]
+@dataclass(frozen=True, kw_only=True)
+class RunRequest:
+    """The values of ``run_parameters``, as click passes them."""
+
+    src: str | None
+    dst: str | None
+    concurrency: int | None
+    parallelism: int | None
+    pipelining: bool | None
+    nodes: int | None
+    tcp_buffer: int | None
+    bdp: int
+    sync: bool
+    verify: bool
+    retries: int
+    stall_timeout: int
+    resume: str | None
+    dry_run: bool
+    quiet: bool
+    as_json: bool
+    auto: bool
+    bandwidth: int | None
+    stream_rate: int | None
+    rtt: float | None      # milliseconds
+    probe_budget: float
+    split: int | None
+
+    def options(self) -> RunOptions:
+        return RunOptions(concurrency=self.concurrency, parallelism=self.parallelism,
+                          pipelining=self.pipelining, tcp_buffer=self.tcp_buffer, sync=self.sync,
+                          verify=self.verify, retries=self.retries, stall_timeout=self.stall_timeout,
+                          split=self.split)
 
 
-def run_transfer(params: dict, figures: PathSource | None = None, meter: MeterSource | None = None) -> int:
-    """``run`` with ``run_parameters``' values; returns the exit code.
+PathSource = Callable[[Plan], PathFigures | None]   # figures a caller knows for a plan's nodes
+MeterSource = Callable[[Plan], Meter | None]
+
+
+def run_transfer(request: RunRequest, *, figures: PathSource | None = None,
+                 meter: MeterSource | None = None) -> int:
+    """``run``: open the session, run it, render its report; returns the exit code.
 
     ``figures`` and ``meter`` let a caller that knows the plan's nodes (the lab, for its
-    testbed) supply path figures for --auto and a meter of throughput over time."""
-    p = params
-    if p["auto"] and (p["concurrency"] or p["parallelism"]):
+    testbed) supply what --auto's path options leave out, and a meter of throughput."""
+    r = request
+    if r.auto and (r.concurrency or r.parallelism):
         raise click.UsageError("--auto chooses -c/-p itself; leave them out")
-    base = runs_dir()
-    resume = p["resume"]
-    if resume:
-        run_id, run_path = resume, os.path.join(base, resume)
+    if r.resume:
         try:
-            with open(os.path.join(run_path, "plan.json"), encoding="utf-8") as f:
-                plan = Plan.from_json(json.load(f))
-            with open(os.path.join(run_path, "settings.json"), encoding="utf-8") as f:
-                settings = Settings(**json.load(f))
-        except (OSError, ValueError, TypeError, KeyError) as exc:
-            click.echo(f"dtn-transfer: run {resume} cannot be resumed: {exc}", err=True)
+            session = RunSession.resume(r.resume)
+        except SessionError as exc:
+            click.echo(f"dtn-transfer: {exc}", err=True)
             return EXIT_FATAL
     else:
-        if not p["src"] or not p["dst"]:
+        if not r.src or not r.dst:
             raise click.UsageError("run needs SRC and DST (or --resume RUN)")
-        plan = _build_plan(p["src"], p["dst"], p["bdp"], p["nodes"])
-        if p["split"] is not None and (plan.source.local or plan.dest.local):
+        plan = _build_plan(r.src, r.dst, r.bdp, r.nodes)
+        if r.split is not None and (plan.source.local or plan.dest.local):
             raise click.UsageError("--split needs GridFTP nodes on both sides (ranges of ftp URLs)")
-        settings = Settings(p["concurrency"], p["parallelism"], p["pipelining"], p["tcp_buffer"], p["sync"],
-                            p["verify"], retries=p["retries"], stall_timeout=p["stall_timeout"],
-                            split=p["split"])
-        if p["dry_run"]:
-            summary = _plan_summary(plan, settings)
-            click.echo(json.dumps(summary, indent=1)) if p["as_json"] else _print_plan(summary)
+        if r.dry_run:
+            summary = _plan_summary(plan, r.options())
+            click.echo(json.dumps(summary, indent=1)) if r.as_json else _print_plan(summary)
             return EXIT_OK
-        run_id = new_run_id()
-        run_path = os.path.join(base, run_id)
-        os.makedirs(os.path.join(run_path, "work"), exist_ok=True)
-        write_json_atomic(os.path.join(run_path, "plan.json"), plan.to_json())
-        write_json_atomic(os.path.join(run_path, "settings.json"), settings.to_json())
-        prune_runs(base)
-    quiet, as_json = p["quiet"], p["as_json"]
-    os.makedirs(os.path.join(run_path, "work"), exist_ok=True)
-    journal = Journal(os.path.join(run_path, "journal.jsonl"))
-    earlier = journal.results()
-    finished = {r for r, e in earlier.items() if e.get("result") in (DONE, SKIPPED)}
-    todo = [f for f in plan.files if f.relpath not in finished]
-    run = RunState(run_id, run_path, str(plan.source), str(plan.dest), settings.to_json(),
-                   files_total=len(plan.files), bytes_total=plan.total_bytes)
-    for i, (s, d) in enumerate(plan.pairs):
-        mine = [f for f in plan.files if f.pair == i]
-        run.pairs.append(PairState(s or "local", d or "local", len(mine), sum(f.size for f in mine)))
-    for f in plan.files:
-        if f.relpath in finished:
-            run.bytes_done += f.size
-            run.files_done += earlier[f.relpath]["result"] == DONE
-            run.files_skipped += earlier[f.relpath]["result"] == SKIPPED
-    run._bytes_at_start = run.bytes_done
-    run.publish(force=True)
-
-    show = not quiet and not as_json and sys.stderr.isatty()
-    tuner = None
-    if p["auto"] or resume:
-        from . import adaptive  # late: plain runs do not need the tuner's imports
-    if p["auto"] or (resume and adaptive.is_auto_run(run_path)):
-        say = None if quiet or as_json else (lambda line: click.echo(f"\r{line}", err=True))
-        inputs = adaptive.PathFigureInputs(p["bandwidth"], p["stream_rate"], (p["rtt"] or 0.0) / 1000,
-                                           settings.tcp_buffer, figures(plan) if figures else None)
-        tuner = adaptive.start(plan, run, run_path, inputs, p["probe_budget"], say,
-                               meter(plan) if meter else None)
-    executor = Executor(plan, settings, run, journal, os.path.join(run_path, "work"),
-                        on_tick=_progress_line if show else None, batcher=tuner.batcher if tuner else None)
-    interrupted = []
-
-    def on_signal(signum, _frame):  # noqa: ANN001
-        interrupted.append(signum)
-        executor.stop()
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
-    lost = executor.execute(todo)
-    results = journal.results()
-    unattempted = {f.relpath: "not attempted before the run was interrupted" for f in todo
-                   if f.relpath not in results or (results[f.relpath]["result"] not in (DONE, SKIPPED)
-                                                   and not results[f.relpath].get("final"))}
-    unattempted.update(lost)
-    run.state = "interrupted" if interrupted else ("completed" if not unattempted else "incomplete")
-    run.finished = time.time()
-    final = run.publish(force=True) or {}
+        session = RunSession.new(plan, r.options())
+    if r.auto or session.search is not None:
+        session.search = _search_options(r, session, figures)
+    show = not r.quiet and not r.as_json and sys.stderr.isatty()
+    say = None if r.quiet or r.as_json else (lambda line: click.echo(f"\r{line}", err=True))
+    with session.stopping_on_signals():
+        report = session.run(on_tick=_progress_line if show else None, say=say,
+                             meter=meter(session.plan) if meter and session.search else None)
     if show:
         click.echo("", err=True)
-    report = {"run": run_id, "state": run.state, "files": final.get("files"), "bytes": final.get("bytes"),
-              "throughput_average": final.get("throughput", {}).get("average"),
-              "not_transferred": [{"file": r, "reason": why} for r, why in sorted(unattempted.items())]}
-    if tuner is not None:
-        report["auto"] = adaptive.finish(tuner, run_path)
-    if as_json:
-        click.echo(json.dumps(report, indent=1, ensure_ascii=False))
-    else:
-        if not quiet:
-            files = report["files"] or {}
-            click.echo(f"run {run_id}: {run.state}; {files.get('done')} sent, "
-                       f"{files.get('skipped')} skipped, "
-                       f"{len(unattempted)} not transferred of {files.get('total')}; "
-                       f"{human(report['bytes']['done'])} at {human(report['throughput_average'] or 0)}/s")
-        if tuner is not None and not quiet:
-            _print_auto(report["auto"])
-        for item in report["not_transferred"]:
-            click.echo(f"NOT TRANSFERRED {item['file']!r}: {item['reason']}", err=True)
-    if interrupted:
-        click.echo(f"interrupted; continue with: dtn-transfer run --resume {run_id}", err=True)
+    _print_report(report, r.quiet, r.as_json)
+    if report.interrupted:
+        click.echo(f"interrupted; continue with: dtn-transfer run --resume {report.run_id}", err=True)
         return EXIT_INTERRUPTED
-    return EXIT_PARTIAL if unattempted else EXIT_OK
+    return EXIT_PARTIAL if report.not_transferred else EXIT_OK
+
+
+def _search_options(r: RunRequest, session: RunSession, figures: PathSource | None) -> SearchOptions:
+    """--auto's inputs: the path figures given as options; what they leave out comes from the
+    run (as it started, on --resume), else the caller, else defaults."""
+    kept = session.search
+    known = kept.path if kept else (figures(session.plan) if figures else None)
+    path = path_figures(r.bandwidth, r.stream_rate, (r.rtt or 0.0) / 1000,
+                        r.tcp_buffer or session.options.tcp_buffer, known)
+    return SearchOptions(path=path, probe_budget=kept.probe_budget if kept else r.probe_budget)
+
+
+def _print_report(report: RunReport, quiet: bool, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(report.to_json(), indent=1, ensure_ascii=False))
+        return
+    if not quiet:
+        files = report.files or {}
+        click.echo(f"run {report.run_id}: {report.state}; {files.get('done')} sent, "
+                   f"{files.get('skipped')} skipped, "
+                   f"{len(report.not_transferred)} not transferred of {files.get('total')}; "
+                   f"{human(report.bytes.get('done', 0))} at {human(report.throughput_average or 0)}/s")
+        if report.search is not None:
+            _print_auto(report.search)
+    for relpath, why in sorted(report.not_transferred.items()):
+        click.echo(f"NOT TRANSFERRED {relpath!r}: {why}", err=True)
 
 
 def _print_auto(summary: dict) -> None:

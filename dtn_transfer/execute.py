@@ -11,6 +11,7 @@ as failed with the reason.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 import time
@@ -18,14 +19,15 @@ from collections.abc import Callable, Iterable
 
 from .batchrun import BatchRun
 from .endpoints import nameable
+from .options import RunOptions
 from .plan import Plan, PlannedFile
-from .schedule import Batch, Settings, schedule
+from .schedule import Batch, schedule
 from .split import SplitSender, should_split, split_pairs
 from .state import DONE, FAILED, SKIPPED, Journal, RunState
 from .verify import node_answers, verify_files
 from .workers import run_ticking
 
-Batcher = Callable[[Plan, Settings, list[PlannedFile]], dict[int, Iterable[Batch]]]
+Batcher = Callable[[Plan, RunOptions, list[PlannedFile]], dict[int, Iterable[Batch]]]
 
 
 def _last_batch_number(work_dir: str) -> int:
@@ -39,14 +41,14 @@ def _last_batch_number(work_dir: str) -> int:
 
 class Executor:
     """Runs a plan.  ``batcher`` turns the files of a round into batches per node pair; the
-    default is ``schedule`` (fixed C/P per size class).  Auto-tuning passes one whose
+    default is ``schedule`` (fixed C/P per size class).  The online search passes one whose
     per-pair iterables are generators: each batch is formed when the pair is ready for it,
     so C/P can change between batches."""
 
-    def __init__(self, plan: Plan, settings: Settings, run: RunState, journal: Journal,
+    def __init__(self, plan: Plan, options: RunOptions, run: RunState, journal: Journal,
                  work_dir: str, on_tick: Callable[[RunState], None] | None = None,
                  batcher: Batcher | None = None):
-        self.plan, self.settings, self.run, self.journal = plan, settings, run, journal
+        self.plan, self.options, self.run, self.journal = plan, options, run, journal
         self.work_dir = work_dir
         self.on_tick = on_tick
         self.batcher = batcher or schedule
@@ -69,21 +71,7 @@ class Executor:
                             "reason": reason, "pair": f"{pair.source}>{pair.dest}",
                             "attempt": attempt, "final": final or result != FAILED})
         self.journal.record(entries)
-        with self.run._lock:
-            for f, result, _ in results:
-                pair = self.run.pairs[f.pair]
-                if result == DONE:
-                    self.run.files_done += 1
-                    self.run.bytes_done += f.size
-                    pair.files_done += 1
-                    pair.bytes_done += f.size
-                elif result == SKIPPED:
-                    self.run.files_skipped += 1
-                    self.run.bytes_done += f.size
-                elif final:
-                    self.run.files_failed += 1
-                if result == FAILED:
-                    pair.failures += 1
+        self.run.count_results([(f.pair, f.size, result) for f, result, _ in results], final)
 
     def _tick(self) -> None:
         if self.run.publish() is not None and self.on_tick is not None:
@@ -111,27 +99,21 @@ class Executor:
                 with self._lock:
                     failed.update(lost)
             self._tick()
-        if pair.state == "active":
-            with self.run._lock:
-                pair.state = "idle"
+        self.run.pair_idle(pair_index)
 
     def _run_batch(self, batch: Batch, attempt_no: int) -> dict[str, tuple[PlannedFile, str]]:
         """Run one batch; its done files are journaled as they finish; returns the rest."""
         with self._lock:
             self._seq += 1
             stem = os.path.join(self.work_dir, f"batch-{self._seq:05d}")
-        pair = self.run.pairs[batch.pair]
-        with self.run._lock:
-            pair.state, pair.streams = "active", batch.streams
-            pair.concurrency, pair.parallelism = batch.tuning.concurrency, batch.tuning.parallelism
-            pair.pipelining = batch.tuning.pipelining
-        outcome = BatchRun(self.plan, batch, self.settings, self.run, stem,
+        self.run.pair_working(batch.pair, streams=batch.streams, concurrency=batch.tuning.concurrency,
+                              parallelism=batch.tuning.parallelism, pipelining=batch.tuning.pipelining)
+        outcome = BatchRun(self.plan, batch, self.options, self.run, stem,
                            lambda results: self._record_many(results, attempt_no, False),
                            self._tick, self._stop).run()
-        with self.run._lock:
-            pair.streams = 0
-            if outcome.node_down or (outcome.failed and not self._pair_answers(batch.pair)):
-                pair.state = "down"   # a node does not answer: retries go to other pairs
+        # a node does not answer: retries go to other pairs
+        down = outcome.node_down or bool(outcome.failed and not self._pair_answers(batch.pair))
+        self.run.pair_stopped(batch.pair, down=down)
         return outcome.failed
 
     def _reassign(self, f: PlannedFile, tried: set[int]) -> PlannedFile:
@@ -140,7 +122,7 @@ class Executor:
         healthy = [p for p in pairs if self.run.pairs[p].state != "down"]
         choices = [p for p in healthy if p not in tried] or healthy or list(pairs)
         target = min(choices, key=lambda p: (self.run.pairs[p].failures, p))
-        return PlannedFile(f.relpath, f.size, f.bin, target)
+        return dataclasses.replace(f, pair=target)
 
     # -- the whole transfer -----------------------------------------------------------
     def execute(self, todo: list[PlannedFile]) -> dict[str, str]:
@@ -153,33 +135,30 @@ class Executor:
                                "channel drops; not sent (it would land under a different name)")
             self._record(f, FAILED, lost[f.relpath], 0, True)
         pending = [f for f in todo if f not in unsendable]
-        if self.settings.sync and pending:
+        if self.options.sync and pending:
             pending = self._skip_identical(pending)
-        ranged = [f for f in pending if should_split(self.plan, self.settings, f)]
+        ranged = [f for f in pending if should_split(self.plan, self.options, f)]
         if ranged:
             names = {f.relpath for f in ranged}
             pending = [f for f in pending if f.relpath not in names]
             lost.update(self._send_ranged(ranged))
         tried: dict[str, set[int]] = {}
-        for attempt_no in range(self.settings.retries + 1):
+        for attempt_no in range(self.options.retries + 1):
             if not pending or self._stop.is_set():
                 break
             if attempt_no:
-                with self.run._lock:
-                    self.run.retries += len(pending)
-                    for f in pending:
-                        self.run.pairs[f.pair].retries += 1
+                self.run.add_retries(len(pending), [f.pair for f in pending])
             for f in pending:
                 tried.setdefault(f.relpath, set()).add(f.pair)
             for p, state in enumerate(self.run.pairs):
                 if state.state == "down" and self._pair_answers(p):
-                    state.state = "idle"   # back: it may take its share again
+                    self.run.pair_idle(p, was="down")   # back: it may take its share again
             failed: dict[str, tuple[PlannedFile, str]] = {}
             threads = [threading.Thread(target=self._work_pair, args=(p, batches, attempt_no, failed),
                                         name=f"pair-{p}", daemon=True)
-                       for p, batches in self.batcher(self.plan, self.settings, pending).items() if batches]
+                       for p, batches in self.batcher(self.plan, self.options, pending).items() if batches]
             run_ticking(threads, self._tick)
-            last = attempt_no == self.settings.retries
+            last = attempt_no == self.options.retries
             if last or self._stop.is_set():
                 self._record_many([(f, FAILED, reason) for f, reason in failed.values()], attempt_no, True)
                 lost.update({f.relpath: reason for f, reason in failed.values()})
@@ -192,10 +171,10 @@ class Executor:
         """--split: each file as byte ranges over every pair, largest first; retried whole."""
         lost: dict[str, str] = {}
         for f in sorted(files, key=lambda f: (-f.size, f.relpath)):
-            for attempt_no in range(self.settings.retries + 1):
+            for attempt_no in range(self.options.retries + 1):
                 if self._stop.is_set():
                     return lost
-                sender = SplitSender(self.plan, self.settings, self.run, split_pairs(self.run),
+                sender = SplitSender(self.plan, self.options, self.run, split_pairs(self.run),
                                      self._stop, self._tick)
                 problem = sender.send(f)
                 if problem is None:
@@ -203,13 +182,12 @@ class Executor:
                     break
                 if self._stop.is_set():
                     return lost
-                final = attempt_no == self.settings.retries
+                final = attempt_no == self.options.retries
                 self._record(f, FAILED, f"sent as byte ranges: {problem}", attempt_no, final)
                 if final:
                     lost[f.relpath] = f"sent as byte ranges: {problem}"
                 else:
-                    with self.run._lock:
-                        self.run.retries += 1
+                    self.run.add_retries(1)
         return lost
 
     def _skip_identical(self, files: list[PlannedFile]) -> list[PlannedFile]:
@@ -220,7 +198,7 @@ class Executor:
             if not mine:
                 continue
             checks = verify_files(self.plan.source, self.plan.dest, mine, self.plan.pairs[pair],
-                                  self.settings.verify)
+                                  self.options.verify)
             same = [f for f in mine if checks.get(f.relpath) is None]
             self._record_many([(f, SKIPPED, "already identical at the destination") for f in same], 0, True)
             out += [f for f in mine if checks.get(f.relpath) is not None]

@@ -29,16 +29,20 @@ class SourceFile:
     size: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class PlannedFile:
+    """A file of the plan: its size class and the node pair it goes over (first try)."""
+
     relpath: str
     size: int
     bin: str
     pair: int        # index into Plan.pairs
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Plan:
+    """What a run moves: every file with its size class and node pair (kept for --resume)."""
+
     source: Endpoint
     dest: Endpoint
     bdp: int
@@ -63,10 +67,10 @@ class Plan:
 
     @classmethod
     def from_json(cls, doc: dict) -> Plan:
-        return cls(Endpoint(tuple(doc["source"]["nodes"]), doc["source"]["path"]),
-                   Endpoint(tuple(doc["dest"]["nodes"]), doc["dest"]["path"]),
-                   int(doc["bdp"]), tuple((p[0], p[1]) for p in doc["pairs"]),
-                   tuple(PlannedFile(**f) for f in doc["files"]))
+        return cls(source=Endpoint(tuple(doc["source"]["nodes"]), doc["source"]["path"]),
+                   dest=Endpoint(tuple(doc["dest"]["nodes"]), doc["dest"]["path"]),
+                   bdp=int(doc["bdp"]), pairs=tuple((p[0], p[1]) for p in doc["pairs"]),
+                   files=tuple(PlannedFile(**f) for f in doc["files"]))
 
 
 def size_bin(size: int, bdp: int) -> str:
@@ -108,9 +112,9 @@ def make_plan(source: Endpoint, dest: Endpoint, files: list[SourceFile], bdp: in
     pairs = node_pairs(source, dest, nodes)
     ordered = sorted(files, key=lambda f: f.relpath)
     assignment = spread([f.size for f in ordered], len(pairs))
-    planned = tuple(PlannedFile(f.relpath, f.size, size_bin(f.size, bdp), pair)
+    planned = tuple(PlannedFile(relpath=f.relpath, size=f.size, bin=size_bin(f.size, bdp), pair=pair)
                     for f, pair in zip(ordered, assignment, strict=False))
-    return Plan(source, dest, bdp, tuple(pairs), planned)
+    return Plan(source=source, dest=dest, bdp=bdp, pairs=tuple(pairs), files=planned)
 
 
 # -- walking the data set ----------------------------------------------------

@@ -1,4 +1,4 @@
-"""Schedule: turn a plan into globus-url-copy batches with concurrency, parallelism, pipelining.
+"""Schedule: turn a plan into globus-url-copy batches, each with its tuning (C, P, pipelining).
 
 One batch = one globus-url-copy process on one node pair, for one size class.  Files are
 journaled as they finish whatever the batch length (batchrun.py), so batches are long:
@@ -10,47 +10,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .options import RunOptions
 from .plan import LARGE, MEDIUM, SMALL, Plan, PlannedFile
+from .tuning import Tuning, default_tuning
 
 MAX_BATCH_FILES = 16384
 MIN_BATCH_FILES = 1024
 FILES_PER_SLOT = 256   # a batch holds this many files per concurrency slot (within the bounds)
 MAX_BATCH_BYTES = 64 * 1024 ** 3
 
-# Defaults per size class when the user does not force a value: small files want many in
-# flight and pipelining; large files want parallel streams (Globus transfer-service practice).
-DEFAULT_CONCURRENCY = {SMALL: 8, MEDIUM: 4, LARGE: 2}
-DEFAULT_PARALLELISM = {SMALL: 1, MEDIUM: 4, LARGE: 8}
 
-
-@dataclass(frozen=True)
-class Settings:
-    """What the user asked for; None means "choose per size class"."""
-
-    concurrency: int | None = None
-    parallelism: int | None = None
-    pipelining: bool | None = None
-    tcp_buffer: int | None = None
-    sync: bool = False
-    verify: bool = False
-    fast: bool = True
-    retries: int = 2
-    stall_timeout: int = 60
-    split: int | None = None     # files larger than this go as byte ranges over every pair
-
-    def to_json(self) -> dict:
-        return dict(self.__dict__)
-
-
-@dataclass(frozen=True)
-class Tuning:
-    concurrency: int
-    parallelism: int
-    pipelining: bool
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Batch:
+    """Files of one size class for one node pair, and the tuning their process runs with."""
+
     pair: int
     bin: str
     files: tuple[PlannedFile, ...]
@@ -64,18 +37,6 @@ class Batch:
     def streams(self) -> int:
         """TCP data streams this batch keeps open at most: files in flight × streams each."""
         return min(self.tuning.concurrency, len(self.files)) * self.tuning.parallelism
-
-
-def tune(size_class: str, settings: Settings, third_party: bool) -> Tuning:
-    """C, P and pipelining in force for one size class."""
-    concurrency = settings.concurrency or DEFAULT_CONCURRENCY[size_class]
-    parallelism = settings.parallelism or DEFAULT_PARALLELISM[size_class]
-    if settings.pipelining is None:
-        # Pipelining helps third-party transfers of many small files and nothing else.
-        pipelining = third_party and size_class in (SMALL, MEDIUM)
-    else:
-        pipelining = settings.pipelining
-    return Tuning(concurrency, parallelism, pipelining)
 
 
 def batch_files(concurrency: int) -> int:
@@ -98,16 +59,16 @@ def _chunks(files: list[PlannedFile], max_files: int) -> list[tuple[PlannedFile,
     return out
 
 
-def schedule(plan: Plan, settings: Settings, files: list[PlannedFile] | None = None
+def schedule(plan: Plan, options: RunOptions, files: list[PlannedFile] | None = None
              ) -> dict[int, list[Batch]]:
     """Batches per node pair, small files first (they finish and report early)."""
     third_party = not plan.source.local and not plan.dest.local
     todo = list(plan.files if files is None else files)
     by_pair: dict[int, list[Batch]] = {p: [] for p in range(len(plan.pairs))}
     for size_class in (SMALL, MEDIUM, LARGE):
-        tuning = tune(size_class, settings, third_party)
+        tuning = default_tuning(size_class, options, third_party)
         for pair in by_pair:
             selected = [f for f in todo if f.pair == pair and f.bin == size_class]
             for chunk in _chunks(selected, batch_files(tuning.concurrency)):
-                by_pair[pair].append(Batch(pair, size_class, chunk, tuning))
+                by_pair[pair].append(Batch(pair=pair, bin=size_class, files=chunk, tuning=tuning))
     return by_pair

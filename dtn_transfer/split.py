@@ -24,9 +24,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .batchrun import GLOBUS_URL_COPY, _die_with_parent
+from .options import RunOptions
 from .plan import LARGE, Plan, PlanError, PlannedFile, ftp_connect
-from .schedule import Settings, tune
 from .state import RunState
+from .tuning import default_tuning
 from .verify import Checker, node_answers
 from .workers import run_ticking
 
@@ -45,21 +46,21 @@ def ranges(size: int, piece: int) -> list[tuple[int, int]]:
     return [(offset, min(step, size - offset)) for offset in range(0, size, step)]
 
 
-def range_argv(settings: Settings, src_url: str, dst_url: str, offset: int, length: int) -> list[str]:
+def range_argv(options: RunOptions, src_url: str, dst_url: str, offset: int, length: int) -> list[str]:
     argv = [GLOBUS_URL_COPY, "-cd", "-rst", "-rst-retries", "1", "-rst-interval", "1",
-            "-stall-timeout", str(settings.stall_timeout),
-            "-p", str(tune(LARGE, settings, third_party=True).parallelism)]
-    if settings.fast:
+            "-stall-timeout", str(options.stall_timeout),
+            "-p", str(default_tuning(LARGE, options, third_party=True).parallelism)]
+    if options.fast:
         argv.append("-fast")
-    if settings.tcp_buffer:
-        argv += ["-tcp-bs", str(settings.tcp_buffer)]
+    if options.tcp_buffer:
+        argv += ["-tcp-bs", str(options.tcp_buffer)]
     return argv + ["-off", str(offset), "-len", str(length), src_url, dst_url]
 
 
-def should_split(plan: Plan, settings: Settings, f: PlannedFile) -> bool:
+def should_split(plan: Plan, options: RunOptions, f: PlannedFile) -> bool:
     """Ranges need GridFTP nodes on both sides (partial transfers of ftp URLs)."""
-    return settings.split is not None and not plan.source.local and not plan.dest.local \
-        and f.size > settings.split
+    return options.split is not None and not plan.source.local and not plan.dest.local \
+        and f.size > options.split
 
 
 def _delete_at_destination(plan: Plan, nodes: list[str], relpath: str) -> None:
@@ -89,9 +90,9 @@ class SplitSender:
     """Sends one file as ranges over the usable node pairs; ``send`` returns None when the
     destination has all of it, else the reason it does not."""
 
-    def __init__(self, plan: Plan, settings: Settings, run: RunState, pairs: list[int],
+    def __init__(self, plan: Plan, options: RunOptions, run: RunState, pairs: list[int],
                  stop: threading.Event, tick: Callable[[], None]):
-        self.plan, self.settings, self.run, self.pairs = plan, settings, run, pairs
+        self.plan, self.options, self.run, self.pairs = plan, options, run, pairs
         self.stop, self.tick = stop, tick
         self._lock = threading.Lock()
 
@@ -103,7 +104,7 @@ class SplitSender:
             _delete_at_destination(self.plan, [n for n in dict.fromkeys(nodes) if n], f.relpath)
         except (PlanError, OSError, EOFError, ftplib.Error) as exc:
             return f"could not clear the destination before sending ranges: {exc}"
-        pieces = ranges(f.size, self.settings.split or f.size)
+        pieces = ranges(f.size, self.options.split or f.size)
         # each range has a home pair (round robin), so every pair starts at once; a pair
         # whose own ranges are done takes the others' (a slow pair does not hold the file up)
         job = _Job(deque((offset, length, frozenset(), self.pairs[k % len(self.pairs)])
@@ -111,15 +112,14 @@ class SplitSender:
         threads = [threading.Thread(target=self._work, args=(pair, f, job), daemon=True,
                                     name=f"split-{pair}") for pair in self.pairs]
         run_ticking(threads, self.tick)
-        with self.run._lock:
-            for pair in self.pairs:
-                self.run.pairs[pair].inflight_bytes = 0
+        for pair in self.pairs:
+            self.run.set_inflight(pair, 0)
         if job.failed:
             return job.failed[-1]
         if job.done != len(pieces):   # never trust sizes alone here: a missing range leaves a hole
             return "interrupted before every range was sent"
         first = self.plan.pairs[self.pairs[0]]
-        checker = Checker(self.plan.source, self.plan.dest, first, self.settings.verify)
+        checker = Checker(self.plan.source, self.plan.dest, first, self.options.verify)
         try:
             return checker.verify([f]).get(f.relpath, "not verified")
         finally:
@@ -146,34 +146,29 @@ class SplitSender:
     def _work(self, pair: int, f: PlannedFile, job: _Job) -> None:
         src_node, dst_node = self.plan.pairs[pair]
         src_url, dst_url = self.plan.source.url(src_node, f.relpath), self.plan.dest.url(dst_node, f.relpath)
-        state = self.run.pairs[pair]
-        streams = tune(LARGE, self.settings, third_party=True).parallelism
+        streams = default_tuning(LARGE, self.options, third_party=True).parallelism
         try:
             while (pick := self._take(pair, job)) is not None:
                 offset, length, tried, home = pick
-                with self.run._lock:
-                    state.state, state.streams = "active", streams
-                ok = self._run(range_argv(self.settings, src_url, dst_url, offset, length))
+                self.run.pair_working(pair, streams=streams)
+                ok = self._run(range_argv(self.options, src_url, dst_url, offset, length))
                 with self._lock:
                     job.in_flight -= 1
                     if ok:
                         job.done += 1
                     else:
                         tried = tried | {pair}
-                        if len(tried) >= min(len(self.pairs), self.settings.retries + 1):
+                        if len(tried) >= min(len(self.pairs), self.options.retries + 1):
                             job.failed.append(f"range {offset}+{length} failed on {len(tried)} node pair(s)")
                         else:
                             job.todo.append((offset, length, tried, home))
                 if ok:
-                    with self.run._lock:
-                        state.inflight_bytes += length
+                    self.run.add_inflight(pair, length)
                 elif not all(node_answers(n) for n in self.plan.pairs[pair]):
-                    with self.run._lock:
-                        state.state = "down"   # leave the remaining ranges to the other pairs
+                    self.run.pair_stopped(pair, down=True)   # leave the remaining ranges to the others
                     return
         finally:
-            with self.run._lock:
-                state.streams = 0
+            self.run.pair_stopped(pair)
 
     def _run(self, argv: list[str]) -> bool:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,

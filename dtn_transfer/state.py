@@ -3,7 +3,9 @@
 Layout below the runs directory (``$DTN_TRANSFER_STATE_DIR/runs``, default
 ``/var/lib/pcp-hpc/dtn/runs``), one directory per run:
 
-- ``plan.json``, ``settings.json``: what the run was asked to do (for ``--resume``);
+- ``plan.json``, ``settings.json``: what the run was asked to do, its plan and options
+  (for ``--resume``); with ``--auto`` also ``auto-options.json`` (the search's path figures
+  and budget) and ``auto.json`` (what it chose and why);
 - ``journal.jsonl``: one JSON object per file result, appended as results happen
   (fsynced at least once a second), never rewritten; the last record for a file is its result;
 - ``state.json``: live counters, replaced atomically (write + rename) at most once a
@@ -118,8 +120,10 @@ def read_journal(path: str) -> dict[str, dict]:
     return out
 
 
-@dataclass
+@dataclass(kw_only=True)
 class PairState:
+    """Counters of one node pair within a run (changed only through ``RunState``'s methods)."""
+
     source: str
     dest: str
     files_total: int = 0
@@ -138,15 +142,16 @@ class PairState:
     _last: tuple[float, int] = (0.0, 0)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class RunState:
-    """Counters of one run, updated by executor threads, published by ``publish``."""
+    """Counters of one run, changed by executor threads through the methods below (each
+    takes the lock, so ``publish`` never sees half a change), published by ``publish``."""
 
     run_id: str
     directory: str
     source: str
     dest: str
-    settings: dict
+    settings: dict               # the run's options, as kept in settings.json
     files_total: int = 0
     bytes_total: int = 0
     pairs: list[PairState] = field(default_factory=list)
@@ -164,6 +169,84 @@ class RunState:
     _last: tuple[float, int] = (0.0, 0)
     _bytes_at_start: int = 0
 
+    # -- changes (any thread) -------------------------------------------------------------
+    def seed(self, *, files_done: int, files_skipped: int, bytes_done: int) -> None:
+        """Start from what earlier attempts of this run finished (``--resume``); the average
+        throughput counts only what this attempt moves."""
+        with self._lock:
+            self.files_done, self.files_skipped, self.bytes_done = files_done, files_skipped, bytes_done
+            self._bytes_at_start = bytes_done
+
+    def count_results(self, results: Iterable[tuple[int, int, str]], final: bool) -> None:
+        """Count file results: (pair index, bytes, DONE | SKIPPED | FAILED); a failure counts
+        against the run only when ``final`` (no retry left)."""
+        with self._lock:
+            for index, nbytes, result in results:
+                pair = self.pairs[index]
+                if result == DONE:
+                    self.files_done += 1
+                    self.bytes_done += nbytes
+                    pair.files_done += 1
+                    pair.bytes_done += nbytes
+                elif result == SKIPPED:
+                    self.files_skipped += 1
+                    self.bytes_done += nbytes
+                elif final:
+                    self.files_failed += 1
+                if result == FAILED:
+                    pair.failures += 1
+
+    def add_retries(self, files: int, pairs: Iterable[int] = ()) -> None:
+        """``files`` are tried again; ``pairs`` names the pair each one failed on, if known."""
+        with self._lock:
+            self.retries += files
+            for index in pairs:
+                self.pairs[index].retries += 1
+
+    def pair_working(self, index: int, *, streams: int, concurrency: int | None = None,
+                     parallelism: int | None = None, pipelining: bool | None = None) -> None:
+        """A pair starts a process with ``streams`` streams (and, for a batch, its tuning)."""
+        with self._lock:
+            pair = self.pairs[index]
+            pair.state, pair.streams = "active", streams
+            if concurrency is not None:
+                pair.concurrency = concurrency
+            if parallelism is not None:
+                pair.parallelism = parallelism
+            if pipelining is not None:
+                pair.pipelining = pipelining
+
+    def pair_stopped(self, index: int, *, down: bool = False) -> None:
+        """A pair's process ended; ``down``: one of its nodes does not answer (retries avoid it)."""
+        with self._lock:
+            pair = self.pairs[index]
+            pair.streams = 0
+            if down:
+                pair.state = "down"
+
+    def pair_idle(self, index: int, *, was: str = "active") -> None:
+        """A pair has no more work (``was="active"``), or answers again (``was="down"``)."""
+        with self._lock:
+            if self.pairs[index].state == was:
+                self.pairs[index].state = "idle"
+
+    def set_inflight(self, index: int, nbytes: int) -> None:
+        """Bytes of a pair's files at the destination but not yet verified (live progress)."""
+        with self._lock:
+            self.pairs[index].inflight_bytes = nbytes
+
+    def add_inflight(self, index: int, nbytes: int) -> None:
+        with self._lock:
+            self.pairs[index].inflight_bytes += nbytes
+
+    def finish(self, state: str) -> dict:
+        """End the run as ``state`` (completed, incomplete, interrupted); returns the last
+        state published."""
+        with self._lock:
+            self.state, self.finished = state, time.time()
+        return self.publish(force=True) or {}
+
+    # -- reading ------------------------------------------------------------------------------
     def moved(self) -> int:
         return self.bytes_done + sum(p.inflight_bytes for p in self.pairs)
 

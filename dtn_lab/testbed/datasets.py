@@ -26,8 +26,10 @@ from dataclasses import dataclass
 KB, MB = 1000, 1000 ** 2
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class DatasetShape:
+    """How a data set looks: file count and size range, and what ``--scale`` multiplies."""
+
     name: str
     files: int
     min_size: int
@@ -37,10 +39,10 @@ class DatasetShape:
 
 
 SHAPES: dict[str, DatasetShape] = {s.name: s for s in (
-    DatasetShape("small", 400, 30 * KB, 400 * KB, True, subdirs=4),
-    DatasetShape("medium", 40, 1 * MB, 8 * MB, True),
-    DatasetShape("large", 6, 20 * MB, 40 * MB, False),
-    DatasetShape("huge", 2, 96 * MB, 96 * MB, False),
+    DatasetShape(name="small", files=400, min_size=30 * KB, max_size=400 * KB, scale_counts=True, subdirs=4),
+    DatasetShape(name="medium", files=40, min_size=1 * MB, max_size=8 * MB, scale_counts=True),
+    DatasetShape(name="large", files=6, min_size=20 * MB, max_size=40 * MB, scale_counts=False),
+    DatasetShape(name="huge", files=2, min_size=96 * MB, max_size=96 * MB, scale_counts=False),
 )}
 
 

@@ -28,8 +28,10 @@ class LayoutError(ValueError):
     """A testbed request that cannot be built; one sentence for the user."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Node:
+    """One DTN node of the testbed: its namespace, address and bridge port."""
+
     role: str            # SOURCE or DEST
     index: int           # 1-based within its cluster
     namespace: str
@@ -46,8 +48,10 @@ class Node:
         return f"{'s' if self.role == SOURCE else 'd'}{self.index}"
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Layout:
+    """A whole testbed as planned and saved (``$DTN_TRANSFER_STATE_DIR/testbeds/<name>.json``)."""
+
     name: str
     subnet: str
     source_nodes: int
@@ -122,12 +126,14 @@ def plan_layout(name: str = "dtnb", source_nodes: int = 3, dest_nodes: int = 3,
     if net.version != 4 or net.prefixlen != 24 or not net.is_private:
         raise LayoutError(f"subnet {subnet} must be a private IPv4 /24")
     Shape(node_rate, flow_rate, buckets)            # raises ValueError on nonsense
-    layout = Layout(name, str(net), source_nodes, dest_nodes, node_rate, flow_rate, buckets, mtu,
-                    root or os.path.join("/tmp", f"{name}-data"))
+    layout = Layout(name=name, subnet=str(net), source_nodes=source_nodes, dest_nodes=dest_nodes,
+                    node_rate=node_rate, flow_rate=flow_rate, buckets=buckets, mtu=mtu,
+                    root=root or os.path.join("/tmp", f"{name}-data"))
     for role, count, first, letter in ((SOURCE, source_nodes, 11, "s"), (DEST, dest_nodes, 21, "d")):
         for i in range(1, count + 1):
-            layout.nodes.append(Node(role, i, f"{name}-{letter}{i}", str(net[first + i - 1]), GRIDFTP_PORT,
-                                     f"{letter}{i}"))
+            layout.nodes.append(Node(role=role, index=i, namespace=f"{name}-{letter}{i}",
+                                     address=str(net[first + i - 1]), port=GRIDFTP_PORT,
+                                     wan_port=f"{letter}{i}"))
     return layout
 
 

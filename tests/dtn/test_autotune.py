@@ -1,22 +1,23 @@
-"""Auto-tuning's pure logic: the model's starting point, the online search, the batch feeder."""
+"""--auto's pure logic: the tuning model's starting point, the online search, the batch feeder."""
 import math
 
 import pytest
 
-from dtn_transfer.adaptive import AutoTuner
 from dtn_transfer.endpoints import parse_endpoint
 from dtn_transfer.plan import SourceFile, make_plan
+from dtn_transfer.run_search import RunSearch, SearchOptions
+from dtn_transfer.search import OnlineSearch, Point, utility
 from dtn_transfer.state import PairState, RunState
-from dtn_transfer.tune import BLOCK, Limits, OnlineSearch, PathModel, Point, model_choice, utility
+from dtn_transfer.tuning import BLOCK, Limits, PathFigures, model_tuning, path_figures
 
 MIB = 2 ** 20
-PATH = PathModel(bandwidth=4 * MIB, stream_rate=MIB / 4, origin="test")   # 16 streams fill a pair
+PATH = PathFigures(bandwidth=4 * MIB, stream_rate=MIB / 4, origin="test")   # 16 streams fill a pair
 
 
 def test_model_small_files_get_concurrency_and_pipelining_not_streams():
-    choice = model_choice([150_000] * 400, 400, PATH)
-    assert choice.point.parallelism == 1, "a file smaller than a block rides one stream"
-    assert choice.point.concurrency == Limits().max_concurrency
+    choice = model_tuning([150_000] * 400, 400, PATH)
+    assert choice.parallelism == 1, "a file smaller than a block rides one stream"
+    assert choice.concurrency == Limits().max_concurrency
     assert choice.pipelining
     assert "block" in choice.reason and "testbed" not in choice.reason
 
@@ -25,23 +26,23 @@ def test_model_capped_concurrency_lets_two_block_files_use_two_streams():
     """Small set (30-400 KB): at the 16-files-in-flight cap one stream per file is 16 streams,
     short of the ~24 the path wants; files over one block may use a second stream."""
     sizes = [30_000 + (i * 7919) % 370_000 for i in range(600)]
-    choice = model_choice(sizes, 600, PATH)
-    assert choice.point == Point(Limits().max_concurrency, 2)
+    choice = model_tuning(sizes, 600, PATH)
+    assert Point.of(choice) == Point(Limits().max_concurrency, 2)
     # all below one block: a second stream could carry nothing, so P stays 1
-    assert model_choice([150_000] * 400, 400, PATH).point.parallelism == 1
+    assert model_tuning([150_000] * 400, 400, PATH).parallelism == 1
 
 
 def test_model_big_files_get_parallelism_and_few_files_in_flight():
-    choice = model_choice([100 * MIB] * 2, 2, PATH)
-    assert choice.point.concurrency <= 2, "never more files in flight than the pair has"
-    assert choice.point.streams >= PATH.streams_to_fill, "enough streams to fill the link"
+    choice = model_tuning([100 * MIB] * 2, 2, PATH)
+    assert choice.concurrency <= 2, "never more files in flight than the pair has"
+    assert choice.streams >= PATH.streams_to_fill, "enough streams to fill the link"
     assert not choice.pipelining
 
 
 def test_model_respects_limits_and_powers_of_two():
     limits = Limits(max_concurrency=4, max_parallelism=8, max_streams=16)
     for sizes, per_pair in (([10_000] * 1000, 1000), ([3 * MIB] * 40, 40), ([500 * MIB] * 3, 3)):
-        p = model_choice(sizes, per_pair, PathModel(10e9, 1e6), limits).point
+        p = model_tuning(sizes, per_pair, PathFigures(bandwidth=10e9, stream_rate=1e6), limits)
         assert p.concurrency <= 4 and p.parallelism <= 8 and p.streams <= 16
         assert p.concurrency & (p.concurrency - 1) == 0 and p.parallelism & (p.parallelism - 1) == 0
 
@@ -137,10 +138,10 @@ def test_batches_follow_the_search_and_keep_every_slot_busy():
     dst = parse_endpoint("10.0.0.2:2811/dst")
     files = [SourceFile(f"f{i:03d}", 3 * MIB) for i in range(60)]
     plan = make_plan(src, dst, files, 64 * MIB)
-    run = RunState("t", "/nonexistent", str(src), str(dst), {}, files_total=60, bytes_total=plan.total_bytes)
-    run.pairs.append(PairState("a", "b"))
+    run = RunState(run_id="t", directory="/nonexistent", source=str(src), dest=str(dst), settings={},
+                   files_total=60, bytes_total=plan.total_bytes, pairs=[PairState(source="a", dest="b")])
     clock = [0.0]
-    tuner = AutoTuner(plan, run, PATH, probe_seconds=2.5, clock=lambda: clock[0])
+    tuner = RunSearch(plan, run, PATH, probe_seconds=2.5, clock=lambda: clock[0])
     batches = tuner.batcher(plan, None, list(plan.files))[0]
     seen = []
     sent = set()
@@ -151,7 +152,7 @@ def test_batches_follow_the_search_and_keep_every_slot_busy():
         assert not sent & {f.relpath for f in batch.files}, "no file twice"
         sent |= {f.relpath for f in batch.files}
         clock[0] += batch.nbytes / pair_rate(point)     # the batch "runs"
-        run.pairs[0].bytes_done += batch.nbytes
+        run.count_results([(0, batch.nbytes, "done")], final=True)
     assert len(sent) == 60
     tunings = [(b.tuning.concurrency, b.tuning.parallelism) for b in seen]
     assert len(set(tunings)) > 1, "the search tried more than the model's point"
@@ -163,10 +164,10 @@ def test_batches_follow_the_search_and_keep_every_slot_busy():
 def test_files_too_big_to_probe_keep_the_models_point():
     src, dst = parse_endpoint("10.0.0.1:2811/src"), parse_endpoint("10.0.0.2:2811/dst")
     plan = make_plan(src, dst, [SourceFile("a", 200 * MIB), SourceFile("b", 200 * MIB)], 64 * MIB)
-    run = RunState("t", "/nonexistent", str(src), str(dst), {}, files_total=2, bytes_total=plan.total_bytes)
-    run.pairs.append(PairState("a", "b"))
+    run = RunState(run_id="t", directory="/nonexistent", source=str(src), dest=str(dst), settings={},
+                   files_total=2, bytes_total=plan.total_bytes, pairs=[PairState(source="a", dest="b")])
     said = []
-    tuner = AutoTuner(plan, run, PATH, probe_budget=30.0, report=said.append)
+    tuner = RunSearch(plan, run, PATH, probe_budget=30.0, report=said.append)
     (batch,) = list(tuner.batcher(plan, None, list(plan.files))[0])
     search = tuner.searches[batch.bin]
     assert search.settled and search.probing_time == 0.0
@@ -187,8 +188,9 @@ RUN_2 = {Point(4, 16): (3.33, 5.3), Point(8, 16): (3.25, 7.0), Point(4, 32): (3.
 def test_search_settles_rather_than_start_a_probe_that_outlasts_the_budget(measured):
     plan = make_plan(parse_endpoint("10.0.0.1:2811/s"), parse_endpoint("10.0.0.2:2811/d"),
                      [SourceFile("f", 1)], 64 * MIB)
-    run = RunState("t", "/nonexistent", "s", "d", {}, files_total=1, bytes_total=1)
-    tuner = AutoTuner(plan, run, PATH)
+    run = RunState(run_id="t", directory="/nonexistent", source="s", dest="d", settings={}, files_total=1,
+                   bytes_total=1)
+    tuner = RunSearch(plan, run, PATH)
     search = OnlineSearch(Point(4, 16), probe_budget=30.0,
                           probe_length=lambda p: tuner.probe_length(p, 3.23 * MIB, 60))
     t = 0.0
@@ -197,3 +199,22 @@ def test_search_settles_rather_than_start_a_probe_that_outlasts_the_budget(measu
         t += seconds
         search.record(search.current, rate * MIB, t)
     assert search.probing_time <= 30.0, [d.to_json() for d in search.decisions]
+
+
+def test_path_figures_are_inputs_filled_from_what_is_known_then_defaults():
+    assert path_figures(4 * MIB, MIB / 4).origin == "options"
+    lab = PathFigures(bandwidth=2 * MIB, stream_rate=MIB / 8, origin="testbed x")
+    mixed = path_figures(bandwidth=8 * MIB, known=lab)
+    assert (mixed.bandwidth, mixed.stream_rate, mixed.origin) == (8 * MIB, MIB / 8, "testbed x")
+    bare = path_figures()
+    assert bare.origin == "defaults" and bare.streams_to_fill == 16
+    window = path_figures(bandwidth=100 * MIB, rtt=0.1, tcp_buffer=4 * MIB)
+    assert window.stream_rate == pytest.approx(40 * MIB), "a stream moves a window per RTT"
+    assert window.bdp == pytest.approx(10 * MIB)
+
+
+def test_search_options_survive_the_run_directory_and_read_older_runs():
+    kept = SearchOptions(path=PATH, probe_budget=12.0)
+    assert SearchOptions.from_json(kept.to_json()) == kept
+    older = SearchOptions.from_json({"bandwidth": 4 * MIB, "stream_rate": None, "probe_budget": 30.0})
+    assert older.path.bandwidth == 4 * MIB and older.path.stream_rate == 4 * MIB / 16

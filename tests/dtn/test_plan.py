@@ -6,8 +6,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dtn_transfer.endpoints import EndpointError, nameable, parse_endpoint
+from dtn_transfer.options import RunOptions
 from dtn_transfer.plan import LARGE, MEDIUM, SMALL, SourceFile, make_plan, node_pairs, size_bin, spread
-from dtn_transfer.schedule import MAX_BATCH_FILES, MIN_BATCH_FILES, Settings, batch_files, schedule, tune
+from dtn_transfer.schedule import MAX_BATCH_FILES, MIN_BATCH_FILES, batch_files, schedule
+from dtn_transfer.tuning import default_tuning
 
 SRC = parse_endpoint("a1:2811,a2:2811,a3:2811/data/in")
 DST = parse_endpoint("b1:2811,b2:2811/data/out")
@@ -48,18 +50,19 @@ def test_plan_spreads_bytes_not_file_counts():
 
 
 def test_schedule_tunes_by_size_class_and_bounds_batches():
-    per_batch = batch_files(tune(SMALL, Settings(), third_party=True).concurrency)
+    per_batch = batch_files(default_tuning(SMALL, RunOptions(), third_party=True).concurrency)
     files = [SourceFile(f"f{i}", 10) for i in range(per_batch + 5)] + [SourceFile("huge", 10**6)]
     plan = make_plan(SRC, DST, files, bdp=100, nodes=1)
-    batches = schedule(plan, Settings())[0]
+    batches = schedule(plan, RunOptions())[0]
     assert [len(b.files) for b in batches] == [per_batch, 5, 1]
     assert batch_files(1) == MIN_BATCH_FILES and batch_files(1000) == MAX_BATCH_FILES
     small, large = batches[0].tuning, batches[-1].tuning
     assert small.pipelining and small.parallelism == 1 and small.concurrency > large.concurrency
     assert large.parallelism > 1 and not large.pipelining
-    forced = tune(LARGE, Settings(concurrency=3, parallelism=5, pipelining=True), third_party=True)
+    forced = default_tuning(LARGE, RunOptions(concurrency=3, parallelism=5, pipelining=True),
+                            third_party=True)
     assert (forced.concurrency, forced.parallelism, forced.pipelining) == (3, 5, True)
-    assert not tune(SMALL, Settings(), third_party=False).pipelining
+    assert not default_tuning(SMALL, RunOptions(), third_party=False).pipelining
 
 
 def test_endpoint_parsing():

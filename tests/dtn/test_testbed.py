@@ -23,7 +23,7 @@ from dtn_lab.testbed.shaping import (
     flow_hash_program,
 )
 from dtn_lab.trial import run_trial
-from dtn_transfer.schedule import Settings
+from dtn_transfer.options import RunOptions
 from dtn_transfer.state import read_state
 
 from .conftest import needs_testbed
@@ -164,15 +164,17 @@ def test_status_shows_servers_shaping_and_data_sets(bed):
 
 @needs_testbed
 def test_one_stream_is_held_to_the_flow_cap(bed):
-    r = run_trial(bed, "medium", 1, Settings(1, 1, True), seconds=3.0, warmup=1.0)
+    one_stream = RunOptions(concurrency=1, parallelism=1, pipelining=True)
+    r = run_trial(bed, "medium", 1, one_stream, seconds=3.0, warmup=1.0)
     assert 0.85 * FLOW_RATE <= r.rate <= 1.10 * FLOW_RATE, f"{r.rate / MIB:.3f} MiB/s for one stream"
 
 
 @needs_testbed
 def test_many_streams_are_held_to_the_node_cap_and_nodes_add_up(bed):
-    one = run_trial(bed, "medium", 1, Settings(4, 8, True), seconds=3.0, warmup=1.0)
+    busy = RunOptions(concurrency=4, parallelism=8, pipelining=True)
+    one = run_trial(bed, "medium", 1, busy, seconds=3.0, warmup=1.0)
     assert 0.85 * NODE_RATE <= one.rate <= 1.05 * NODE_RATE, f"{one.rate / MIB:.2f} MiB/s for 32 streams"
-    two = run_trial(bed, "medium", 2, Settings(4, 8, True), seconds=3.0, warmup=1.0)
+    two = run_trial(bed, "medium", 2, busy, seconds=3.0, warmup=1.0)
     assert two.rate >= 1.7 * one.rate, f"2 nodes {two.rate / MIB:.2f} vs 1 node {one.rate / MIB:.2f} MiB/s"
 
 

@@ -1,6 +1,7 @@
-"""Auto-tuned execution: batches formed on demand with the C/P the search currently wants.
+"""The online search of one run (``--auto``): batches formed on demand with the C/P the
+search currently wants, and throughput over time.
 
-``AutoTuner.batcher`` plugs into ``Executor`` in place of ``schedule``.  Each node pair
+``RunSearch.batcher`` plugs into ``Executor`` in place of ``schedule``.  Each node pair
 gets a generator over its files (small size class first, as ``schedule`` does); when
 the pair is ready for work, the generator asks the size class's ``OnlineSearch`` for
 its current point and cuts a batch big enough to keep all C slots busy for about
@@ -8,47 +9,49 @@ its current point and cuts a batch big enough to keep all C slots busy for about
 least ``exploit_seconds`` of data).  When the executor comes back
 for the next batch, the previous one has finished and been verified, so the bytes the
 pair verified over that wall time are an honest sample of the setting's throughput,
-process start and verification included.  The search then moves, and the next batch
-runs with the new C/P: switching happens between batches, never inside one.
+process start and verification included: the run measures itself, it needs no meter
+on the wire.  The search then moves, and the next batch runs with the new C/P:
+switching happens between batches, never inside one.  Each size class starts from the
+tuning model's point for the path figures it was given (``SearchOptions``).
 """
 from __future__ import annotations
 
-import json
-import os
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
+from .options import RunOptions
 from .plan import BINS, Plan, PlannedFile
-from .schedule import MAX_BATCH_BYTES, MAX_BATCH_FILES, Batch, Settings, Tuning, batch_files
-from .state import RunState, write_json_atomic
-from .tune import BLOCK, Choice, Limits, OnlineSearch, PathModel, Point, model_choice
+from .schedule import MAX_BATCH_BYTES, MAX_BATCH_FILES, Batch, batch_files
+from .search import OnlineSearch, Point
+from .state import RunState
+from .tuning import BLOCK, Limits, PathFigures, Tuning, model_tuning, path_figures
 
 Report = Callable[[str], None]
-DEFAULT_BANDWIDTH = 1.25e9     # 10 Gb/s NIC, when nothing is known of the path
-DEFAULT_STREAMS_TO_FILL = 16   # and a WAN stream reaching 1/16 of it
 
 
-def path_model(bandwidth: float | None = None, stream_rate: float | None = None, rtt: float = 0.0,
-               tcp_buffer: int | None = None, known: PathModel | None = None) -> PathModel:
-    """The path as the user gave it; what they left out from ``known`` (figures the caller
-    has, e.g. those a run was started with, or a lab's for its own nodes), else defaults.
+@dataclass(frozen=True, kw_only=True)
+class SearchOptions:
+    """What ``--auto`` was given: the path's figures and seconds of probing per size class.
+    Kept in the run (``auto-options.json``) so that ``--resume`` searches the same way."""
 
-    The product never looks the path up itself: a transfer tool cannot know a WAN's
-    capacity, so it is told, or assumes a 10 Gb/s NIC and streams reaching 1/16 of it."""
-    if bandwidth and stream_rate:
-        return PathModel(bandwidth, stream_rate, rtt, origin="options")
-    if known is not None:
-        return PathModel(bandwidth or known.bandwidth, stream_rate or known.stream_rate, rtt or known.rtt,
-                         origin=known.origin)
-    given = bool(bandwidth or stream_rate)
-    bandwidth = bandwidth or DEFAULT_BANDWIDTH
-    if not stream_rate and tcp_buffer and rtt:
-        stream_rate, given = min(bandwidth, tcp_buffer / rtt), True     # window / RTT
-    return PathModel(bandwidth, stream_rate or bandwidth / DEFAULT_STREAMS_TO_FILL, rtt,
-                     origin="options and defaults" if given else "defaults")
+    path: PathFigures
+    probe_budget: float = 30.0
+
+    def to_json(self) -> dict:
+        return {"path": self.path.to_json(), "probe_budget": self.probe_budget}
+
+    @classmethod
+    def from_json(cls, doc: dict) -> SearchOptions:
+        """Read what a run kept.  Runs started before the figures were kept have only the
+        user's bandwidth and stream rate; the rest is assumed as for a new run."""
+        if isinstance(doc.get("path"), dict):
+            path = PathFigures(**doc["path"])
+        else:
+            path = path_figures(doc.get("bandwidth"), doc.get("stream_rate"))
+        return cls(path=path, probe_budget=float(doc.get("probe_budget", 30.0)))
 
 
 @dataclass(frozen=True)
@@ -62,8 +65,11 @@ class Meter:
     delivered: Callable[[], int]
 
 
-class AutoTuner:
-    def __init__(self, plan: Plan, run: RunState, path: PathModel, limits: Limits = Limits(),
+class RunSearch:
+    """Per size class a model's point and an ``OnlineSearch`` from it; batches cut at the
+    current point; measured rates fed back; a timeline of throughput for the report."""
+
+    def __init__(self, plan: Plan, run: RunState, path: PathFigures, *, limits: Limits = Limits(),
                  probe_seconds: float = 4.0, exploit_seconds: float = 15.0, probe_budget: float = 30.0,
                  report: Report | None = None, clock: Callable[[], float] = time.monotonic):
         self.plan, self.run, self.path, self.limits = plan, run, path, limits
@@ -73,7 +79,7 @@ class AutoTuner:
         self.clock = clock
         self.t0 = clock()
         self._lock = threading.Lock()
-        self.models: dict[str, Choice] = {}
+        self.models: dict[str, Tuning] = {}
         self.searches: dict[str, OnlineSearch] = {}
         self.timeline: list[dict] = []
         self._sampler: threading.Thread | None = None
@@ -87,16 +93,16 @@ class AutoTuner:
                 files = [f for f in self.plan.files if f.bin == size_class]
                 pairs = max(1, len({f.pair for f in files}))
                 per_pair = max(1, len(files) // pairs)
-                choice = model_choice([f.size for f in files], per_pair, self.path, self.limits)
-                self.models[size_class] = choice
+                model = model_tuning([f.size for f in files], per_pair, self.path, self.limits)
+                self.models[size_class] = model
                 avg = sum(f.size for f in files) / len(files)
                 search = OnlineSearch(
-                    choice.point, self.limits, now=self.now(), probe_budget=self.probe_budget,
+                    Point.of(model), limits=self.limits, now=self.now(), probe_budget=self.probe_budget,
                     samples_needed=pairs, max_point=Point(max(1, per_pair), self.limits.max_parallelism),
                     probe_length=lambda point: self.probe_length(point, avg, per_pair))
                 self.searches[size_class] = search
-                self._say(f"auto [class {size_class}] model: {choice.point}, pipelining "
-                          f"{'on' if choice.pipelining else 'off'} - {choice.reason}")
+                self._say(f"auto [class {size_class}] model: {Point.of(model)}, pipelining "
+                          f"{'on' if model.pipelining else 'off'} - {model.reason}")
                 point = search.current
                 least = min(point.concurrency, per_pair)
                 shortest = least * avg / self.expected_rate(size_class, point, avg)
@@ -109,6 +115,11 @@ class AutoTuner:
 
     def now(self) -> float:
         return self.clock() - self.t0
+
+    def settled(self) -> bool:
+        """Whether every size class met so far (at least one) has settled on a point."""
+        with self._lock:
+            return bool(self.searches) and all(s.settled for s in self.searches.values())
 
     def _say(self, text: str) -> None:
         if self.report is not None:
@@ -130,7 +141,8 @@ class AutoTuner:
         return max(self.probe_seconds, min(point.concurrency, files_per_pair) * avg_size / rate)
 
     # -- batches ----------------------------------------------------------------------
-    def batcher(self, plan: Plan, settings: Settings, files: list[PlannedFile]) -> dict[int, Iterator[Batch]]:
+    def batcher(self, plan: Plan, options: RunOptions | None, files: list[PlannedFile]
+                ) -> dict[int, Iterator[Batch]]:
         """Executor hook: one generator of batches per node pair."""
         order = {b: i for i, b in enumerate(BINS)}
         by_pair: dict[int, list[PlannedFile]] = {}
@@ -160,8 +172,9 @@ class AutoTuner:
                 f = queue.popleft()
                 chosen.append(f)
                 nbytes += f.size
-            batch = Batch(pair, size_class, tuple(chosen), Tuning(point.concurrency, point.parallelism,
-                                                                  pipelining))
+            batch = Batch(pair=pair, bin=size_class, files=tuple(chosen),
+                          tuning=Tuning(concurrency=point.concurrency, parallelism=point.parallelism,
+                                        pipelining=pipelining))
             pair_state = self.run.pairs[pair]
             before, started = pair_state.bytes_done, self.clock()
             yield batch
@@ -212,7 +225,7 @@ class AutoTuner:
                 model = self.models[size_class]
                 final = search.current
                 classes[size_class] = {
-                    "model": {"concurrency": model.point.concurrency, "parallelism": model.point.parallelism,
+                    "model": {"concurrency": model.concurrency, "parallelism": model.parallelism,
                               "pipelining": model.pipelining, "reason": model.reason},
                     "final": {"concurrency": final.concurrency, "parallelism": final.parallelism,
                               "settled": search.settled,
@@ -220,55 +233,9 @@ class AutoTuner:
                     "probing_seconds": round(search.probing_time, 2),
                     "points_tried": len(search.probes),
                     "decisions": [d.to_json() for d in search.decisions]}
-            return {"path": {"bandwidth": self.path.bandwidth, "stream_rate": self.path.stream_rate,
-                             "rtt": self.path.rtt, "origin": self.path.origin},
+            return {"path": self.path.to_json(),
                     "limits": {"max_concurrency": self.limits.max_concurrency,
                                "max_parallelism": self.limits.max_parallelism,
                                "max_streams": self.limits.max_streams},
                     "classes": classes, "timeline": list(self.timeline),
                     "timeline_measured_at": self.measured_at}
-
-
-def start(plan: Plan, run: RunState, run_path: str, path: PathFigureInputs, probe_budget: float,
-          report: Report | None, meter: Meter | None = None) -> AutoTuner:
-    """Set up auto-tuning for a run (``run --auto`` and its ``--resume``).
-
-    The path figures it settled on are kept in the run, so a resumed run uses them
-    again unless new ones are given."""
-    options_file = os.path.join(run_path, "auto-options.json")
-    known = path.known
-    if os.path.exists(options_file):
-        with open(options_file, encoding="utf-8") as f:
-            kept = json.load(f)
-        probe_budget = kept.get("probe_budget", probe_budget)
-        if isinstance(kept.get("path"), dict):
-            known = PathModel(**kept["path"])
-    model = path_model(path.bandwidth, path.stream_rate, path.rtt, path.tcp_buffer, known)
-    if not os.path.exists(options_file):
-        write_json_atomic(options_file, {"path": asdict(model), "probe_budget": probe_budget})
-    tuner = AutoTuner(plan, run, model, probe_budget=probe_budget, report=report)
-    tuner.start_sampling(meter=meter)
-    return tuner
-
-
-@dataclass(frozen=True)
-class PathFigureInputs:
-    """What the caller knows of the path: the user's options, and figures from elsewhere."""
-
-    bandwidth: float | None = None
-    stream_rate: float | None = None
-    rtt: float = 0.0
-    tcp_buffer: int | None = None
-    known: PathModel | None = None
-
-
-def finish(tuner: AutoTuner, run_path: str) -> dict:
-    """Stop sampling, write ``auto.json`` into the run, return the summary."""
-    tuner.stop_sampling()
-    summary = tuner.summary()
-    write_json_atomic(os.path.join(run_path, "auto.json"), summary)
-    return summary
-
-
-def is_auto_run(run_path: str) -> bool:
-    return os.path.exists(os.path.join(run_path, "auto-options.json"))

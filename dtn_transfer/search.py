@@ -1,39 +1,26 @@
-"""Auto-tuning of concurrency (C), parallelism (P) and pipelining: a model, then a search.
+"""The online search (``--auto``, in the manner of Falcon): C and P adjusted between batches
+from the throughput the batches measured.
 
-1. **Model** (in the manner of Yildirim, Arslan, Kim and Kosar's heuristics for GridFTP):
-   a node pair needs about ``bandwidth / stream_rate`` TCP streams to fill its link
-   (on a WAN ``stream_rate`` is window / RTT, so this is their ⌈BDP / buffer⌉), plus a
-   little headroom because streams share paths unevenly.  A file can only use as many
-   streams as it has MODE E blocks, so parallelism is the smaller of "streams needed"
-   and "blocks per average file"; concurrency supplies the rest of the streams with
-   files in flight, and at least a few files are in flight so that one file's start
-   and end (streams idle) are covered by the others.  Pipelining is on when a pair
-   has more files than slots (queued commands to overlap) and files are small (below
-   the BDP, or 4 MiB when no RTT is known).  Everything is rounded up to a
-   power of two (the lattice the search walks) and kept within ``Limits``.
+Each setting is tried on real batches, scored by a utility
+``throughput × (1 - stream_cost) ** log2(C × P)`` that rewards throughput and charges for
+streams, so the search stops adding streams once they buy less than ``stream_cost`` per
+doubling.  From the model's point (``tuning.model_tuning``) it polls the lattice
+neighbours (C×2, P×2; then C traded for P at equal streams, C×2 P/2 and C/2 P×2, since
+throughput often lies on a ridge C×P ≈ constant; then C/2, P/2; the direction that
+helped last time first) and moves as soon as one beats the current point by
+``min_gain``; when none does, or when the next probe would end after ``probe_budget``
+seconds, it settles on the point it stands on.  The next probe is taken to last as long
+as the last one, longer by the difference of their batch lengths (``probe_length``, from
+the caller) if it holds more: a probe holds at least one file per slot, so on the
+testbed's 3 MiB files C=16 takes ~13 s where C=8 takes ~6 s (taking it to last as long
+as the last one let it end at 37 s of a 30 s budget).  Never shorter: points below the
+model's rate (C=2 P=32 there: 2.85 of 4 MiB/s) take longer than their batch length says.
+``min_gain`` is set above the noise of a single batch's rate (±5% on the testbed), so
+the search moves on evidence, not luck.  While it exploits, a sustained drop of
+``drift`` re-opens a short search.
 
-2. **Online search** (in the manner of Falcon): each setting is tried on real batches,
-   scored by a utility ``throughput × (1 - stream_cost) ** log2(C × P)`` that rewards
-   throughput and charges for streams, so the search stops adding streams once they
-   buy less than ``stream_cost`` per doubling.  From the model's point it polls the
-   lattice neighbours (C×2, P×2; then C traded for P at equal streams, C×2 P/2 and
-   C/2 P×2, since throughput often lies on a ridge C×P ≈ constant; then C/2, P/2; the
-   direction that helped last time first) and moves as soon as one beats the current
-   point by ``min_gain``; when none does, or when the next probe would end after
-   ``probe_budget`` seconds, it settles on the point it stands on.  The next probe is
-   taken to last as long as the last one, longer by the difference of their batch
-   lengths (``probe_length``, from the caller) if it holds more: a probe holds at least
-   one file per slot, so on the testbed's 3 MiB files C=16 takes ~13 s where C=8 takes
-   ~6 s (taking it to last as long as the last one let it end at 37 s of a 30 s budget).
-   Never shorter: points below the model's rate (C=2 P=32 there: 2.85 of 4 MiB/s) take
-   longer than their batch length says.
-   ``min_gain`` is set above the noise of a single batch's rate (±5% on the testbed), so
-   the search moves on evidence, not luck.
-   While it exploits, a sustained drop of ``drift`` re-opens a short search.
-
-Limits keep it from overloading nodes: at most ``max_streams`` streams per node pair,
-``max_concurrency`` files in flight (one GridFTP session process per file on each end),
-``max_parallelism`` streams per file.  Pure logic, no I/O; time is passed in.
+It stays within ``tuning.Limits``.  Pure logic, no I/O; time is passed in.  How batches
+are cut for it and measured is ``run_search.py``.
 """
 from __future__ import annotations
 
@@ -42,48 +29,19 @@ import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-BLOCK = 256 * 1024   # globus-url-copy's default MODE E block: smaller files ride one stream
-PIPELINE_BELOW = 16 * BLOCK   # without an RTT: files this small gain from overlapping commands
-# A file's transfer starts and ends with streams idle (data channels opening, receiver buffers
-# filling, the last blocks trickling in on a few streams): ~0.5-1 s per file on the testbed.
-# A few files in flight hide that from each other.
-MIN_FILES_IN_FLIGHT = 4
-
-
-@dataclass(frozen=True)
-class PathModel:
-    """What is known of the path between one source and one destination node."""
-
-    bandwidth: float          # bytes/s a node pair can move (its NIC)
-    stream_rate: float        # bytes/s one TCP stream reaches (window / RTT on a WAN)
-    rtt: float = 0.0          # seconds (for the BDP in reports)
-    origin: str = "defaults"  # where the numbers come from
-
-    @property
-    def streams_to_fill(self) -> float:
-        return self.bandwidth / self.stream_rate
-
-    @property
-    def bdp(self) -> float:
-        return self.bandwidth * self.rtt
-
-
-@dataclass(frozen=True)
-class Limits:
-    max_concurrency: int = 16
-    max_parallelism: int = 32
-    max_streams: int = 128
-
-    def clamp(self, concurrency: int, parallelism: int) -> tuple[int, int]:
-        c = max(1, min(concurrency, self.max_concurrency))
-        p = max(1, min(parallelism, self.max_parallelism, self.max_streams // c))
-        return c, p
+from .tuning import Limits, Tuning
 
 
 @dataclass(frozen=True)
 class Point:
+    """A place on the search's lattice: C files in flight, P streams each."""
+
     concurrency: int
     parallelism: int
+
+    @classmethod
+    def of(cls, tuning: Tuning) -> Point:
+        return cls(tuning.concurrency, tuning.parallelism)
 
     @property
     def streams(self) -> int:
@@ -93,58 +51,14 @@ class Point:
         return f"C={self.concurrency} P={self.parallelism}"
 
 
-@dataclass(frozen=True)
-class Choice:
-    point: Point
-    pipelining: bool
-    reason: str
-
-
-def _pow2_up(x: float) -> int:
-    return 1 << max(0, math.ceil(math.log2(max(1.0, x)) - 1e-9))
-
-
-def model_choice(sizes: list[int], files_per_pair: int, path: PathModel, limits: Limits = Limits(),
-                 headroom: float = 1.5) -> Choice:
-    """The model's starting point for one group of files (sizes) on one node pair."""
-    if not sizes:
-        return Choice(Point(1, 1), False, "no files")
-    avg = statistics.fmean(sizes)
-    needed = path.streams_to_fill * headroom
-    blocks = max(1, math.ceil(avg / BLOCK))
-    p = _pow2_up(min(needed, blocks))
-    c = max(_pow2_up(needed / p), _pow2_up(min(files_per_pair, MIN_FILES_IN_FLIGHT)))
-    c = min(c, _pow2_up(max(1, files_per_pair)))
-    p = min(p, _pow2_up(2 * needed / c))     # files in flight share the work: no more than 2x needed
-    wanted_c = c
-    c, p = limits.clamp(c, p)
-    if c < wanted_c and c * p < needed:
-        # The files-in-flight limit cut concurrency short of the streams needed: let files that
-        # span more than one block use more streams (small set, 30-400 KB: C=16 P=1 gave 16
-        # streams of the 24 wanted and ran 1-6% below C=16 P>=2 on the testbed).
-        most = max(1, math.ceil(max(sizes) / BLOCK))
-        c, p = limits.clamp(c, max(p, _pow2_up(min(most, needed / c))))
-    capped = ""
-    if c < wanted_c and p > 1 and blocks == 1:
-        capped = (f", raised to {p}: at most {c} files may be in flight and the largest span "
-                  f"{math.ceil(max(sizes) / BLOCK)} blocks")
-    pipelining = files_per_pair > c and avg < max(path.bdp, PIPELINE_BELOW)
-    reason = (f"avg file {avg / 2**20:.2f} MiB = {blocks} block(s); "
-              f"filling {path.bandwidth / 2**20:.1f} MiB/s at {path.stream_rate / 2**20:.2f} MiB/s "
-              f"per stream needs ~{needed:.0f} streams "
-              f"({path.streams_to_fill:.1f} x {headroom} headroom; path from {path.origin}); "
-              f"P={p} (streams a file can use{capped}), C={c} (files in flight for the rest, at least "
-              f"{MIN_FILES_IN_FLIGHT} to hide per-file start and end; {files_per_pair} files per pair); "
-              f"pipelining {'on' if pipelining else 'off'}")
-    return Choice(Point(c, p), pipelining, reason)
-
-
 def utility(rate: float, point: Point, stream_cost: float) -> float:
     return rate * (1.0 - stream_cost) ** math.log2(point.streams)
 
 
 @dataclass
 class Probe:
+    """The batches measured at one point: their per-pair rates, and when the first began."""
+
     point: Point
     rates: list[float] = field(default_factory=list)     # bytes/s per pair, one per batch
     started: float = 0.0
@@ -154,8 +68,10 @@ class Probe:
         return statistics.median(self.rates) if self.rates else 0.0
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Decision:
+    """One step of the search, for the report: where it stood, what it measured, what it did."""
+
     t: float
     point: Point
     rate: float
@@ -176,9 +92,9 @@ class Decision:
 class OnlineSearch:
     """Compass search on the (log2 C, log2 P) lattice with a Falcon-like utility."""
 
-    def __init__(self, start: Point, limits: Limits = Limits(), now: float = 0.0, probe_budget: float = 30.0,
-                 stream_cost: float = 0.02, min_gain: float = 0.06, drift: float = 0.25,
-                 samples_needed: int = 1, max_point: Point | None = None,
+    def __init__(self, start: Point, *, limits: Limits = Limits(), now: float = 0.0,
+                 probe_budget: float = 30.0, stream_cost: float = 0.02, min_gain: float = 0.06,
+                 drift: float = 0.25, samples_needed: int = 1, max_point: Point | None = None,
                  probe_length: Callable[[Point], float] | None = None):
         self.limits, self.budget, self.stream_cost = limits, probe_budget, stream_cost
         self.probe_length = probe_length   # seconds a probe at a point should last (None: all alike)
@@ -192,7 +108,8 @@ class OnlineSearch:
         self.last_move: tuple[int, int] = (0, 0)
         self.settled = False
         self.probing_time = 0.0
-        self.decisions: list[Decision] = [Decision(now, self.current, 0.0, 0.0, "start", "model's point")]
+        self.decisions: list[Decision] = [Decision(t=now, point=self.current, rate=0.0, utility=0.0,
+                                                    action="start", why="model's point")]
         self._exploit_rates: list[float] = []
         self.probes[self.current] = Probe(self.current, started=now)
 
@@ -257,7 +174,7 @@ class OnlineSearch:
             action, why = "probe", (f"no better than {self.base} "
                                     f"(utility {score:.0f} vs {self._score(self.base):.0f})")
         self.probing_time = now - self.started
-        made = [Decision(now, current, rate, score, action, why)]
+        made = [Decision(t=now, point=current, rate=rate, utility=score, action=action, why=why)]
         took = now - self.probes[current].started
         next_takes = took
         if self.pending and self.probe_length is not None:   # longer if it holds more data
@@ -267,8 +184,8 @@ class OnlineSearch:
             reason = "no neighbour is better" if not self.pending else \
                 f"another probe would overrun the {self.budget:.0f}s budget"
             self.current, self.settled = base, True
-            made.append(Decision(now, base, self.probes[base].rate, self._score(base), "settle",
-                                 f"{reason}; {len(self.probes)} points tried"))
+            made.append(Decision(t=now, point=base, rate=self.probes[base].rate, utility=self._score(base),
+                                 action="settle", why=f"{reason}; {len(self.probes)} points tried"))
         else:
             self.current = self.pending.pop(0)
             self.probes.setdefault(self.current, Probe(self.current, started=now))
@@ -278,7 +195,8 @@ class OnlineSearch:
     def settle_now(self, now: float, why: str) -> Decision:
         """Keep the current point without probing (e.g. one batch would outlast the budget)."""
         self.base, self.settled = self.current, True
-        self.decisions.append(Decision(now, self.current, 0.0, 0.0, "settle", why))
+        self.decisions.append(Decision(t=now, point=self.current, rate=0.0, utility=0.0, action="settle",
+                                       why=why))
         return self.decisions[-1]
 
     def _watch(self, rate: float, now: float) -> list[Decision]:
@@ -294,9 +212,9 @@ class OnlineSearch:
             self.base = base
             self.pending = self._neighbours(base)
             self._exploit_rates = []
-            self.decisions.append(Decision(now, base, statistics.median(recent), 0.0, "reprobe",
-                                           f"throughput fell below {1 - self.drift:.0%} of "
-                                           f"{expected:.0f} B/s"))
+            why = f"throughput fell below {1 - self.drift:.0%} of {expected:.0f} B/s"
+            self.decisions.append(Decision(t=now, point=base, rate=statistics.median(recent), utility=0.0,
+                                           action="reprobe", why=why))
             if self.pending:
                 self.current = self.pending.pop(0)
                 self.probes[self.current] = Probe(self.current, started=now)

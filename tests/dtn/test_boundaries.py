@@ -1,0 +1,65 @@
+"""The product apart from the lab: dtn_transfer imports nothing of dtn_lab (nor the demo,
+tests or benchmarks), runs without matplotlib, has no testbed commands; and nothing outside
+state.py reaches into a RunState's lock or private counters."""
+import ast
+import os
+import pathlib
+import subprocess
+import sys
+
+from .conftest import ROOT
+from .testbed_support import cli
+
+PRODUCT = pathlib.Path(ROOT) / "dtn_transfer"
+NOT_PRODUCT = ("dtn_lab", "hpc_demo", "tests", "bench", "matplotlib")
+PRIVATE = {"_lock", "_bytes_at_start", "_published", "_last"}
+
+
+def modules():
+    return sorted(PRODUCT.rglob("*.py"))
+
+
+def imported(tree: ast.AST) -> set[str]:
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module)
+    return names
+
+
+def test_product_imports_no_lab_demo_tests_or_plots():
+    for path in modules():
+        tree = ast.parse(path.read_text(), str(path))
+        bad = {n for n in imported(tree) if n.split(".")[0] in NOT_PRODUCT}
+        assert not bad, f"{path.relative_to(ROOT)} imports {sorted(bad)}"
+        assert "testbed" not in {n.split(".")[-1] for n in imported(tree)}, path
+
+
+def test_product_runs_without_matplotlib():
+    code = ("import sys; sys.modules['matplotlib'] = None\n"
+            "import dtn_transfer.cli, dtn_transfer.session\n"
+            "lab = ('dtn_lab', 'matplotlib')\n"
+            "loaded = [m for m, mod in sys.modules.items() if mod and m.startswith(lab)]\n"
+            "assert not loaded, loaded\n")
+    done = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": ROOT},
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+
+
+def test_product_command_has_no_lab_commands():
+    listed = cli("--help")
+    assert listed.returncode == 0 and "testbed" not in listed.stdout and "sweep" not in listed.stdout
+    assert cli("testbed", "status").returncode == 2
+
+
+def test_only_state_touches_run_state_internals():
+    for path in modules():
+        if path.name == "state.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Attribute) and node.attr in PRIVATE:
+                owner = node.value
+                assert isinstance(owner, ast.Name) and owner.id == "self", \
+                    f"{path.relative_to(ROOT)}:{node.lineno} reaches into another object's {node.attr}"
