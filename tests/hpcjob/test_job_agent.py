@@ -148,3 +148,21 @@ def test_scheduler_auto_detection(tmp_path):
 def test_every_metric_has_real_help():
     for m in JobAgent.metrics:
         assert len(m.help) > 5 and len(m.long_help) > len(m.help), m.name
+
+
+def test_fixture_tests_see_no_job_cgroup_of_this_machine(cat_command):
+    """After 'make demo' the demo's Slurm jobs have cgroups on this machine; fixture-based
+    tests must not see them (they did: job 23 joined the fixture's job 101, state 'other')."""
+    import os
+    v1 = "/sys/fs/cgroup/memory"
+    base = (os.path.join(v1, "slurm_fixture_check") if os.path.isdir(v1)
+            else "/sys/fs/cgroup/system.slice/slurmstepd.scope")
+    job = os.path.join(base, "uid_0", "job_23") if os.path.isdir(v1) else os.path.join(base, "job_23")
+    os.makedirs(job)
+    try:
+        p = refresh(**slurm_options(cat_command, node_name="nvb13.cluster.example"))
+        assert set(p.values["hpc.job.job.state"]) == {"101"}
+    finally:
+        while job != os.path.dirname(base):
+            os.rmdir(job)
+            job = os.path.dirname(job)

@@ -47,7 +47,7 @@ def test_job_memory_and_cpu_come_from_its_cgroup(cgroup_cluster):
     try:
         wait_for(lambda: glob.glob(os.path.join(CGROUP_V1, "memory", "slurm*", "uid_*", f"job_{job}")),
                  40, what="the job's memory cgroup")
-        agent = make_agent(scheduler="slurm", slurm_conf=cluster.conf, node_name=cluster.host)
+        agent = make_agent(scheduler="slurm", slurm_conf=cluster.conf, node_name=cluster.host, root="/")
 
         def grown():
             v = Refresher(agent).refresh_once().values

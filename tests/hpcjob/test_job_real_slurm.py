@@ -11,7 +11,8 @@ from pmdas.common.refresh import Refresher
 def slurm_agent(cluster, **extra):
     options = dict(scheduler="slurm", slurm_conf=cluster.conf, node_name=cluster.host,
                    timeout=10.0, squeue_command=[shutil.which("squeue")],
-                   sinfo_command=[shutil.which("sinfo")], sdiag_command=[shutil.which("sdiag")])
+                   sinfo_command=[shutil.which("sinfo")], sdiag_command=[shutil.which("sdiag")],
+                   root="/")
     return make_agent(**{**options, **extra})
 
 
