@@ -155,14 +155,17 @@ def test_fixture_tests_see_no_job_cgroup_of_this_machine(cat_command):
     tests must not see them (they did: job 23 joined the fixture's job 101, state 'other')."""
     import os
     v1 = "/sys/fs/cgroup/memory"
-    base = (os.path.join(v1, "slurm_fixture_check") if os.path.isdir(v1)
-            else "/sys/fs/cgroup/system.slice/slurmstepd.scope")
-    job = os.path.join(base, "uid_0", "job_23") if os.path.isdir(v1) else os.path.join(base, "job_23")
+    job = (os.path.join(v1, "slurm_fixture_check", "uid_0", "job_23") if os.path.isdir(v1)
+           else "/sys/fs/cgroup/system.slice/slurmstepd.scope/job_23")
+    created = []
+    path = job
+    while not os.path.exists(path):
+        created.append(path)
+        path = os.path.dirname(path)
     os.makedirs(job)
     try:
         p = refresh(**slurm_options(cat_command, node_name="nvb13.cluster.example"))
         assert set(p.values["hpc.job.job.state"]) == {"101"}
     finally:
-        while job != os.path.dirname(base):
-            os.rmdir(job)
-            job = os.path.dirname(job)
+        for path in created:          # deepest first: only what this test made
+            os.rmdir(path)
