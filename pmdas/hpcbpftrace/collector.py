@@ -58,6 +58,9 @@ class BpftraceAgent(Agent):
                              (int, float), positive),
         "max_lines_per_sec": Option(2000.0, "Output lines per second before a script is stopped.",
                                     (int, float), positive),
+        "max_keys": Option(4096, "Keys kept per map that a script clears after each print (exports "
+                           "declared delta): the agent keeps their running totals, and adds the "
+                           "counts of further keys to the key '[other]'.", int, positive),
         "bpftrace": Option("bpftrace", "The bpftrace program.", str),
     }
     metrics = table.METRICS
@@ -68,7 +71,8 @@ class BpftraceAgent(Agent):
         self.registry = ScriptRegistry(config.curated_dir, config.script_dir,
                                        enabled_by_default=set(config.enabled))
         self.runner = Runner(Limits(max_scripts=config.max_scripts, cpu_budget=float(config.cpu_budget),
-                                    max_lines_per_sec=float(config.max_lines_per_sec)),
+                                    max_lines_per_sec=float(config.max_lines_per_sec),
+                                    max_keys=config.max_keys),
                              bpftrace=config.bpftrace)
         self._last_control = ""
         self._registry_lock = threading.Lock()    # stores (pmcd's thread), refreshes, the control thread
@@ -84,6 +88,7 @@ class BpftraceAgent(Agent):
 
     def _read(self) -> BpftraceSnapshot:
         self._control.request()       # starts and stops happen there, never here (control.py)
+        self._control.settle(0.25)    # scripts just started show as starting, not stopped
         with self._registry_lock:
             scripts = self.registry.scripts()
         statuses = self.runner.statuses()

@@ -16,7 +16,7 @@ import logging
 import threading
 from collections.abc import Callable
 
-from .registry import Script, ScriptRegistry
+from .registry import ScriptRegistry
 from .runner import STOPPED, Runner, RunnerError
 
 log = logging.getLogger(__name__)
@@ -31,6 +31,9 @@ class ScriptControl:
         self._registry_lock = registry_lock     # the store path changes the registry meanwhile
         self._report, self._on_change = report, on_change
         self._lock = threading.Lock()
+        self._passed = threading.Condition(self._lock)
+        self._requests = 0                      # requests made, and those a finished pass covered
+        self._answered = 0
         self._fresh: set[str] = set()           # scripts to start afresh (added, re-enabled)
         self._outcomes: list[tuple[str, str]] = []   # (script, what to report once applied)
         self._wake = threading.Event()
@@ -44,6 +47,7 @@ class ScriptControl:
         again to retry it).  ``outcome``: what control.result says once this is applied.
         """
         with self._lock:
+            self._requests += 1
             if fresh:
                 self._fresh.add(script)
             if outcome:
@@ -54,6 +58,14 @@ class ScriptControl:
                                                 daemon=True)
                 self._thread.start()
         self._wake.set()
+
+    def settle(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` for the requests made so far to be applied (a refresh then
+        shows scripts just started; it never waits long for one being stopped)."""
+        with self._lock:
+            target = self._requests
+            return self._passed.wait_for(lambda: self._answered >= target or self._closed.is_set(),
+                                         timeout)
 
     def close(self, timeout: float) -> None:
         """Stop the thread (after the pass it is in); the caller then shuts the runner down."""
@@ -70,11 +82,16 @@ class ScriptControl:
             self._wake.clear()
             if self._closed.is_set():
                 return
+            with self._lock:
+                covered = self._requests
             try:
                 changed = self.apply()
             except Exception:            # a bug here must not end live management
                 log.exception("bpftrace scripts: bringing the running set up to date failed")
                 changed = True
+            with self._lock:
+                self._answered = covered
+                self._passed.notify_all()
             if changed:
                 self._on_change()
 
@@ -102,13 +119,10 @@ class ScriptControl:
             if self._closed.is_set():
                 break
             try:
-                self._start(name, script)
+                self._runner.start(name, script.path, script.header.deltas)
                 started += 1
             except RunnerError as exc:
                 problems[name] = str(exc)
         if outcomes:
             self._report("; ".join(problems.get(name, outcome) for name, outcome in outcomes))
         return bool(stopping or started or outcomes)
-
-    def _start(self, name: str, script: Script) -> None:
-        self._runner.start(name, script.path)

@@ -91,7 +91,7 @@ class DataTable:
             script = scripts.get(name)
             if script is None:
                 continue
-            declared = {e.variable: (e.kind, e.unit) for e in script.header.exports} \
+            declared = {e.variable: (e.metric_kind, e.unit) for e in script.header.exports} \
                 if script.header else {}
             for variable in variables.values():
                 kind, unit = _declared_kind(variable, declared)

@@ -16,13 +16,22 @@ Keys:
                btf, or a kernel module such as lustre).  Informational: the
                runner learns what really works from bpftrace itself.
   exports      repeatable; ``@var KIND [by KEY[,KEY...]] [unit UNIT]: help``
-               KIND is counter (only grows), instant (a level), histogram
-               (bucket counts, which only grow) or string.  KEY names what a
-               map key is (comm, device, address); a histogram's buckets are
-               always an extra, last dimension.  UNIT is one of UNITS (for a
-               histogram, the unit of the bucket bounds).
+               KIND is counter (only grows), delta (a count() or sum() map
+               that the script clear()s after each print, so that it never
+               fills up: the agent adds the prints up and publishes the
+               totals as a counter), instant (a level), histogram (bucket
+               counts, which only grow) or string.  KEY names what a map key
+               is (comm, device, address); a histogram's buckets are always an
+               extra, last dimension.  UNIT is one of UNITS (for a histogram,
+               the unit of the bucket bounds).
 Other comment lines (blank ``//`` lines, prose) are ignored; unknown keys are
 an error so that a typo does not silently lose an export.
+
+bpftrace keeps at most 4,096 keys in a map (BPFTRACE_MAP_KEYS_MAX) and silently
+drops events with new keys once it is full.  A map keyed by something without a
+small bound (process names, addresses) must therefore be cleared after each print
+and declared delta; a counter or histogram must never be cleared, or its values
+would go backwards (see misdeclared_exports).
 """
 from __future__ import annotations
 
@@ -32,7 +41,7 @@ from dataclasses import dataclass, field
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 VARIABLE_RE = re.compile(r"^@[A-Za-z_][A-Za-z0-9_]{0,63}$")
 KEY_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
-KINDS = ("counter", "instant", "histogram", "string")
+KINDS = ("counter", "delta", "instant", "histogram", "string")
 UNITS = ("none", "count", "bytes", "ns", "us", "ms", "s")
 KEYS = ("name", "description", "requires", "exports")
 PROBE_KIND_RE = re.compile(
@@ -65,6 +74,11 @@ class Export:
         """The variable without its '@' (for metric names)."""
         return self.variable[1:]
 
+    @property
+    def metric_kind(self) -> str:
+        """The data metric its values go to: a delta's running totals are a counter."""
+        return "counter" if self.kind == "delta" else self.kind
+
 
 @dataclass(frozen=True)
 class Header:
@@ -73,6 +87,11 @@ class Header:
     requires: tuple[str, ...] = ()
     exports: tuple[Export, ...] = ()
     probe_kinds: tuple[str, ...] = field(default=())   # probe types the body uses
+
+    @property
+    def deltas(self) -> frozenset[str]:
+        """The variables declared delta (cleared after each print; the agent sums the prints)."""
+        return frozenset(e.variable for e in self.exports if e.kind == "delta")
 
     def export(self, variable: str) -> Export | None:
         for e in self.exports:
@@ -156,8 +175,39 @@ def parse_header(text: str) -> Header:
                   probe_kinds(text))
 
 
+def _body(text: str) -> str:
+    return "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("//"))
+
+
 def unused_exports(header: Header, text: str) -> list[str]:
     """Exported variables that the script body never mentions (likely typos)."""
-    body = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("//"))
+    body = _body(text)
     return [e.variable for e in header.exports
             if not re.search(re.escape(e.variable) + r"(?![A-Za-z0-9_])", body)]
+
+
+_EMPTIED_RE = re.compile(r"\b(clear|zero)\(\s*(@[A-Za-z_][A-Za-z0-9_]*)\s*\)")
+
+
+def misdeclared_exports(header: Header, text: str) -> list[str]:
+    """Exports whose kind the body contradicts, one sentence each.
+
+    A delta must be clear()ed (after its print), or each print would be added again; zero()
+    keeps the keys, so the map still fills up.  A counter or histogram must not be cleared
+    or zeroed: its values would go backwards, which a PCP counter never does.
+    """
+    emptied: dict[str, set[str]] = {}
+    for how, variable in _EMPTIED_RE.findall(_body(text)):
+        emptied.setdefault(variable, set()).add(how)
+    problems = []
+    for e in header.exports:
+        how = emptied.get(e.variable, set())
+        if e.kind == "delta" and "clear" not in how:
+            problems.append(f"{e.variable} is declared delta but never clear()ed after its print, "
+                            f"so every print would be counted again")
+        elif e.kind in ("counter", "histogram") and how:
+            fix = "delta (the agent adds the prints up)" if e.kind == "counter" else "instant"
+            verbs = " and ".join(f"{verb}s" for verb in sorted(how))
+            problems.append(f"{e.variable} is declared {e.kind} but the script {verbs} it, "
+                            f"so its values would go backwards; declare it {fix}")
+    return problems

@@ -108,12 +108,24 @@ STATUS = cluster(0, [
            "Times the script was restarted after bpftrace exited within the last 10 minutes "
            "(restart_window); the alarm bpftrace.script_restarting watches it.",
            _every_script("recent_restarts", 0), indom="script"),
+    Metric("script.full_map_prints", U64, COUNTER, COUNT, "prints of a map at bpftrace's key limit",
+           "Prints of a keyed count()/sum() map that held as many keys as bpftrace allows "
+           "(BPFTRACE_MAP_KEYS_MAX, 4,096 by default). While a map is full, the kernel drops "
+           "events with new keys without a word, so the script's figures are short. Maps the "
+           "script clears after each print (exports declared delta, as in the curated scripts) "
+           "are checked at every print and only fill up when that many keys come in one print "
+           "interval; other maps are checked when a refresh reads them.",
+           _status("full_map_prints"), indom="script"),
 ])
 
 DATA = cluster(1, [
     Metric("data.counter", U64, COUNTER, COUNT, "counters exported by scripts",
-           "Values of script variables declared as counters (count() maps), per script, variable "
-           "and key. They restart from zero when the script restarts.",
+           "Values of script variables declared counter or delta, per script, variable and key. "
+           "A counter is a count()/sum() map the script never clears: it restarts from zero when "
+           "the script's bpftrace restarts. A delta map is cleared by the script after each print "
+           "so that it never fills up (bpftrace holds 4,096 keys at most); the agent adds the "
+           "prints up, so its totals only grow, across restarts too. A delta variable keeps at "
+           "most max_keys keys; the counts of further keys are added to key '[other]'.",
            _points("counter"), indom="data.counter"),
     Metric("data.instant", DOUBLE, INSTANT, NONE, "instantaneous values exported by scripts",
            "Values of script variables that are levels (declared instant, or undeclared).",

@@ -30,6 +30,7 @@ from dataclasses import dataclass, replace
 from . import diagnose as dx
 from .output import Attached, HelperError, LostEvents, Text, Variable, parse_line, printed_variable
 from .procstat import process_cost
+from .totals import Totals, is_full, map_keys_max
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,7 @@ class Limits:
     max_line_bytes: int = 4 << 20
     max_stderr_bytes: int = 16 << 10
     keep_text_lines: int = 50
+    max_keys: int = 4096              # keys kept per delta variable's totals (totals.py)
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,7 @@ class ScriptStatus:
     recent_restarts: int = 0       # restarts within the last Limits.restart_window seconds
     started: float = 0.0           # wall-clock start of the current run
     next_restart: float = 0.0      # wall-clock time of the next restart, when restarting
+    full_map_prints: int = 0       # prints of a map at bpftrace's key limit (totals.is_full)
 
 
 class ScriptProcess:
@@ -104,6 +107,9 @@ class ScriptProcess:
         self._stderr = bytearray()
         self._values: dict[str, Variable] = {}
         self._undecoded: dict[str, bytes] = {}    # variable → its latest print, not decoded yet
+        self.deltas: frozenset[str] = frozenset()     # variables cleared after each print
+        self._totals = Totals(limits.max_keys)    # their sums, across runs
+        self._map_keys_max = map_keys_max(self._env)
         self.texts: collections.deque[Text] = collections.deque(maxlen=limits.keep_text_lines)
         self._status = ScriptStatus(name, STOPPED)
         self._run_started = 0.0
@@ -128,22 +134,34 @@ class ScriptProcess:
 
         Prints are decoded here, only the latest of each variable (see
         output.printed_variable); one that does not decode leaves the variable's
-        earlier value and counts as an unparsed line.
+        earlier value and counts as an unparsed line.  A delta variable's value is
+        the sum of all its prints (added up as they come, see totals.py).
         """
         with self._lock:
             if self._undecoded:
                 undecoded, self._undecoded = self._undecoded, {}
-                failed = 0
+                failed = full = 0
                 for raw in undecoded.values():
                     event = parse_line(raw)
                     if isinstance(event, Variable):
                         self._values[event.name] = event
+                        full += is_full(event, self._map_keys_max)
                     else:
                         failed += 1
-                if failed:
-                    self._status = replace(self._status,
-                                           unparsed_lines=self._status.unparsed_lines + failed)
+                if failed or full:
+                    s = self._status
+                    self._status = replace(s, unparsed_lines=s.unparsed_lines + failed,
+                                           full_map_prints=s.full_map_prints + full)
             return dict(self._values)
+
+    def declare(self, deltas: frozenset[str]) -> None:
+        """The variables the script clears after each print (header.deltas), for its next start."""
+        with self._lock:
+            for variable in deltas ^ self.deltas:           # a value of the other kind is no use
+                self._values.pop(variable, None)
+                self._undecoded.pop(variable, None)
+            self.deltas = deltas
+            self._totals.keep_only(deltas)
 
     def start(self) -> None:
         with self._lock:
@@ -307,7 +325,10 @@ class ScriptProcess:
             self._count_output(proc, len(raw), None)
             return
         variable = printed_variable(raw)
-        self._count_output(proc, len(raw), parse_line(raw) if variable is None else (variable, raw))
+        if variable is None or variable in self.deltas:     # every print of a delta counts
+            self._count_output(proc, len(raw), parse_line(raw))
+        else:
+            self._count_output(proc, len(raw), (variable, raw))
 
     def _count_output(self, proc: subprocess.Popen | None, size: int, event: object) -> None:
         now = self._clock()
@@ -316,6 +337,14 @@ class ScriptProcess:
             changes: dict = {"lines": s.lines + 1, "bytes": s.bytes + size}
             if isinstance(event, tuple):             # (variable, undecoded print)
                 self._undecoded[event[0]] = event[1]
+            elif isinstance(event, Variable) and event.name in self.deltas:
+                totals = self._totals.add(event)
+                if totals is None:
+                    changes["unparsed_lines"] = s.unparsed_lines + 1
+                else:
+                    self._values[event.name] = totals
+                if is_full(event, self._map_keys_max):
+                    changes["full_map_prints"] = s.full_map_prints + 1
             elif isinstance(event, Variable):
                 self._values[event.name] = event
                 self._undecoded.pop(event.name, None)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from pmdas.common.durable import replace_file
 
-from .header import Header, HeaderError, parse_header, unused_exports, valid_name
+from .header import Header, HeaderError, misdeclared_exports, parse_header, unused_exports, valid_name
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,9 @@ def check_script(name: str, text: str, max_bytes: int = MAX_SCRIPT_BYTES) -> Hea
     unused = unused_exports(header, text)
     if unused:
         raise RegistryError(f"script {name}: exported {unused[0]} is never used in the script")
+    misdeclared = misdeclared_exports(header, text)
+    if misdeclared:
+        raise RegistryError(f"script {name}: {misdeclared[0]}")
     return header
 
 

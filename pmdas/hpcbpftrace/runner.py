@@ -47,8 +47,11 @@ class Runner:
         self._thread: threading.Thread | None = None
 
     # -- per script -------------------------------------------------------------
-    def start(self, name: str, path: str) -> ScriptStatus:
-        """Start (or restart now) a script; RunnerError when the script cap is reached."""
+    def start(self, name: str, path: str, deltas: Collection[str] = ()) -> ScriptStatus:
+        """Start (or restart now) a script; RunnerError when the script cap is reached.
+
+        ``deltas``: the variables it clears after each print (Header.deltas), whose prints
+        are added up (totals.py)."""
         with self._lock:
             process = self._scripts.get(name)
             active = sum(1 for n, p in self._scripts.items()
@@ -65,6 +68,7 @@ class Runner:
         if refused:
             process.refuse(refused)   # its script.error until it starts
             raise RunnerError(refused)
+        process.declare(frozenset(deltas))
         process.start()
         return process.status()
 
@@ -91,7 +95,7 @@ class Runner:
         """Stop and start again now (after its file changed, or to retry a failed script)."""
         process = self._get(name)
         process.stop()
-        return self.start(name, process.path)
+        return self.start(name, process.path, process.deltas)
 
     def forget(self, name: str) -> None:
         """Stop a script and drop it (and its values) from the tables."""
@@ -146,7 +150,7 @@ class Runner:
                     and self._get(name).path == script.path:
                 continue
             try:
-                self.start(name, script.path)
+                self.start(name, script.path, script.header.deltas)
             except RunnerError as exc:
                 problems[name] = str(exc)
         return problems

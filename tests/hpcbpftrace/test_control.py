@@ -120,9 +120,11 @@ def test_a_start_over_the_script_cap_is_reported_on_the_script(agent, tmp_path):
     for name in ("two", "three"):
         agent.store("control.add", None, SCRIPT.format(name=name, version="v1"), "root")
 
-    def one_refused(v):
+    def one_refused(v):      # running, and stopped with a reason (not merely not started yet)
         states = {n: script(v, "state", n) for n in ("two", "three")}
-        return sorted(states.values()) == ["running", "stopped"] and states
+        return (sorted(states.values()) == ["running", "stopped"]
+                and all(script(v, "error", n) for n, state in states.items() if state == "stopped")
+                and states)
     values = published_until(refresher, one_refused)
     refused = next(n for n, state in one_refused(values).items() if state == "stopped")
     running = ({"two", "three"} - {refused}).pop()

@@ -147,3 +147,12 @@ def test_a_changed_header_relabels():
     tables = data.update({"s": script(header=changed)}, variables)
     assert as_dict(tables["counter"]) == {} and as_dict(tables["instant"]) == {"s:@m:a": 1}
     assert tables["instant"].labels["s:@m:a"]["unit"] == "bytes"
+
+
+def test_delta_totals_are_counters():
+    header = "// name: {name}\n// description: test\n// exports: @execs delta by comm unit count: execs\n"
+    tables = DataTable().update({"s": script(header=header)},
+                                {"s": {"@execs": Variable("@execs", "map", {"cat": 5, "[other]": 2}, True)}})
+    assert as_dict(tables["counter"]) == {"s:@execs:cat": 5, "s:@execs:[other]": 2}
+    assert tables["counter"].labels["s:@execs:[other]"]["key"] == "[other]"
+    assert all(not as_dict(tables[k]) for k in ("instant", "histogram", "string"))

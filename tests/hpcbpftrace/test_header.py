@@ -12,6 +12,7 @@ from pmdas.hpcbpftrace.header import (
     KINDS,
     UNITS,
     HeaderError,
+    misdeclared_exports,
     parse_header,
     probe_kinds,
     unused_exports,
@@ -44,6 +45,7 @@ def test_curated_set_is_complete_and_valid():
         assert header.name == os.path.basename(path)[:-3]
         assert header.exports, path
         assert unused_exports(header, text) == [], path
+        assert misdeclared_exports(header, text) == [], path
         for export in header.exports:
             assert export.help and export.kind in KINDS and export.unit in UNITS
             # every exported map is printed periodically, so values keep flowing
@@ -141,3 +143,51 @@ def test_default_set_stays_off_hot_paths():
         assert not [p for p in HOT_PROBES if p in text], name
     with open(os.path.join(CURATED_DIR, "runqlat.bt"), encoding="utf-8") as f:
         assert f.read().count("((nsecs >> 20) & 7) == 0") == 2, "runqlat samples wakeups and preemptions"
+
+
+# Map keys with a small bound on a node; anything else (process names, addresses, pids)
+# would fill bpftrace's 4,096 keys in a script's life.
+BOUNDED_KEYS = {"device"}
+
+
+def test_curated_maps_keyed_without_a_small_bound_are_cleared_after_each_print():
+    """procexec, tcpretrans, migrations, ... : a by-name or by-address map is a delta, and
+    clear()ed right after its print in the same probe."""
+    for path in CURATED:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        for export in parse_header(text).exports:
+            if set(export.keys) - BOUNDED_KEYS:
+                assert export.kind == "delta", (path, export.variable)
+            if export.kind == "delta":
+                assert f"print({export.variable});\n\tclear({export.variable});" in text, \
+                    (path, export.variable)
+
+
+def test_delta_is_a_counter_to_pcp():
+    header = parse_header("// name: a\n// description: d\n// exports: @x delta by comm unit count: x\n"
+                          "// exports: @y counter: y\n")
+    assert [e.metric_kind for e in header.exports] == ["counter", "counter"]
+    assert header.deltas == {"@x"}
+
+
+@pytest.mark.parametrize("kind, body, problem", [
+    ("delta", "print(@x);", "@x is declared delta but never clear()ed"),
+    ("delta", "print(@x); zero(@x);", "@x is declared delta but never clear()ed"),
+    ("delta", "print(@x); clear(@x);", None),
+    ("counter", "print(@x); clear(@x);", "@x is declared counter but the script clears it, so its "
+                                         "values would go backwards; declare it delta"),
+    ("counter", "print(@x); zero( @x );", "declared counter but the script zeros it"),
+    ("histogram", "print(@x); clear(@x);", "declare it instant"),
+    ("instant", "print(@x); clear(@x);", None),
+    ("counter", "print(@x); clear(@xy);", None),
+    ("counter", "print(@x);\n// clear(@x) in a comment", None),
+])
+def test_misdeclared_exports(kind, body, problem):
+    text = (f"// name: a\n// description: d\n// exports: @x {kind}: x\n"
+            f"tracepoint:a:b {{ @x = count(); @xy = count(); }}\ninterval:s:1 {{ {body} }}\n")
+    found = misdeclared_exports(parse_header(text), text)
+    if problem is None:
+        assert found == []
+    else:
+        assert len(found) == 1 and problem in found[0]

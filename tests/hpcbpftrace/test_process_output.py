@@ -70,3 +70,42 @@ def test_fixture_scripts_give_the_same_values_as_parsing_every_line():
             if isinstance(event, Variable):
                 eager[event.name] = event
         assert p.values() == eager, name
+
+
+def test_every_print_of_a_delta_variable_is_added_up():
+    """procexec prints @execs and clears it: each print holds the counts since the last one.
+    The reader adds them all up, the exit dump included, whatever the refreshes read."""
+    p = process()
+    p.declare(frozenset({"@execs"}))
+    p._take_line(None, line("map", {"@execs": {"bash": 2, "cat": 1}}))
+    p._take_line(None, line("map", {"@execs": {"cat": 3}}))
+    p._take_line(None, line("map", {"@other": {"cat": 3}}))           # not a delta: latest print
+    p._take_line(None, line("map", {"@other": {"cat": 4}}))
+    assert p.values()["@execs"].value == {"bash": 2, "cat": 4}
+    assert p.values()["@other"].value == {"cat": 4}
+    p._take_line(None, b"\n")
+    p._take_line(None, b"\n")
+    p._take_line(None, line("map", {"@execs": {"ls": 1}}))            # the exit dump
+    assert p.values()["@execs"].value == {"bash": 2, "cat": 4, "ls": 1}
+    p._take_line(None, line("map", {"@execs": {"ls": "x"}}))          # not a count: not added
+    assert p.values()["@execs"].value == {"bash": 2, "cat": 4, "ls": 1}
+    assert p.status().unparsed_lines == 1
+    p.declare(frozenset({"@execs"}))                                  # a restart: totals carry on
+    p._take_line(None, line("map", {"@execs": {"ls": 1}}))
+    assert p.values()["@execs"].value["ls"] == 2
+    p.declare(frozenset())                                            # no longer a delta
+    assert "@execs" not in p.values()
+
+
+def test_prints_of_full_maps_are_counted(monkeypatch):
+    monkeypatch.setenv("BPFTRACE_MAP_KEYS_MAX", "3")
+    p = process()
+    p.declare(frozenset({"@execs"}))
+    for _ in range(2):          # a delta: every print is checked
+        p._take_line(None, line("map", {"@execs": {"a": 1, "b": 1, "c": 1}}))
+    p._take_line(None, line("map", {"@execs": {"a": 1, "b": 1}}))
+    assert p.status().full_map_prints == 2
+    for _ in range(2):          # not a delta: checked when read, the latest print only
+        p._take_line(None, line("map", {"@m": {"a": 1, "b": 1, "c": 1}}))
+    p.values()
+    assert p.status().full_map_prints == 3

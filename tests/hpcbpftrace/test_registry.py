@@ -76,6 +76,15 @@ def test_size_limit_and_header_checks(registry):
         registry.add("mine", SCRIPT.format(name="mine").replace("@opens[", "@x[").replace("(@opens)", "(@x)"))
 
 
+def test_a_counter_that_would_go_backwards_is_refused(registry):
+    cleared = SCRIPT.format(name="mine").replace("print(@opens); }", "print(@opens); clear(@opens); }")
+    with pytest.raises(RegistryError, match="declared counter but the script clears it"):
+        registry.add("mine", cleared)
+    with pytest.raises(RegistryError, match="declared delta but never clear"):
+        registry.add("mine", SCRIPT.format(name="mine").replace("@opens counter", "@opens delta"))
+    assert registry.add("mine", cleared.replace("@opens counter", "@opens delta")).runnable
+
+
 def test_unknown_names_for_enable(registry):
     with pytest.raises(RegistryError, match="no bpftrace script"):
         registry.enable("../../etc/shadow")
