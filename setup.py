@@ -18,7 +18,7 @@ setup(
                                     "dtn_transfer", "dtn_transfer.*", "hpc_demo", "hpc_demo.*",
                                     "dtn_lab", "dtn_lab.*"]),
     # The PCP bindings (pcp, cpmapi, cpmda) come from the distribution's python3-pcp.
-    install_requires=["pyyaml>=5.4", "click>=8.0", "python-hostlist>=1.21"],
+    install_requires=["pyyaml>=5.4", "click>=8.0", "ClusterShell>=1.9"],
     extras_require={"test": ["pytest>=7", "hypothesis>=6", "ruff>=0.4"],
                     "lab": ["matplotlib>=3.6"]},   # the DTN lab's plots (dtn_lab/plots.py)
     data_files=[data("bpftrace_scripts", "*.bt"), data("pmie_rules"), data("grafana_dashboards", "*.json"),

@@ -19,6 +19,7 @@ done
 
 PACKAGES=(
   pcp pcp-conf python3-pcp python3-venv python3-yaml   # PCP and the system Python's bindings
+  python3-clustershell python3-click                   # node sets (NodeSet), the commands' CLI
   redis-server                                          # pmproxy's time-series store (logger node)
   bpftrace                                              # kernel scripts (hpcbpftrace)
   slurm-wlm munge                                       # a local one-node Slurm (hpcjob tests, demo)

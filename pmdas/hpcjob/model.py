@@ -5,6 +5,7 @@ collector and the metric table know nothing of which scheduler answered.
 """
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -12,7 +13,7 @@ from functools import lru_cache
 from operator import attrgetter
 from typing import NamedTuple
 
-import hostlist
+from ClusterShell.NodeSet import RESOLVER_NOGROUP, NodeSet, NodeSetException
 
 # Normalised job states.  "held" is a pending job held by a user or an admin
 # (Slurm: PENDING with reason JobHeld*; PBS: state H): admins count it apart
@@ -28,6 +29,7 @@ ACTIVE_STATES = (RUNNING, COMPLETING, SUSPENDED)
 NODE_STATES = ("idle", "allocated", "mixed", "down", "drain", "draining", "reserved",
                "completing", "other")
 
+MAX_HOSTS = 100_000   # more hosts than any job spans: 'n[1-999999999]' is refused, not expanded
 _NO_HOSTS = frozenset(("", "N/A", "NONE", "Unknown", "UNLIMITED", "INVALID", "NOT_SET", "(null)"))
 
 
@@ -35,14 +37,39 @@ _NO_HOSTS = frozenset(("", "N/A", "NONE", "Unknown", "UNLIMITED", "INVALID", "NO
 def expand_hosts(node_list: str) -> tuple[str, ...]:
     """'nva[59-60],nvb[10,13-15]' → each host name; an unparseable list gives ().
 
-    Cached: a cluster's jobs share far fewer distinct node lists than there are jobs.
+    ClusterShell's NodeSet (Debian's python3-clustershell), the HPC field's reader of node
+    sets.  Cached: a cluster's jobs share far fewer distinct node lists than there are jobs.
     """
     if node_list in _NO_HOSTS:
         return ()
-    try:
-        return tuple(hostlist.expand_hostlist(node_list))
-    except hostlist.BadHostlist:
+    if _size_bound(node_list) > MAX_HOSTS:    # NodeSet would build every number first
         return ()
+    try:   # no group resolution: '@name' is a host name here, never a lookup or an upcall
+        return tuple(NodeSet(node_list, resolver=RESOLVER_NOGROUP))
+    except (NodeSetException, ValueError):
+        return ()
+
+
+_RANGE = re.compile(r"(\d+)(?:-(\d+))?(?:/(\d+))?")
+
+
+def _size_bound(node_list: str) -> int:
+    """An upper bound of the hosts ``node_list`` names, from its bracketed ranges alone:
+    the sum over comma-separated patterns of the product of each pattern's range sizes."""
+    total, pattern = 0, 1
+    for part in re.split(r"(\[[^\]]*\]|,)", node_list):
+        if part == ",":
+            total, pattern = total + pattern, 1
+        elif part.startswith("["):
+            size = 0
+            for item in part[1:-1].split(","):
+                m = _RANGE.fullmatch(item.strip())
+                if m and m.group(2):
+                    size += abs(int(m.group(2)) - int(m.group(1))) // int(m.group(3) or 1) + 1
+                else:
+                    size += 1
+            pattern *= max(size, 1)
+    return total + pattern
 
 
 class Job(NamedTuple):

@@ -117,9 +117,9 @@ def test_duration_round_trip(d, h, m, s):
 @given(st.lists(st.tuples(st.sampled_from(["cn", "nva", "gpu-"]), st.integers(0, 999)),
                 min_size=1, max_size=30))
 def test_hostlist_round_trip(hosts):
-    import hostlist
+    from ClusterShell.NodeSet import NodeSet
     names = sorted({f"{p}{n:03d}" for p, n in hosts})
-    assert sorted(expand_hosts(hostlist.collect_hostlist(names))) == names
+    assert sorted(expand_hosts(str(NodeSet.fromlist(names)))) == names
 
 
 @given(st.text(max_size=2000))
@@ -145,3 +145,9 @@ def test_squeue_line_with_any_fields(fields, name):
     fields[1] = "42"
     jobs = slurm.parse_squeue("|".join([*fields, name]))
     assert [j.id for j in jobs] == ["42"] and jobs[0].name == name
+
+
+def test_node_lists_neither_resolve_groups_nor_explode():
+    assert expand_hosts("@compute") == ("@compute",)
+    assert expand_hosts("n[1-999999999]") == ()
+    assert expand_hosts("n[1-3],gpu[01-02]") == ("gpu01", "gpu02", "n1", "n2", "n3")
