@@ -13,7 +13,7 @@ setup(
     version="0.1.0",
     description="Performance Co-Pilot agents, pmie rules and Grafana dashboards for HPC clusters, "
                 "and a GridFTP transfer tool for DTN clusters",
-    python_requires=">=3.9",
+    python_requires=">=3.11",
     packages=find_packages(include=["pmdas", "pmdas.*", "hpc_pcp", "hpc_pcp.*",
                                     "dtn_transfer", "dtn_transfer.*", "hpc_demo", "hpc_demo.*",
                                     "dtn_lab", "dtn_lab.*"]),
