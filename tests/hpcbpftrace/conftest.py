@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 
 import pytest
 
@@ -40,13 +41,17 @@ def live_bpftrace() -> str:
 
 
 # A bpftrace stand-in that attaches at once and takes DELAY seconds to exit after SIGINT
-# (a real one detaching many probes, or printing big maps, on a loaded node).
-SLOW_TO_STOP = """#!/bin/sh
-trap 'sleep {delay}; kill $idle 2>/dev/null; exit 0' INT
-echo '{{"type": "attached_probes", "data": {{"probes": 1}}}}'
-sleep 600 &
-idle=$!
-wait $idle
+# (a real one detaching many probes, or printing big maps, on a loaded node).  One process,
+# no children: the runner's SIGKILL after its stop_timeout leaves nothing behind.
+SLOW_TO_STOP = """#!{python}
+import signal, sys, time
+def stop(*_):
+    time.sleep({delay})
+    sys.exit(0)
+signal.signal(signal.SIGINT, stop)
+print('{{"type": "attached_probes", "data": {{"probes": 1}}}}', flush=True)
+while True:
+    time.sleep(3600)
 """
 
 
@@ -54,6 +59,6 @@ def slow_to_stop_bpftrace(directory, delay: float) -> str:
     """Write the stand-in into ``directory`` and return its path."""
     path = os.path.join(str(directory), "slow-bpftrace")
     with open(path, "w", encoding="ascii") as f:
-        f.write(SLOW_TO_STOP.format(delay=delay))
+        f.write(SLOW_TO_STOP.format(python=sys.executable, delay=delay))
     os.chmod(path, 0o755)
     return path

@@ -118,8 +118,8 @@ def test_pmstore_answers_at_once_while_bpftrace_is_slow_to_stop(tmp_path):
                 wait_for(lambda: status("state") == "stopped" and status("pid") == 0, 30,
                          what="slow_test to stop")
         print(f"pmstore enable, disable took {took[0]:.3f} s, {took[1]:.3f} s")
-        assert max(took) < 1.5, f"pmstore took {took} s"
+        assert max(took) < 2.0, f"pmstore took {took} s (the stand-in takes 4 s to stop)"
         got = reader().fetch(["hpc.bpftrace.agent.up", "hpc.bpftrace.agent.failed_refreshes",
                               "hpc.bpftrace.control.result"])
-        assert got["hpc.bpftrace.agent.up"] == 1 and got["hpc.bpftrace.agent.failed_refreshes"] == 0
-        assert got["hpc.bpftrace.control.result"] == "disable slow_test: done by root"
+        assert got["hpc.bpftrace.agent.up"] == 1 and got["hpc.bpftrace.agent.failed_refreshes"] == 0, got
+        assert got["hpc.bpftrace.control.result"] == "disable slow_test: done by root", got
