@@ -214,8 +214,9 @@ class RefreshProcess:
     def _spawn(self) -> int:
         read_fd, write_fd = os.pipe()
         try:
-            # Isolated (-I) and from /, as the agent's launcher starts the agent itself.
-            self._proc = subprocess.Popen(self._argv(write_fd), pass_fds=(write_fd,), cwd="/",
+            # Isolated (-I), as the agent's launcher starts the agent: pmcd's working
+            # directory, which the pcp user writes, is not on its module path.
+            self._proc = subprocess.Popen(self._argv(write_fd), pass_fds=(write_fd,),
                                           stdin=subprocess.DEVNULL, stdout=sys.stderr.fileno())
         except OSError:
             os.close(read_fd)
