@@ -93,8 +93,8 @@ class RunSession:
         run_id = run_id or new_run_id()
         directory = os.path.join(base, run_id)
         os.makedirs(os.path.join(directory, "work"), exist_ok=True)
-        write_json_atomic(os.path.join(directory, PLAN_FILE), plan.to_json())
-        write_json_atomic(os.path.join(directory, OPTIONS_FILE), options.to_json())
+        write_json_atomic(os.path.join(directory, PLAN_FILE), plan.to_json(), durable=True)
+        write_json_atomic(os.path.join(directory, OPTIONS_FILE), options.to_json(), durable=True)
         prune_runs(base)
         return cls(run_id=run_id, directory=directory, plan=plan, options=options, search=search)
 
@@ -180,7 +180,7 @@ class RunSession:
         assert self.search is not None
         kept = os.path.join(self.directory, SEARCH_FILE)
         if not os.path.exists(kept):       # a resumed run searches as it started
-            write_json_atomic(kept, self.search.to_json())
+            write_json_atomic(kept, self.search.to_json(), durable=True)
         searcher = RunSearch(self.plan, self.state, self.search.path, probe_budget=self.search.probe_budget,
                              report=say)
         searcher.start_sampling(meter=meter)

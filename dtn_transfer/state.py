@@ -26,6 +26,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from pmdas.common.durable import replace_file
+
 STATE_VERSION = 1
 DONE, SKIPPED, FAILED = "done", "skipped", "failed"
 KEEP_RUNS = 20
@@ -43,8 +45,16 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
 
 
-def write_json_atomic(path: str, doc: Any) -> None:
-    """Replace ``path`` with ``doc`` so that readers see the old or the new file, never half."""
+def write_json_atomic(path: str, doc: Any, durable: bool = False) -> None:
+    """Replace ``path`` with ``doc`` so that readers see the old or the new file, never half.
+
+    ``durable``: also on disk before this returns (file and directory fsynced), for what a
+    resume depends on (the plan, the options); not for the live state rewritten every second,
+    which the journal can rebuild and whose fsyncs would queue behind the transfer's writes.
+    """
+    if durable:
+        replace_file(path, json.dumps(doc, indent=1, sort_keys=True))
+        return
     directory = os.path.dirname(path) or "."
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp.")
     try:
@@ -74,12 +84,19 @@ class Journal:
         self._lock = threading.Lock()
         self._synced = 0.0
         self._dirty = False
+        self._line_checked = False
 
     def record(self, entries: Iterable[dict]) -> None:
         lines = "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in entries)
         if not lines:
             return
         with self._lock, open(self.path, "a", encoding="utf-8", errors="surrogateescape") as f:
+            if not self._line_checked:
+                # A process killed mid-write left a torn last line: end it, so that it
+                # loses only itself rather than swallowing this record too.
+                self._line_checked = True
+                if f.tell() and not _ends_with_newline(self.path):
+                    lines = "\n" + lines
             f.write(lines)
             f.flush()
             self._dirty = True
@@ -103,6 +120,12 @@ class Journal:
     def results(self) -> dict[str, dict]:
         """Last record per file; a torn last line (killed mid-write) is ignored."""
         return read_journal(self.path)
+
+
+def _ends_with_newline(path: str) -> bool:
+    with open(path, "rb") as f:
+        f.seek(-1, os.SEEK_END)
+        return f.read(1) == b"\n"
 
 
 def read_journal(path: str) -> dict[str, dict]:

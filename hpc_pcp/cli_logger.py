@@ -42,7 +42,8 @@ def setup_cmd(nodes: str, interval: str, redis: str, retention_days: float, viz:
     - pmproxy.conf / pmproxy.options: REST API, series in Valkey/Redis, no Redis proxying;
     - $PCP_SYSCONF_DIR/hpc/pmproxy-access.nft: firewall rules for the Grafana host;
     - $PCP_SYSCONF_DIR/hpc/pmcd.conf.access: copy to every node's pmcd directory;
-    - $PCP_SYSCONF_DIR/pmie/control.d/hpc: the alarm rules, when shipped.
+    - $PCP_SYSCONF_DIR/pmie/control.d/hpc: the alarm rules, when shipped, and the alarm
+      state directory their actions write ($PCP_VAR_DIR/config/hpc/alarms, owned by pcp).
     """
     try:
         files = logger.plan(nodes.split(","), interval, redis, retention_days,
@@ -53,12 +54,14 @@ def setup_cmd(nodes: str, interval: str, redis: str, retention_days: float, viz:
         for spec in files:
             click.echo(f"==> {spec.path}  ({spec.why})\n{spec.text}")
         return
+    with_pmie = any("/pmie/" in f.path for f in files)
     try:
         logger.apply(files, root, click.echo)
-    except OSError as exc:
+        if with_pmie:
+            logger.alarm_directory(root, echo=click.echo)
+    except (OSError, KeyError) as exc:
         raise click.ClickException(f"cannot write the configuration: {exc}") from None
     if start:
-        with_pmie = any("/pmie/" in f.path for f in files)
         if logger.start_services(click.echo, with_pmie):
             raise click.ClickException("a service failed to start; see above and $PCP_LOG_DIR")
 

@@ -235,6 +235,25 @@ def apply(files: Sequence[ConfigFile], root: str = "/", echo: Callable[[str], No
     return written
 
 
+def alarm_directory(root: str = "/", user: str = "pcp", echo: Callable[[str], None] = print) -> str:
+    """Create the alarm state directory that pmie's rule actions write, owned by pmie's user.
+
+    pmie runs as ``user``; the directory's parent ($PCP_VAR_DIR/config/hpc) is root's, so
+    without this the first action could not record anything and every alarm was lost."""
+    import pwd
+
+    from pmdas.hpcalarm.state import default_directory
+
+    directory = os.path.join(root, default_directory().lstrip("/"))
+    account = pwd.getpwnam(user)
+    for path in (directory, os.path.join(directory, "firing")):
+        os.makedirs(path, mode=0o755, exist_ok=True)
+        os.chown(path, account.pw_uid, account.pw_gid)
+        os.chmod(path, 0o755)
+    echo(f"{default_directory()}: alarm state, written by pmie's actions as {user}")
+    return directory
+
+
 def start_services(echo: Callable[[str], None] = print, with_pmie: bool = False) -> int:
     """(Re)start Valkey (or Redis), pmproxy, pmlogger and, if configured, pmie; return failures."""
     rc_dir = pcp_config("PCP_RC_DIR")

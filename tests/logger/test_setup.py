@@ -115,5 +115,10 @@ def test_cli_dry_run_and_write(tmp_path):
     result = runner.invoke(logger_group, ["setup", "--nodes", "n1", "--root", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert list(tmp_path.rglob("hpc-n1")) and list(tmp_path.rglob("pmproxy.options"))
+    # pmie's actions run as pcp and record alarms in a directory below root's config/hpc.
+    import pwd
+    (alarms,) = [p for p in tmp_path.rglob("alarms") if p.is_dir()]
+    for path in (alarms, alarms / "firing"):
+        assert path.stat().st_uid == pwd.getpwnam("pcp").pw_uid and oct(path.stat().st_mode)[-3:] == "755"
     bad = runner.invoke(logger_group, ["setup", "--nodes", "n1", "--interval", "soon"])
     assert bad.exit_code == 2 and "interval 'soon'" in bad.output

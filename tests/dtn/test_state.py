@@ -1,0 +1,34 @@
+"""Run files that a resume depends on: the journal survives a torn line, the plan is durable."""
+from __future__ import annotations
+
+import json
+import os
+
+from dtn_transfer.state import Journal, read_journal, write_json_atomic
+
+
+def test_a_torn_last_line_loses_only_itself(tmp_path):
+    path = tmp_path / "journal.jsonl"
+    torn = '{"file": "b", "sta'                 # killed mid-write
+    path.write_text(json.dumps({"file": "a", "state": "done"}) + "\n" + torn)
+    Journal(str(path)).record([{"file": "c", "state": "done"}, {"file": "d", "state": "done"}])
+    assert sorted(read_journal(str(path))) == ["a", "c", "d"]
+
+
+def test_a_clean_journal_gets_no_blank_lines(tmp_path):
+    path = tmp_path / "journal.jsonl"
+    journal = Journal(str(path))
+    journal.record([{"file": "a", "state": "done"}])
+    Journal(str(path)).record([{"file": "b", "state": "done"}])
+    assert path.read_text().count("\n") == 2 and "\n\n" not in path.read_text()
+
+
+def test_plan_writes_are_durable_live_state_writes_are_not(tmp_path, monkeypatch):
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd))[1])
+    write_json_atomic(str(tmp_path / "plan.json"), {"files": []}, durable=True)
+    assert len(synced) == 2                      # the file, then its directory
+    write_json_atomic(str(tmp_path / "state.json"), {"state": "running"})
+    assert len(synced) == 2
+    assert json.loads((tmp_path / "plan.json").read_text()) == {"files": []}
