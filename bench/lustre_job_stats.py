@@ -23,21 +23,8 @@ import time
 import yaml
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from hpc_demo.hpclustre import JOB_OST_OPS as OST_OPS  # noqa: E402  (the demo writes the same ops)
 from pmdas.hpclustre.job_stats import parse_job_stats  # noqa: E402
-
-OST_OPS = (
-    "getattr",
-    "setattr",
-    "punch",
-    "sync",
-    "destroy",
-    "create",
-    "statfs",
-    "get_info",
-    "set_info",
-    "quotactl",
-    "prealloc",
-)
 
 
 def make_job_stats(entries: int, seed: int = 7) -> str:
