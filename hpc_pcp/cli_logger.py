@@ -26,12 +26,14 @@ def logger_group() -> None:
               "on the network the Grafana node uses.")
 @click.option("--pmie-rules", default=None, type=click.Path(dir_okay=False),
               help="pmie rules file for the alarm hook (default: pmie_rules/hpc-alarms.pmie if shipped).")
+@click.option("--fetch-from", default="", help="Comma-separated hosts besides this logger that may fetch "
+              "from every node's pmcd (a second logger, an admin host); nobody else may.")
 @click.option("--root", default="/", show_default=True, type=click.Path(file_okay=False),
               help="Write under this prefix instead of / (packaging, review, tests).")
 @click.option("--dry-run", is_flag=True, help="Print the files instead of writing them.")
 @click.option("--start", is_flag=True, help="Then (re)start Valkey/Redis, pmproxy, pmlogger (and pmie).")
 def setup_cmd(nodes: str, interval: str, redis: str, retention_days: float, viz: str, listen: str | None,
-              pmie_rules: str | None, root: str, dry_run: bool, start: bool) -> None:
+              pmie_rules: str | None, fetch_from: str, root: str, dry_run: bool, start: bool) -> None:
     """Write the logger node's PCP configuration for NODES.
 
     \b
@@ -41,13 +43,15 @@ def setup_cmd(nodes: str, interval: str, redis: str, retention_days: float, viz:
     - $PCP_VAR_DIR/config/pmlogconf/hpc/<agent>: one pmlogconf group per agent;
     - pmproxy.conf / pmproxy.options: REST API, series in Valkey/Redis, no Redis proxying;
     - $PCP_SYSCONF_DIR/hpc/pmproxy-access.nft: firewall rules for the Grafana host;
-    - $PCP_SYSCONF_DIR/hpc/pmcd.conf.access: copy to every node's pmcd directory;
+    - $PCP_SYSCONF_DIR/hpc/pmcd.conf.access: copy to every node's pmcd directory (fetches
+      from this logger and --fetch-from hosts only, stores from the node itself);
     - $PCP_SYSCONF_DIR/pmie/control.d/hpc: the alarm rules, when shipped, and the alarm
       state directory their actions write ($PCP_VAR_DIR/config/hpc/alarms, owned by pcp).
     """
     try:
         files = logger.plan(nodes.split(","), interval, redis, retention_days,
-                            [v for v in viz.split(",") if v.strip()], listen, pmie_rules)
+                            [v for v in viz.split(",") if v.strip()], listen, pmie_rules,
+                            fetch_from=[h for h in fetch_from.split(",") if h.strip()])
     except logger.LoggerSetupError as exc:
         raise click.UsageError(str(exc)) from None
     if dry_run:

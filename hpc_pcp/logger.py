@@ -145,15 +145,14 @@ def pmcd_access(loggers: Sequence[str]) -> str:
     """pmcd.conf.access for every node: stores only from the node itself, fetches from the loggers.
 
     pmcd reads <pmcd.conf>.access besides the [access] section, so the agents'
-    pmcd.conf lines stay untouched.  Without logger hosts, anyone may fetch.
+    pmcd.conf lines stay untouched.  Nobody else may fetch: job names, users and accounts
+    are not for every host on the network (with no logger named, only the node itself).
     """
     lines = [MARK, "# read by pmcd at start, as if it were pmcd.conf's [access] section\n",
              'allow hosts "local:" : all;\n']
     if loggers:
         lines.append(f"allow hosts {', '.join(loggers)} : fetch;\n")
-        lines.append("disallow hosts * : all;\n")
-    else:
-        lines.append("allow hosts * : all except store;\n")
+    lines.append("disallow hosts * : all;\n")
     return "".join(lines)
 
 
@@ -174,9 +173,13 @@ def default_pmie_rules() -> str | None:
 
 def plan(nodes: Sequence[str], interval: str = "30s", redis: str = "localhost:6379",
          retention_days: float = 14, viz: Sequence[str] = (), listen: str | None = None,
-         pmie_rules: str | None = None, groups: dict[str, str] | None = None) -> list[ConfigFile]:
-    """Every file a logger node needs for ``nodes``; nothing is written here."""
+         pmie_rules: str | None = None, groups: dict[str, str] | None = None,
+         fetch_from: Sequence[str] = ()) -> list[ConfigFile]:
+    """Every file a logger node needs for ``nodes``; nothing is written here.
+
+    ``fetch_from``: hosts besides this logger that may fetch from every node's pmcd."""
     nodes = check_nodes(nodes)
+    fetch_from = check_nodes(fetch_from) if fetch_from else []
     seconds = interval_seconds(interval)
     if retention_days <= 0:
         raise LoggerSetupError("retention must be more than 0 days")
@@ -199,9 +202,10 @@ def plan(nodes: Sequence[str], interval: str = "30s", redis: str = "localhost:63
                             "pmproxy options" + (f": listen on {listen} only" if listen else "")))
     files.append(ConfigFile(f"{sysconf}/hpc/pmproxy-access.nft", firewall_rules(viz),
                             "firewall rules: pmproxy reachable only from " + (", ".join(viz) or "this host")))
-    loggers = [socket.getfqdn()] if viz else []
+    loggers = [socket.getfqdn(), *fetch_from]
     files.append(ConfigFile(f"{sysconf}/hpc/pmcd.conf.access", pmcd_access(loggers),
-                            "for every node's /etc/pcp/pmcd/: stores only from the node itself"))
+                            "for every node's /etc/pcp/pmcd/: fetches only from "
+                            f"{', '.join(loggers)}, stores only from the node itself"))
     rules = pmie_rules or default_pmie_rules()
     if rules:
         files.append(ConfigFile(f"{sysconf}/pmie/control.d/hpc", pmie_control(rules),

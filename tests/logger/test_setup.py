@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import configparser
 import os
+import socket
 
 import pytest
 from click.testing import CliRunner
@@ -44,9 +45,17 @@ def test_plan_has_farm_lines_groups_pmproxy_access():
     assert os.path.basename(rules) == "hpc-alarms.pmie" and os.path.isfile(rules)
 
 
-def test_stores_only_local_by_default():
+def test_nobody_but_the_loggers_fetches():
+    """The generated access file never serves every host: with no logger, only the node."""
     access = logger.pmcd_access([])
-    assert "allow hosts * : all except store;" in access and '"local:" : all' in access
+    assert '"local:" : all' in access and "disallow hosts * : all;" in access
+    assert "\nallow hosts * " not in access
+    files = {f.path: f.text for f in logger.plan(["n1"], fetch_from=["admin01"])}
+    access = files[next(p for p in files if p.endswith("pmcd.conf.access"))]
+    assert f"allow hosts {socket.getfqdn()}, admin01 : fetch;" in access
+    assert access.index("admin01") < access.index("disallow hosts * : all;")
+    with pytest.raises(logger.LoggerSetupError):
+        logger.plan(["n1"], fetch_from=["bad host"])
 
 
 @pytest.mark.parametrize("bad", ["", "bad host", "../etc", "-rf"])
