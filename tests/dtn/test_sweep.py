@@ -1,4 +1,4 @@
-"""`dtn-transfer sweep` on a tiny grid: every point measured, tables, JSON and PNGs written."""
+"""`dtn-lab sweep` on a tiny grid: every point measured, tables, JSON and PNGs written."""
 import json
 
 import pytest
