@@ -17,6 +17,7 @@ import os
 import sys
 from collections.abc import Iterable, Sequence
 
+from ..agents import AGENTS
 from .agent import Agent
 from .namespace import AgentTable
 from .table import Units
@@ -107,7 +108,6 @@ def golden_path(agent_class: type[Agent]) -> str:
 
 def agent_classes() -> list[type[Agent]]:
     """Every agent of the product, from the registry of agents."""
-    from pmdas.agents import AGENTS
     return [entry.load() for entry in AGENTS.values()]
 
 

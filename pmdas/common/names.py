@@ -21,6 +21,8 @@ import hashlib
 import json
 import re
 from collections.abc import Collection, Mapping
+from itertools import repeat
+from operator import contains
 from typing import Any
 
 # Control, format, surrogate, line and paragraph separator characters.
@@ -52,7 +54,7 @@ def _first_word(name: str) -> str:
 def renamed(names: Collection[str]) -> dict[str, str]:
     """{raw name: safe name} for the names that must change; empty in the usual case
     (checked by C loops for a cluster's 50,000 jobs)."""
-    if all(map(str.isprintable, names)) and not any(" " in n for n in names):
+    if all(map(str.isprintable, names)) and not any(map(contains, names, repeat(" "))):
         return {}
     groups: dict[str, list[tuple[str, str]]] = {}
     for raw in names:

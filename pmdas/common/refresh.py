@@ -128,6 +128,8 @@ class Refresher:
         if self._on_publish is not None:
             try:
                 self._on_publish(published)
+            except BrokenPipeError:    # the refresh child's agent is gone: nobody to serve
+                raise
             except Exception as exc:   # what cannot be served must not look healthy
                 log.exception("%s: publishing the refresh failed", self.agent.name)
                 down = dataclasses.replace(
@@ -227,6 +229,8 @@ class Refresher:
             self._wake.clear()
             try:
                 self.refresh_once()
+            except BrokenPipeError:    # a refresh child whose agent is gone ends here
+                raise
             except Exception:
                 log.exception("%s: refresh failed", self.agent.name)
             self._wake.wait(max(0.05, interval - (time.monotonic() - started)))

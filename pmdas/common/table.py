@@ -6,7 +6,7 @@ refresher evaluates them once per refresh so that fetches are dictionary lookups
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import compress, repeat
 from operator import is_not
@@ -105,15 +105,22 @@ def cluster(number: int, metrics: Sequence[Metric]) -> list[Metric]:
     return numbered(number, dict(enumerate(metrics)))
 
 
-def numbered(number: int, metrics: Mapping[int, Metric]) -> list[Metric]:
-    """Number a group of metrics with explicit items: {item: metric}.
+def numbered(number: int, metrics: Mapping[int, Metric] | Iterable[tuple[int, Metric]]) -> list[Metric]:
+    """Number a group of metrics with explicit items: {item: metric}, or (item, metric) pairs.
 
     For families generated from data (one metric per job state, per error counter): each
-    member carries its own item, so growing the family moves no other metric's PMID.
+    member carries its own item, so growing the family moves no other metric's PMID.  Give
+    a generated family as pairs: a repeated item is then refused here, where a dict built by
+    a comprehension would silently keep one of the two.
     """
     if not 0 <= number < 4096:
         raise ValueError(f"cluster {number} out of range")
-    return [replace(m, cluster=number, item=i) for i, m in metrics.items()]
+    pairs = list(metrics.items() if isinstance(metrics, Mapping) else metrics)
+    items = [i for i, _ in pairs]
+    if len(set(items)) != len(items):
+        repeated = sorted({i for i in items if items.count(i) > 1})
+        raise ValueError(f"cluster {number}: item(s) {repeated} given to more than one metric")
+    return [replace(m, cluster=number, item=i) for i, m in pairs]
 
 
 def check_table(metrics: Sequence[Metric], indoms: Sequence[Indom]) -> None:

@@ -43,10 +43,8 @@ def _counter(spec: PortCounter) -> Metric:
 
 def counter_metrics(cluster_number: int,
                     counters: Sequence[PortCounter] = COUNTERS) -> list[Metric]:
-    """The metrics of one cluster of port counters, each numbered by its record's item (one
-    by one, so a repeated item reaches the table check instead of a dict keeping one)."""
-    return [m for c in counters if c.cluster == cluster_number
-            for m in numbered(cluster_number, {c.item: _counter(c)})]
+    """The metrics of one cluster of port counters, each numbered by its record's item."""
+    return numbered(cluster_number, ((c.item, _counter(c)) for c in counters if c.cluster == cluster_number))
 
 
 def _text_state(pair: tuple[int, str] | None, index: int) -> Any:

@@ -71,9 +71,8 @@ def pinned(states: Sequence[str], items: Mapping[str, int], what: str) -> dict[s
 
 
 def family(number: int, items: Mapping[str, int], make: Callable[[str], Metric]) -> list[Metric]:
-    """One metric per key, each at its own item.  Numbered one by one, so a repeated item
-    reaches the table check (duplicate PMID) instead of a dict silently keeping one."""
-    return [m for key, item in items.items() for m in numbered(number, {item: make(key)})]
+    """One metric per key, each at its own item (a repeated item is refused)."""
+    return numbered(number, ((item, make(key)) for key, item in items.items()))
 
 INDOMS = [
     Indom("job", 0, "jobs known to this agent",
@@ -271,8 +270,8 @@ OWNERS = [
         "pending_reason.jobs", U32, INSTANT, COUNT, "pending jobs per reason",
         "Number of pending jobs (not held) per pending reason (cluster view).",
         lambda s: s.counts.pending_reasons if s.counts else None, indom="pending_reason")}),
-    *(m for scope in ("user", "account") for attr, items, units, help_, long_help in _TALLIES
-      for m in numbered(4, {items[scope]: _tally(scope, attr, units, help_, long_help)})),
+    *numbered(4, ((items[scope], _tally(scope, attr, units, help_, long_help))
+                  for scope in ("user", "account") for attr, items, units, help_, long_help in _TALLIES)),
 ]
 
 
@@ -355,7 +354,7 @@ SCHEDULER = [
                   "The back end in use: slurm or pbs (from the scheduler option, or detected).",
                   lambda s: s.scheduler),
     }),
-    *(m for item, *row in _SDIAG for m in numbered(6, {item: _sdiag(*row)})),
+    *numbered(6, ((item, _sdiag(*row)) for item, *row in _SDIAG)),
     *numbered(6, {
         22: Metric("scheduler.jobs.pending", U32, INSTANT, COUNT, "pending jobs per the scheduler",
                    "Pending (queued) jobs as the scheduler itself counts them (sdiag; PBS "

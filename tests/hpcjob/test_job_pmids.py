@@ -49,12 +49,12 @@ def test_a_state_without_an_item_is_refused_by_name():
         metrics.pinned((*JOB_STATES, "preempted"), metrics.PARTITION_JOB_ITEMS, "job state")
 
 
-def test_a_repeated_item_reaches_the_table_check():
+def test_a_repeated_item_is_refused_not_folded_away():
+    """Two states given one item: refused where the family is numbered (a dict keyed by item
+    would have kept one of them silently)."""
     items = {**metrics.NODE_ITEMS, "planned": metrics.NODE_ITEMS["idle"]}
-    family = metrics.node_metrics(items)
-    assert len(family) == len(items)          # not folded away by a dict keyed by item
-    with pytest.raises(ValueError, match="duplicate PMID 5.0"):
-        check_table(family, metrics.INDOMS)
+    with pytest.raises(ValueError, match=r"cluster 5: item\(s\) \[0\] given to more than one metric"):
+        metrics.node_metrics(items)
 
 
 def test_snapshot_is_keyword_only():
