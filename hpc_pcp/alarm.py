@@ -26,6 +26,7 @@ from typing import Any
 
 import yaml
 
+from pmdas.common import shipped
 from pmdas.hpcalarm.state import RULE_NAME, SEVERITIES, default_directory
 
 HEREDOC = "HPCALARM"
@@ -41,11 +42,11 @@ class RuleError(Exception):
 
 
 def catalogue_dir() -> str:
-    """$HPC_PCP_RULES_DIR, else pmie_rules/ beside this package (source tree or installed data)."""
+    """$HPC_PCP_RULES_DIR, else the shipped pmie_rules/ (source tree or installed data)."""
     explicit = os.environ.get("HPC_PCP_RULES_DIR")
     if explicit:
         return explicit
-    return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "pmie_rules")
+    return str(shipped.data_dir(shipped.PMIE_RULES))
 
 
 @dataclass(frozen=True)

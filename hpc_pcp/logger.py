@@ -14,16 +14,15 @@ import re
 import shutil
 import socket
 import subprocess
-import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from pmdas.common import shipped
+
 from .pcpenv import pcp_config
 
 MARK = "# written by 'hpc-pcp logger setup'; safe to edit, re-running setup overwrites it\n"
-REPO = Path(__file__).resolve().parents[1]
-SHARE = Path(sys.prefix) / "share" / "pcp-hpc"
 LOCAL_NAMES = ("localhost", "local:", "127.0.0.1", "::1")
 _INTERVAL = re.compile(r"^(\d+(?:\.\d+)?)\s*(ms|msec|s|sec|secs|m|min|mins|h|hour|hours)?$")
 _SECONDS = {None: 1, "ms": 0.001, "msec": 0.001, "s": 1, "sec": 1, "secs": 1, "m": 60, "min": 60,
@@ -76,10 +75,10 @@ def is_local(node: str) -> bool:
 
 
 def groups_source() -> Path:
-    """Where this installation keeps its pmlogconf groups (the repo, else share/pcp-hpc)."""
-    for base in (REPO / "logger" / "pmlogconf", SHARE / "logger" / "pmlogconf"):
-        if base.is_dir():
-            return base
+    """Where this installation keeps its pmlogconf groups (the checkout, else share/pcp-hpc)."""
+    source = shipped.data_dir(shipped.PMLOGCONF_GROUPS)
+    if source.is_dir():
+        return source
     raise LoggerSetupError("the pmlogconf groups of pcp-hpc are missing from this installation")
 
 
@@ -164,11 +163,8 @@ def pmie_control(rules: str) -> str:
 
 def default_pmie_rules() -> str | None:
     """The alarm rules file shipped by pmie_rules/ (hpc-alarms.pmie), if this installation has one."""
-    for base in (REPO / "pmie_rules", SHARE / "pmie_rules"):
-        candidate = base / "hpc-alarms.pmie"
-        if candidate.is_file():
-            return str(candidate)
-    return None
+    candidate = shipped.data_dir(shipped.PMIE_RULES) / "hpc-alarms.pmie"
+    return str(candidate) if candidate.is_file() else None
 
 
 def plan(nodes: Sequence[str], interval: str = "30s", redis: str = "localhost:6379",

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 from typing import Any
+
+from pmdas.common import shipped
 
 from .boards import BOARDS
 
-DEFAULT_DIR = Path(__file__).resolve().parents[2] / "grafana_dashboards"
+DEFAULT_DIR = shipped.data_dir(shipped.GRAFANA_DASHBOARDS)
 
 
 def generate() -> dict[str, dict[str, Any]]:

@@ -14,15 +14,15 @@ import logging
 import os
 from collections.abc import Collection
 from dataclasses import dataclass
-from pathlib import Path
 
+from pmdas.common import shipped
 from pmdas.common.durable import replace_file
 
 from .header import Header, HeaderError, misdeclared_exports, parse_header, unused_exports, valid_name
 
 log = logging.getLogger(__name__)
 
-CURATED_DIR = str(Path(__file__).resolve().parents[2] / "bpftrace_scripts")
+CURATED_DIR = str(shipped.data_dir(shipped.BPFTRACE_SCRIPTS))
 ADMIN_DIR = "/var/lib/pcp-hpc/bpftrace/scripts"
 MAX_SCRIPT_BYTES = 64 << 10
 CURATED, ADMIN = "curated", "admin"
