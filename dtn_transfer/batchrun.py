@@ -14,16 +14,16 @@ at the destination.  Beside the reader, a checker thread
   stops the process if one does not (its files then go to another pair at once instead
   of failing one by one through restart timeouts).
 
-What is left when the process exits is verified in one go; nothing counts as sent
-without the destination proving it.
+A file counts as sent only when this process wrote it (the destination's own 226 for it
+in the transcript) and the destination then checks out; a file that failed or never
+started is never verified into done, however well its size matches (a stale copy the
+server could not overwrite has the right size).
 """
 from __future__ import annotations
 
-import ctypes
 import fcntl
 import os
 import select
-import signal
 import subprocess
 import threading
 import time
@@ -31,6 +31,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from .children import start
 from .options import RunOptions
 from .plan import Plan, PlannedFile
 from .progress import error_blocks
@@ -46,14 +47,6 @@ POLL_EVERY = 1.0       # s: destination sizes of files in flight (live progress)
 HEALTH_EVERY = 2.0     # s: at most this often, after connection faults, are the nodes asked
 READ_EVERY = 0.05      # s: the transcript is read in gulps this far apart
 PIPE_BYTES = 1 << 20   # the transcript pipe's size (the default 64 KiB fills in ~50 ms)
-
-_libc = ctypes.CDLL(None, use_errno=True)
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-
 
 def batch_argv(batch: Batch, options: RunOptions, list_file: str, dump_file: str,
                third_party: bool) -> list[str]:
@@ -112,6 +105,8 @@ class BatchRun:
         self._ended = threading.Event()          # the process has exited
         self._in_flight: dict[str, PlannedFile] = {}
         self._closed: list[PlannedFile] = []     # 226 seen, not yet verified
+        self._wrote: set[str] = set()             # 226 seen: this process wrote the file
+        self._problems: dict[str, str] = {}      # written, but the check found this
         self._confirmed: set[str] = set()
         self._written: dict[str, int] = {}       # bytes at the destination, polled or reported
         self._file_errors: dict[str, list[str]] = {}
@@ -120,6 +115,7 @@ class BatchRun:
         self._finished = False
         self._proc: subprocess.Popen | None = None
         self.node_down = False
+        self._started = time.time()
         self.last_progress = time.monotonic()
 
     # -- the process and its transcript (caller's thread) -------------------------------
@@ -130,11 +126,11 @@ class BatchRun:
             os.unlink(self.stem + ".dump")
         except FileNotFoundError:
             pass
+        self._started = time.time()
         argv = batch_argv(self.batch, self.options, self.stem + ".list", self.stem + ".dump",
                           self.third_party)
         checker = threading.Thread(target=self._check_loop, name=f"check-{self.batch.pair}", daemon=True)
-        self._proc = proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                             stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+        self._proc = proc = start(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         checker.start()
         stalled = False
         try:
@@ -198,6 +194,7 @@ class BatchRun:
                 with self._lock:
                     self._in_flight.pop(f.relpath, None)
                     self._closed.append(f)
+                    self._wrote.add(f.relpath)
                 self._wake.set()
         elif kind == PERF:
             f = self.by_dst.get(urls[0])
@@ -259,6 +256,8 @@ class BatchRun:
             self._confirmed.update(f.relpath for f in good)
             for f in good:
                 self._written.pop(f.relpath, None)
+            self._problems.update((f.relpath, checks.get(f.relpath) or "not verified")
+                                  for f in closed if f not in good)
         if good:
             self.record([(f, DONE, "") for f in good])
         self._publish_written()
@@ -296,17 +295,40 @@ class BatchRun:
         general = error_blocks(client_text) or [t for t in self._client_errors if t][-1:]
         outcome = Outcome(returncode, node_down=self.node_down, killed_for_stall=stalled)
         remaining = [f for f in self.batch.files if f.relpath not in self._confirmed]
-        checks = self.checker.verify(remaining) if remaining else {}
+        if self.plan.dest.local:
+            self._wrote.update(f.relpath for f in remaining if self._changed_locally(f))
+        # Only files this process wrote (their own 226) may still verify into done: one
+        # that failed or never started can match by size (a stale copy the server could not
+        # overwrite) and is not delivered.  Written ones whose check could not be made
+        # (a connection lost meanwhile) are checked once more here.
+        again = [f for f in remaining if f.relpath in self._wrote
+                 and self._problems.get(f.relpath, "could not verify").startswith("could not verify")]
+        checks = self.checker.verify(again) if again else {}
         self.checker.close()
-        good = [f for f in remaining if checks.get(f.relpath, "") is None]
+        good = [f for f in again if checks.get(f.relpath, "") is None]
         if good:
             self.record([(f, DONE, "") for f in good])
         for f in remaining:
-            problem = checks.get(f.relpath, "not verified")
-            if problem is not None:
-                outcome.failed[f.relpath] = (f, self._reason(f, problem, general, outcome))
+            if f in good:
+                continue
+            if f.relpath in checks:
+                problem = checks[f.relpath] or "not verified"
+            elif f.relpath in self._wrote:
+                problem = self._problems.get(f.relpath, "not verified")
+            else:
+                problem = "not written: no transfer reply from the destination for this file"
+            outcome.failed[f.relpath] = (f, self._reason(f, problem, general, outcome))
         self.run_state.set_inflight(self.batch.pair, 0)
         return outcome
+
+    def _changed_locally(self, f: PlannedFile) -> bool:
+        """A local destination has no server to say 226 (file:// to file:// has no replies at
+        all): this process wrote the file if its inode changed since the process started
+        (ctime cannot be set back by anyone)."""
+        try:
+            return os.stat(self.plan.dest.path.rstrip("/") + "/" + f.relpath).st_ctime >= self._started - 1
+        except OSError:
+            return False
 
     def _reason(self, f: PlannedFile, problem: str, general: list[str], outcome: Outcome) -> str:
         """Best explanation of one file's failure: its own server replies, else the process's."""

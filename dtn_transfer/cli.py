@@ -24,7 +24,7 @@ from .run_search import Meter, SearchOptions
 from .schedule import schedule
 from .session import RunReport, RunSession, SessionError
 from .sizes import Size, human
-from .state import RunState, list_runs, read_journal, read_state, runs_dir
+from .state import RunState, list_runs, read_journal, read_state, remove_run, runs_dir
 from .tuning import PathFigures, path_figures
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_FATAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 4
@@ -333,6 +333,18 @@ def list_command(as_json) -> None:
         click.echo(f"{r['run']}  {r['state']:11}  "
                    f"{r['files'].get('done', 0)}/{r['files'].get('total', 0)} files  "
                    f"{human(r['bytes'].get('done', 0))}  {r['source']} -> {r['dest']}")
+
+
+@main.command("remove")
+@click.argument("run")
+def remove_command(run) -> None:
+    """Delete a kept run (it can then no longer be resumed).  Completed runs beyond the
+    newest 20 go by themselves; interrupted and incomplete ones stay until removed."""
+    try:
+        remove_run(runs_dir(), run)
+    except (ValueError, OSError) as exc:
+        click.echo(f"dtn-transfer: {exc}", err=True)
+        sys.exit(EXIT_FATAL)
 
 
 if __name__ == "__main__":

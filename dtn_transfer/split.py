@@ -23,7 +23,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .batchrun import GLOBUS_URL_COPY, _die_with_parent
+from .batchrun import GLOBUS_URL_COPY
+from .children import start
 from .options import RunOptions
 from .plan import LARGE, Plan, PlanError, PlannedFile, ftp_connect
 from .state import RunState
@@ -171,8 +172,7 @@ class SplitSender:
             self.run.pair_stopped(pair)
 
     def _run(self, argv: list[str]) -> bool:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+        proc = start(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         while proc.poll() is None:
             if self.stop.wait(0.2):
                 proc.kill()

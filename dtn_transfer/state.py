@@ -30,7 +30,7 @@ from pmdas.common.durable import replace_file
 
 STATE_VERSION = 1
 DONE, SKIPPED, FAILED = "done", "skipped", "failed"
-KEEP_RUNS = 20
+KEEP_RUNS = 20     # completed runs kept; resumable ones are kept until resumed or removed
 
 
 def state_dir() -> str:
@@ -346,10 +346,38 @@ def list_runs(base: str | None = None) -> list[str]:
 
 
 def prune_runs(base: str, keep: int = KEEP_RUNS) -> list[str]:
-    """Delete the oldest finished runs beyond ``keep``; running ones are never touched."""
-    finished = [r for r in list_runs(base)
-                if (read_state(os.path.join(base, r)) or {}).get("state") not in ("running", None)]
-    doomed = finished[:-keep] if keep > 0 else finished
+    """Delete the oldest completed runs beyond ``keep``.  Runs that can still be resumed
+    (running, interrupted, incomplete, or of unknown state) are never pruned: they stay until
+    resumed to completion or removed (``dtn-transfer remove RUN``)."""
+    completed = [r for r in list_runs(base)
+                 if (read_state(os.path.join(base, r)) or {}).get("state") == "completed"]
+    doomed = completed[:-keep] if keep > 0 else completed
     for run in doomed:
         shutil.rmtree(os.path.join(base, run), ignore_errors=True)
     return doomed
+
+
+def remove_run(base: str, run: str) -> None:
+    """Delete one run's directory (its journal too: it can no longer be resumed).  Refuses a
+    name that is not a run below ``base`` and a run whose process is still alive here."""
+    if run in ("", ".", "..") or "/" in run or "\0" in run or run not in list_runs(base):
+        raise ValueError(f"no run {run!r}")
+    directory = os.path.join(base, run)
+    doc = read_state(directory) or {}
+    here = doc.get("host") == socket.gethostname()
+    if doc.get("state") == "running" and here and process_alive(doc.get("pid")):
+        raise ValueError(f"run {run} is still running (pid {doc.get('pid')}); stop it first")
+    shutil.rmtree(directory)
+
+
+def process_alive(pid: object) -> bool:
+    """Whether a process of this pid exists on this host (a run's owner, from its state)."""
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -7,6 +7,7 @@ import socket
 import time
 from dataclasses import dataclass, field, replace
 
+from dtn_transfer.state import process_alive
 from pmdas.common.agent import Agent
 from pmdas.common.config import Option, positive
 from pmdas.common.sources import Results, Source, SourceError, under
@@ -25,18 +26,6 @@ class DtnSnapshot:
     problems: tuple[str, ...] = ()       # run state files that could not be used, and why
     log: LogTotals | None = None
     taken: float = 0.0
-
-
-def _alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class DtnAgent(Agent):
@@ -94,7 +83,7 @@ class DtnAgent(Agent):
             if view is None:
                 problems.append(f"{path} is not a dtn-transfer run state")
                 continue
-            if view.state == "running" and view.host == self._host and not _alive(view.pid):
+            if view.state == "running" and view.host == self._host and not process_alive(view.pid):
                 view = replace(view, state="interrupted")  # killed without a chance to say so
             (running if view.state == "running" else finished)[view.run] = view
         recent = dict(list(finished.items())[-self.config.recent_runs:])

@@ -32,3 +32,33 @@ def test_plan_writes_are_durable_live_state_writes_are_not(tmp_path, monkeypatch
     write_json_atomic(str(tmp_path / "state.json"), {"state": "running"})
     assert len(synced) == 2
     assert json.loads((tmp_path / "plan.json").read_text()) == {"files": []}
+
+
+def _run(base, name, state):
+    (base / name).mkdir(parents=True)
+    (base / name / "state.json").write_text(json.dumps({"state": state, "host": "elsewhere", "pid": 1}))
+
+
+def test_only_completed_runs_are_pruned_resumable_ones_stay(tmp_path):
+    from dtn_transfer.state import list_runs, prune_runs
+    _run(tmp_path, "20260101-000000-aaaaaa", "interrupted")
+    _run(tmp_path, "20260101-000001-aaaaaa", "incomplete")
+    for i in range(25):
+        _run(tmp_path, f"20260102-{i:06d}-bbbbbb", "completed")
+    prune_runs(str(tmp_path), keep=20)
+    kept = list_runs(str(tmp_path))
+    assert kept[:2] == ["20260101-000000-aaaaaa", "20260101-000001-aaaaaa"]
+    assert len(kept) == 22
+
+
+def test_remove_deletes_one_run_and_refuses_other_paths(tmp_path):
+    import pytest
+
+    from dtn_transfer.state import list_runs, remove_run
+    _run(tmp_path / "runs", "r1", "interrupted")
+    (tmp_path / "outside").mkdir()
+    for bad in ("..", "../outside", "", "nope"):
+        with pytest.raises(ValueError):
+            remove_run(str(tmp_path / "runs"), bad)
+    remove_run(str(tmp_path / "runs"), "r1")
+    assert list_runs(str(tmp_path / "runs")) == [] and (tmp_path / "outside").exists()
