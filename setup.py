@@ -4,7 +4,6 @@ import os
 
 from setuptools import find_packages, setup
 
-
 # Product packages first (what the Debian package ships to nodes: scripts/build-deb.sh),
 # then the demo and the DTN lab, which the wheel carries for test and lab machines.
 PRODUCT = ("pmdas", "hpc_pcp", "dtn_transfer")
