@@ -128,13 +128,16 @@ class Executor:
     def execute(self, todo: list[PlannedFile]) -> dict[str, str]:
         """Move ``todo``; returns {relpath: reason} for every file that did not make it."""
         remote = not (self.plan.source.local and self.plan.dest.local)
-        unsendable = [f for f in todo if remote and not nameable(f.relpath)]
         lost: dict[str, str] = {}
-        for f in unsendable:
-            lost[f.relpath] = ("name has bytes outside printable ASCII, which the GridFTP control "
-                               "channel drops; not sent (it would land under a different name)")
-            self._record(f, FAILED, lost[f.relpath], 0, True)
-        pending = [f for f in todo if f not in unsendable]
+        for f in todo:
+            if f.problem is not None:
+                lost[f.relpath] = f"not sent: {f.problem}"
+            elif remote and not nameable(f.relpath):
+                lost[f.relpath] = ("name has bytes outside printable ASCII, which the GridFTP control "
+                                   "channel drops; not sent (it would land under a different name)")
+        if lost:
+            self._record_many([(f, FAILED, lost[f.relpath]) for f in todo if f.relpath in lost], 0, True)
+        pending = [f for f in todo if f.relpath not in lost]
         if self.options.sync and pending:
             pending = self._skip_identical(pending)
         ranged = [f for f in pending if should_split(self.plan, self.options, f)]

@@ -27,6 +27,8 @@ class PlanError(Exception):
 class SourceFile:
     relpath: str
     size: int
+    mtime: float | None = None       # seconds since the epoch, when the listing says
+    problem: str | None = None       # why this entry is never sent (a hostile name)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -37,6 +39,8 @@ class PlannedFile:
     size: int
     bin: str
     pair: int        # index into Plan.pairs
+    mtime: float | None = None
+    problem: str | None = None   # set: never sent, reported failed with this reason
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -112,7 +116,8 @@ def make_plan(source: Endpoint, dest: Endpoint, files: list[SourceFile], bdp: in
     pairs = node_pairs(source, dest, nodes)
     ordered = sorted(files, key=lambda f: f.relpath)
     assignment = spread([f.size for f in ordered], len(pairs))
-    planned = tuple(PlannedFile(relpath=f.relpath, size=f.size, bin=size_bin(f.size, bdp), pair=pair)
+    planned = tuple(PlannedFile(relpath=f.relpath, size=f.size, bin=size_bin(f.size, bdp), pair=pair,
+                                mtime=f.mtime, problem=f.problem)
                     for f, pair in zip(ordered, assignment, strict=False))
     return Plan(source=source, dest=dest, bdp=bdp, pairs=tuple(pairs), files=planned)
 
@@ -132,7 +137,7 @@ def walk_local(root: str) -> list[SourceFile]:
             except OSError:
                 continue
             if os.path.isfile(full) and not os.path.islink(full):
-                found.append(SourceFile(os.path.relpath(full, root), st.st_size))
+                found.append(SourceFile(os.path.relpath(full, root), st.st_size, st.st_mtime))
     return found
 
 
@@ -154,10 +159,35 @@ def _utf8(name: str) -> str:
     return name.encode("latin-1").decode("utf-8", "surrogateescape")
 
 
+def name_problem(name: str) -> str | None:
+    """Why one name from a remote listing cannot be a file's name below the destination, or
+    None.  A listing comes from the source server, which need not be friendly: a name with
+    ``/``, or ``.``/``..``, would put the file (or, with --split, a DELE) outside the
+    destination tree; NUL and control characters end or split control-channel commands."""
+    if name in ("", ".", ".."):
+        return f"the source listed a file named {name!r}, which names a directory, not a file"
+    if "/" in name:
+        return f"the source listed a name with '/' in it ({name!r}): it would leave its directory"
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in name):
+        return f"the source listed a name with control characters or NUL ({name!r})"
+    return None
+
+
+def safe_relpath(relpath: str) -> bool:
+    """True if every component of ``relpath`` passes ``name_problem`` (nothing escapes)."""
+    return all(name_problem(part) is None for part in relpath.split("/"))
+
+
+def _shown(name: str) -> str:
+    """A refused name as a harmless relpath component for the journal and the report."""
+    return "!" + name.encode("unicode_escape", "backslashreplace").decode("ascii").replace("/", "\\x2f")
+
+
 def walk_remote(node: str, root: str, timeout: float = 10.0) -> list[SourceFile]:
     """Regular files below ``root`` on a GridFTP node, listed with MLSD."""
     ftp = ftp_connect(node, timeout)
     found: list[SourceFile] = []
+    refused: set[str] = set()
     try:
         pending = [""]
         while pending:
@@ -172,15 +202,23 @@ def walk_remote(node: str, root: str, timeout: float = 10.0) -> list[SourceFile]
                 entry = parse_mlsx_line(line)
                 if entry is None or entry.type in ("cdir", "pdir"):
                     continue
-                child = (rel + "/" if rel else "") + _utf8(entry.name)
-                if entry.type == "dir" and not nameable(child):
+                name = _utf8(entry.name)
+                child = (rel + "/" if rel else "") + name
+                problem = name_problem(name)
+                if problem is not None:
+                    # reported (once), never sent nor listed further; its relpath made harmless
+                    shown = (rel + "/" if rel else "") + _shown(name)
+                    if shown not in refused:
+                        refused.add(shown)
+                        found.append(SourceFile(shown, 0, None, problem))
+                elif entry.type == "dir" and not nameable(child):
                     # Cannot be named on the control channel, so cannot be listed either:
                     # keep it in the plan so the report says so instead of losing it.
                     found.append(SourceFile(child + "/", 0))
                 elif entry.type == "dir":
                     pending.append(child)
                 elif entry.type == "file" and entry.size is not None:
-                    found.append(SourceFile(child, entry.size))
+                    found.append(SourceFile(child, entry.size, entry.modify))
     except OSError as exc:
         raise PlanError(f"listing on GridFTP node {node} failed: {exc}") from None
     finally:

@@ -92,6 +92,7 @@ class ListingEntry:
     name: str
     type: str    # file, dir, cdir, pdir, OS.unix=slink...
     size: int | None
+    modify: float | None = None   # the Modify fact (UTC), seconds since the epoch
 
 
 def parse_mlsx_line(line: str) -> ListingEntry | None:
@@ -112,7 +113,11 @@ def parse_mlsx_line(line: str) -> ListingEntry | None:
         size = int(facts["size"]) if "size" in facts else None
     except ValueError:
         size = None
-    return ListingEntry(name, facts.get("type", "").lower(), size)
+    try:
+        modify = parse_log_time(facts["modify"]) if "modify" in facts else None
+    except ValueError:
+        modify = None
+    return ListingEntry(name, facts.get("type", "").lower(), size, modify)
 
 
 def parse_cksm_reply(reply: str) -> str | None:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from .batchrun import GLOBUS_URL_COPY
 from .children import start
 from .options import RunOptions
-from .plan import LARGE, Plan, PlanError, PlannedFile, ftp_connect
+from .plan import LARGE, Plan, PlanError, PlannedFile, ftp_connect, safe_relpath
 from .state import RunState
 from .tuning import default_tuning
 from .verify import Checker, node_answers
@@ -66,6 +66,8 @@ def should_split(plan: Plan, options: RunOptions, f: PlannedFile) -> bool:
 
 def _delete_at_destination(plan: Plan, nodes: list[str], relpath: str) -> None:
     """Remove the destination file (any node of the cluster will do: they share a file system)."""
+    if not safe_relpath(relpath):    # plans are checked when built; a hand-edited one is not
+        raise PlanError(f"refusing to delete {relpath!r}: it would leave the destination tree")
     path = (plan.dest.path.rstrip("/") + "/" + relpath).encode("utf-8", "surrogateescape").decode("latin-1")
     errors = []
     for node in nodes:
