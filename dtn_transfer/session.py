@@ -11,6 +11,8 @@ show it.  Live counters change only through ``RunState``'s methods.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import ftplib
 import json
 import os
 import signal
@@ -20,7 +22,7 @@ from dataclasses import dataclass
 
 from .execute import Executor
 from .options import RunOptions
-from .plan import Plan, PlannedFile
+from .plan import Plan, PlanError, PlannedFile, size_bin
 from .run_search import Meter, Report, RunSearch, SearchOptions
 from .state import (
     DONE,
@@ -33,6 +35,7 @@ from .state import (
     runs_dir,
     write_json_atomic,
 )
+from .verify import current_sizes
 
 # what a run keeps: its plan and options (for --resume), the search's options and its report
 PLAN_FILE, OPTIONS_FILE = "plan.json", "settings.json"
@@ -170,11 +173,38 @@ class RunSession:
         """Count what the journal says earlier attempts finished; return the rest."""
         earlier = self.journal.results()
         finished = {r: e["result"] for r, e in earlier.items() if e.get("result") in (DONE, SKIPPED)}
+        if earlier:
+            finished = self._recheck(finished)
         kept = [f for f in self.plan.files if f.relpath in finished]
         self.state.seed(files_done=sum(finished[f.relpath] == DONE for f in kept),
                         files_skipped=sum(finished[f.relpath] == SKIPPED for f in kept),
                         bytes_done=sum(f.size for f in kept))
         return [f for f in self.plan.files if f.relpath not in finished]
+
+    def _recheck(self, finished: dict[str, str]) -> dict[str, str]:
+        """On ``--resume``, sizes are asked again instead of trusted: a file the journal has as
+        finished whose destination no longer holds its size is sent again, and files still to
+        send take the size their source has now (the plan, kept durably, is rewritten), so a
+        file that changed since the listing is verified against what it is now."""
+        real = [f for f in self.plan.files if f.problem is None]
+        done = [f for f in real if f.relpath in finished]
+        todo = [f for f in real if f.relpath not in finished]
+        try:
+            at_dest = current_sizes(self.plan.dest, [f.relpath for f in done]) if done else {}
+            at_source = current_sizes(self.plan.source, [f.relpath for f in todo]) if todo else {}
+        except (PlanError, OSError, EOFError, ftplib.Error):
+            return finished      # nodes down: the transfer meets (and reports) the same
+        gone = {f.relpath for f in done if at_dest.get(f.relpath) != f.size}
+        changed = {f.relpath: n for f in todo if (n := at_source.get(f.relpath)) is not None and n != f.size}
+        if changed:
+            files = tuple(dataclasses.replace(f, size=changed[f.relpath], bin=size_bin(changed[f.relpath],
+                                                                                      self.plan.bdp))
+                          if f.relpath in changed else f for f in self.plan.files)
+            self.plan = dataclasses.replace(self.plan, files=files)
+            write_json_atomic(os.path.join(self.directory, PLAN_FILE), self.plan.to_json(), durable=True)
+            self.state.files_total, self.state.bytes_total = len(files), self.plan.total_bytes
+            self.state.pairs = _pair_states(self.plan)
+        return {r: result for r, result in finished.items() if r not in gone}
 
     def _start_search(self, say: Report | None, meter: Meter | None) -> RunSearch:
         assert self.search is not None

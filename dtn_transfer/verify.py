@@ -173,12 +173,24 @@ class Checker:
             if size is None:
                 out[f.relpath] = "missing at the destination after transfer"
             elif size != f.size:
-                out[f.relpath] = f"destination has {size} bytes, source has {f.size}"
+                out[f.relpath] = self._size_mismatch(f, size)
             elif src is None:
                 out[f.relpath] = None
             else:
                 out[f.relpath] = self._compare_md5(f, dst, src)
         return out
+
+    def _size_mismatch(self, f: PlannedFile, size: int) -> str:
+        """Why the sizes differ, with the source's size as it is now: a file that grew (or
+        shrank) while it was sent is reported with its new size, not the listed one."""
+        try:
+            now = current_sizes(self.source, [f.relpath], self.pair[0], self.timeout).get(f.relpath)
+        except (PlanError, OSError, EOFError, ftplib.Error):
+            now = None
+        if now is not None and now != f.size:
+            return (f"the source changed while it was sent: it has {now} bytes now, {f.size} when "
+                    f"listed; the destination has {size}")
+        return f"destination has {size} bytes, source has {f.size}"
 
     def _compare_md5(self, f: PlannedFile, dst: _Side, src: _Side) -> str | None:
         try:
@@ -191,6 +203,18 @@ class Checker:
         if want != got:
             return f"MD5 mismatch (source {want}, destination {got})"
         return None
+
+
+def current_sizes(endpoint: Endpoint, relpaths: list[str], preferred: str | None = None,
+                  timeout: float = 15.0) -> dict[str, int | None]:
+    """relpath → size now (None: missing) on an endpoint; PlanError if no node answers."""
+    side = _Side(endpoint, preferred, timeout)
+    try:
+        if side.ftp is None and not endpoint.local:
+            raise PlanError(side.error or "no node answered")
+        return side.sizes(relpaths)
+    finally:
+        side.close()
 
 
 def verify_files(source: Endpoint, dest: Endpoint, files: Iterable[PlannedFile],
