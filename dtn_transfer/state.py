@@ -128,19 +128,26 @@ def _ends_with_newline(path: str) -> bool:
         return f.read(1) == b"\n"
 
 
-def read_journal(path: str) -> dict[str, dict]:
-    out: dict[str, dict] = {}
+def read_journal_entries(path: str) -> list[dict]:
+    """Every record of a journal, in order (a torn or damaged line is skipped)."""
+    out: list[dict] = []
     try:
         with open(path, encoding="utf-8", errors="surrogateescape") as f:
             for line in f:
                 try:
                     entry = json.loads(line)
-                    out[entry["file"]] = entry
-                except (ValueError, KeyError, TypeError):
+                except ValueError:
                     continue
+                if isinstance(entry, dict) and "file" in entry:
+                    out.append(entry)
     except FileNotFoundError:
         pass
     return out
+
+
+def read_journal(path: str) -> dict[str, dict]:
+    """Last record per file."""
+    return {str(e["file"]): e for e in read_journal_entries(path)}
 
 
 @dataclass(kw_only=True)
@@ -163,6 +170,7 @@ class PairState:
     state: str = "idle"          # idle, active, down
     rate: float = 0.0
     _last: tuple[float, int] = (0.0, 0)
+    _bytes_at_start: int = 0
 
 
 @dataclass(kw_only=True)
@@ -183,6 +191,7 @@ class RunState:
     files_failed: int = 0
     bytes_done: int = 0
     retries: int = 0
+    sessions: int = 1            # this session and every earlier one of the run (1 + resumes)
     state: str = "running"
     started: float = field(default_factory=time.time)
     finished: float | None = None
@@ -193,12 +202,40 @@ class RunState:
     _bytes_at_start: int = 0
 
     # -- changes (any thread) -------------------------------------------------------------
-    def seed(self, *, files_done: int, files_skipped: int, bytes_done: int) -> None:
-        """Start from what earlier attempts of this run finished (``--resume``); the average
-        throughput counts only what this attempt moves."""
+    def seed(self, *, files_done: int, files_skipped: int, bytes_done: int,
+             earlier: dict | None = None, journal: Iterable[dict] = ()) -> None:
+        """Start from what earlier sessions of this run did (``--resume``), so that the
+        counters hpcdtn exports as counters go on from there instead of restarting at 0 under
+        the same instance name: files and bytes done from the journal; retries, failures and
+        each pair's counters from the last state an earlier session published (``earlier``),
+        never below what every journal record (``journal``, all of them) proves.  The average
+        throughput counts only what this session moves."""
+        by_pair: dict[str, list[int]] = {}      # pair name → [files done, bytes done, failures]
+        for entry in journal:
+            counts = by_pair.setdefault(str(entry.get("pair")), [0, 0, 0])
+            nbytes = entry.get("bytes") if isinstance(entry.get("bytes"), int) else 0
+            if entry.get("result") == DONE:
+                counts[0] += 1
+                counts[1] += nbytes
+            elif entry.get("result") == FAILED:
+                counts[2] += 1
+        before = earlier if isinstance(earlier, dict) and earlier.get("run") == self.run_id else {}
+        pairs_before = before.get("pairs") if isinstance(before.get("pairs"), dict) else {}
         with self._lock:
             self.files_done, self.files_skipped, self.bytes_done = files_done, files_skipped, bytes_done
             self._bytes_at_start = bytes_done
+            self.retries = _count(before, "retries")
+            self.files_failed = _count(before.get("files"), "failed")
+            self.sessions = _count(before, "sessions", default=1) + 1 if before else self.sessions
+            for pair in self.pairs:
+                name = f"{pair.source}>{pair.dest}"
+                old = pairs_before.get(name) if isinstance(pairs_before.get(name), dict) else {}
+                proven = by_pair.get(name, [0, 0, 0])
+                pair.files_done = max(_count(old, "files_done"), proven[0])
+                pair.bytes_done = max(_count(old, "bytes_done"), proven[1])
+                pair.failures = max(_count(old, "failures"), proven[2])
+                pair.retries = _count(old, "retries")
+                pair._bytes_at_start = pair.bytes_done
 
     def count_results(self, results: Iterable[tuple[int, int, str]], final: bool) -> None:
         """Count file results: (pair index, bytes, DONE | SKIPPED | FAILED); a failure counts
@@ -301,14 +338,14 @@ class RunState:
             "throughput": {"instant": self.rate if self.state == "running" else 0.0,
                            "average": (self.bytes_done - self._bytes_at_start) / elapsed},
             "streams_in_flight": sum(p.streams for p in self.pairs),
-            "retries": self.retries,
+            "retries": self.retries, "sessions": self.sessions,
             "pairs": {f"{p.source}>{p.dest}": {
                 "source": p.source, "dest": p.dest, "state": p.state,
                 "files_total": p.files_total, "bytes_total": p.bytes_total,
                 "files_done": p.files_done, "bytes_done": p.bytes_done,
                 "failures": p.failures, "retries": p.retries,
                 "throughput_instant": p.rate if p.state == "active" else 0.0,
-                "throughput_average": p.bytes_done / elapsed,
+                "throughput_average": (p.bytes_done - p._bytes_at_start) / elapsed,
                 "streams_in_flight": p.streams, "concurrency": p.concurrency,
                 "parallelism": p.parallelism, "pipelining": p.pipelining,
             } for p in self.pairs},
@@ -325,6 +362,12 @@ class RunState:
             self._published = now
         write_json_atomic(os.path.join(self.directory, "state.json"), doc)
         return doc
+
+
+def _count(doc: object, key: str, default: int = 0) -> int:
+    """A non-negative whole count from an earlier state document, else ``default``."""
+    value = doc.get(key) if isinstance(doc, dict) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else default
 
 
 def read_state(run_dir: str) -> dict | None:
@@ -376,7 +419,7 @@ def process_alive(pid: object) -> bool:
         return False
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):   # OverflowError: a pid no process can have
         return False
     except PermissionError:
         return True

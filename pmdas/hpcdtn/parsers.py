@@ -6,6 +6,7 @@ line parser is dtn_transfer.progress's, shared so the two cannot drift apart.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 
 from dtn_transfer.progress import parse_transfer_log_line
@@ -52,14 +53,26 @@ class RunView:
     streams: int | None
     retries: int | None
     pairs: tuple[PairView, ...] = ()
-
-
-def _int(value: object) -> int | None:
-    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    sessions: int | None = None    # 1 + resumes; absent from states written before it existed
 
 
 def _num(value: object) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    """A finite number, else None: users write state files, and JSON allows NaN, Infinity
+    and integers too big for a double, none of which is a count or a time."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _int(value: object) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    number = _num(value)
+    return None if number is None else int(number)
 
 
 def _flag(value: object) -> int | None:
@@ -73,7 +86,7 @@ def parse_run_state(text: str) -> RunView | None:
     """
     try:
         doc = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):    # RecursionError: nesting deeper than Python's stack
         return None
     if not isinstance(doc, dict) or doc.get("version") != 1 or not isinstance(doc.get("run"), str):
         return None
@@ -99,7 +112,8 @@ def parse_run_state(text: str) -> RunView | None:
         {k: _int(files.get(k)) for k in ("total", "done", "skipped", "failed")},
         {k: _int(nbytes.get(k)) for k in ("total", "done", "moved")},
         _num(rates.get("instant")), _num(rates.get("average")),
-        _int(doc.get("streams_in_flight")), _int(doc.get("retries")), tuple(pairs))
+        _int(doc.get("streams_in_flight")), _int(doc.get("retries")), tuple(pairs),
+        _int(doc.get("sessions")))
 
 
 @dataclass
