@@ -32,6 +32,8 @@ from .state import (
     RunState,
     new_run_id,
     prune_runs,
+    read_journal_entries,
+    read_state,
     runs_dir,
     write_json_atomic,
 )
@@ -178,7 +180,9 @@ class RunSession:
         kept = [f for f in self.plan.files if f.relpath in finished]
         self.state.seed(files_done=sum(finished[f.relpath] == DONE for f in kept),
                         files_skipped=sum(finished[f.relpath] == SKIPPED for f in kept),
-                        bytes_done=sum(f.size for f in kept))
+                        bytes_done=sum(f.size for f in kept),
+                        earlier=read_state(self.directory),   # None for a new run
+                        journal=read_journal_entries(self.journal.path))
         return [f for f in self.plan.files if f.relpath not in finished]
 
     def _recheck(self, finished: dict[str, str]) -> dict[str, str]:

@@ -21,6 +21,10 @@ from pmdas.common.table import (
 
 from .parsers import STATES
 
+CARRY = (" It goes on across 'dtn-transfer run --resume' (the instance keeps its name) since "
+         "dtn-transfer of 2026-12-05; before, it restarted at 0 on each resume, which "
+         "hpc.dtn.run.sessions growing shows.")
+
 STATE_HELP = ("0 running, 1 completed (every file at the destination), 2 incomplete (finished "
               "with files that did not make it), 3 interrupted (killed or stopped; resumable with "
               "dtn-transfer run --resume RUN)")
@@ -101,7 +105,8 @@ METRICS = [
                lambda s: _runs(s, lambda r: r.files["skipped"]), indom="run"),
         Metric("run.files.failed", U64, COUNTER, COUNT, "files that did not make it after all retries",
                "Files given up on after every retry round (other node pairs included); their "
-               "reasons are in the run's journal and in 'dtn-transfer status RUN'.",
+               "reasons are in the run's journal and in 'dtn-transfer status RUN'. A file given "
+               "up on in two sessions of the run counts twice, also when a later resume delivers it." + CARRY,
                lambda s: _runs(s, lambda r: r.files["failed"]), indom="run"),
         Metric("run.bytes.total", U64, DISCRETE, BYTES, "bytes in the run's data set",
                "Sum of the sizes of the files in the run's plan.",
@@ -135,7 +140,7 @@ METRICS = [
                lambda s: _runs(s, lambda r: _in_force(r, "pipelining")), indom="run"),
         Metric("run.retries", U64, COUNTER, COUNT, "file transfer retries",
                "Number of file retries so far (each file sent again in a later round counts once "
-               "per round), a sign of failing nodes or servers.",
+               "per round), a sign of failing nodes or servers." + CARRY,
                lambda s: _runs(s, lambda r: r.retries), indom="run"),
         Metric("run.started", DOUBLE, DISCRETE, SEC, "run start time (seconds since the epoch)",
                "When this session of the run started, seconds since 1970-01-01 UTC.",
@@ -145,6 +150,12 @@ METRICS = [
                "every second or so; a large age means a stalled or hung dtn-transfer.",
                lambda s: _runs(s, lambda r: max(0.0, s.taken - r.updated) if r.updated else None),
                indom="run"),
+        Metric("run.sessions", U64, COUNTER, COUNT, "sessions of the run: 1 plus its resumes",
+               "How many times the run was started: 1, plus 1 for each 'dtn-transfer run --resume'. "
+               "The run's counters go on across resumes; a state written by dtn-transfer before "
+               "2026-12-05 has no such field (the metric is then unavailable), and its counters "
+               "restarted at 0 on each resume.",
+               lambda s: _runs(s, lambda r: r.sessions), indom="run"),
     ]),
     *cluster(2, [
         Metric("node.state", STRING, INSTANT, NONE, "node pair state: active, idle or down",
@@ -155,19 +166,20 @@ METRICS = [
                "Files the plan assigned to this pair at the start (retries may move files away).",
                lambda s: _pairs(s, lambda p: p.files_total), indom="node"),
         Metric("node.files.done", U64, COUNTER, COUNT, "files sent and verified through this pair",
-               "Files this pair delivered and that verified at the destination.",
+               "Files this pair delivered and that verified at the destination." + CARRY,
                lambda s: _pairs(s, lambda p: p.files_done), indom="node"),
         Metric("node.bytes.total", U64, DISCRETE, BYTES, "bytes planned on this node pair",
                "Bytes the plan assigned to this pair (bytes are spread evenly over pairs).",
                lambda s: _pairs(s, lambda p: p.bytes_total), indom="node"),
         Metric("node.bytes.done", U64, COUNTER, BYTES, "bytes sent and verified through this pair",
-               "Bytes of files this pair delivered and that verified at the destination.",
+               "Bytes of files this pair delivered and that verified at the destination." + CARRY,
                lambda s: _pairs(s, lambda p: p.bytes_done), indom="node"),
         Metric("node.throughput.instant", DOUBLE, INSTANT, BYTES_PER_SEC, "current rate of this pair",
                "Bytes per second this pair moved over the last state update; 0 when not active.",
                lambda s: _pairs(s, lambda p: p.throughput_instant), indom="node"),
         Metric("node.throughput.average", DOUBLE, INSTANT, BYTES_PER_SEC, "average rate of this pair",
-               "Verified bytes through this pair divided by the run's elapsed time.",
+               "Bytes verified through this pair in this session of the run divided by the "
+               "session's elapsed time (a resumed run counts from its resume).",
                lambda s: _pairs(s, lambda p: p.throughput_average), indom="node"),
         Metric("node.streams", U32, INSTANT, COUNT, "TCP data streams in flight on this pair",
                "Files in flight times streams per file of the pair's running globus-url-copy.",
@@ -183,9 +195,9 @@ METRICS = [
                lambda s: _pairs(s, lambda p: p.pipelining), indom="node"),
         Metric("node.failures", U64, COUNTER, COUNT, "failed file attempts on this pair",
                "File attempts on this pair that did not verify at the destination (each may have "
-               "been retried elsewhere).", lambda s: _pairs(s, lambda p: p.failures), indom="node"),
+               "been retried elsewhere)." + CARRY, lambda s: _pairs(s, lambda p: p.failures), indom="node"),
         Metric("node.retries", U64, COUNTER, COUNT, "retried files sent through this pair",
-               "Files this pair was given in retry rounds after failing somewhere.",
+               "Files this pair was given in retry rounds after failing somewhere." + CARRY,
                lambda s: _pairs(s, lambda p: p.retries), indom="node"),
     ]),
     *cluster(3, [
