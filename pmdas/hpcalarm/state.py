@@ -100,6 +100,8 @@ def parse_state(text: str) -> RuleHost:
         raw = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ValueError(f"not JSON: {exc.msg}") from None
+    except RecursionError:      # nesting deeper than Python's stack: pmie's user can write this
+        raise ValueError("not JSON: nested too deeply") from None
     if not isinstance(raw, dict):
         raise ValueError("top level is not an object")
     rule, host, severity = raw.get("rule"), raw.get("host"), raw.get("severity", "warning")
@@ -121,8 +123,8 @@ def parse_state(text: str) -> RuleHost:
                 cleared=None if cleared is None else float(cleared),
                 value=str(entry.get("value", "")), message=str(entry.get("message", "")),
                 firings=max(0, int(entry.get("firings", 0))))
-        except (AttributeError, KeyError, TypeError, ValueError):
-            continue
+        except (AttributeError, KeyError, TypeError, ValueError, OverflowError):
+            continue            # OverflowError: "firings": Infinity
     return RuleHost(rule, host, severity, alarms)
 
 
