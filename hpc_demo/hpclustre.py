@@ -346,6 +346,9 @@ def write_tree(root: str, state: dict) -> None:
     lnet_path = "/sys/kernel/debug/lnet/stats" if modern else "/proc/sys/lnet/stats"
     _write(root, lnet_path, " ".join(str(v) for v in state["lnet"]) + "\n")
     _write(root, "/sys/fs/lustre/health_check" if modern else "/proc/fs/lustre/health_check", "healthy\n")
+    # The agent needs the version to tell a zero line left out from a line the version lacks.
+    _write(root, "/sys/fs/lustre/version" if modern else "/proc/fs/lustre/version",
+           "2.15.5\n" if modern else "lustre: 2.10.8\nkernel: patchless_client\nbuild:  2.10.8\n")
 
 
 def main(argv: list[str] | None = None) -> int:

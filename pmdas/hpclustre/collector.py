@@ -7,6 +7,7 @@ monotonic across target restarts and job_stats are summed per filesystem.
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from itertools import chain, compress, repeat
@@ -21,6 +22,7 @@ from . import metrics as table
 from . import paths
 from .counters import CounterGuard
 from .jobs import JobTotals, JobView
+from .lnet import LnetWraps
 from .parsers import RpcStats, StatCounter
 from .readers import (
     ClientData,
@@ -49,6 +51,8 @@ class LustreSnapshot:
     healthy: bool | None = None
     resets: int = 0
     last_reset: str = ""
+    client_version: tuple[int, int] | None = None   # Lustre (major, minor) of the client side
+    lnet_wraps: int = 0
     # Working space of the metric table for this snapshot (instance names and value
     # columns that several metrics share); not part of the snapshot's value.
     memo: dict = field(default_factory=dict, compare=False, repr=False)
@@ -146,16 +150,37 @@ class LustreAgent(Agent):
                             "filesystem. 0 exports only the '[other]' totals.", int, non_negative),
         "job_stats": Option(True, "Read job_stats on servers (set false to skip the per-job "
                             "metrics entirely on very large servers).", bool),
+        "job_memory": Option(86400, "Seconds the totals of a job with no job_stats entry left "
+                             "on any target are kept (an idle job's entries expire after "
+                             "job_cleanup_interval, 600 s by default, and come back from zero): "
+                             "if the job does I/O again within this time, its counters go on from "
+                             "where they were. Longer uses more memory (a few hundred bytes a "
+                             "job, at most 100,000 jobs kept).", (int, float), non_negative),
         "refresh_process": REFRESH_PROCESS,
     }
 
     def __init__(self, config: Any):
         super().__init__(config)
         self._guard = CounterGuard()
-        self._jobs = JobTotals(self._guard)
+        self._jobs = JobTotals(self._guard, float(config.get("job_memory", 86400)))
+        self._lnet = LnetWraps()
 
     metrics = table.METRICS
     indoms = table.INDOMS
+
+    def needs_root(self) -> str:
+        """Root where Lustre keeps statistics in debugfs: llite, osc and mdc stats of 2.12+
+        clients and LNet's counters, below /sys/kernel/debug, which the kernel mounts 0700.
+        Elsewhere (a node without Lustre loaded at start, a 2.10 node with everything in
+        /proc, debugfs mounted readable by all) the sysfs and /proc files read need no root.
+        Decided when the agent starts: Lustre loaded later is reported as unreadable until
+        the agent restarts (or runs with 'user: root')."""
+        debugfs = under(self.config.root, paths.DEBUGFS)
+        kept = [d for d in ("lustre", "lnet") if os.path.isdir(os.path.join(debugfs, d))]
+        if not kept or os.stat(debugfs).st_mode & 0o005 == 0o005:
+            return ""
+        return (f"Lustre keeps its {' and '.join(kept)} statistics in debugfs ({debugfs}), "
+                f"which only root can read")
 
     def sources(self) -> list[Source]:
         """The sources present now: client, server and job_stats ones come and go with mounts."""
@@ -200,10 +225,12 @@ class LustreAgent(Agent):
             jobs = self._jobs.finish(int(self.config.job_limit))
         lnet = results.value("lnet")
         if lnet is not None:
+            lnet = self._lnet.widen(lnet)
             counted = tuple(k for k in lnet if k not in LNET_LEVELS)
             lnet = {**lnet, **dict(zip(counted, guard.monotonic_many(
                 ("lnet",), counted, tuple(lnet[k] for k in counted)), strict=True))}
         guard.sweep(keep=_failed_families(results))
         return LustreSnapshot(filesystems, devices, targets, job_entries, jobs,
                               int(self.config.job_limit), lnet, results.value("health"),
-                              guard.resets, guard.last_reset)
+                              guard.resets, guard.last_reset,
+                              client.version if client is not None else None, self._lnet.wraps)

@@ -6,6 +6,13 @@ running totals for its filesystem.  Working from increases keeps the totals
 monotonic when one target restarts, when an entry expires on one target but
 not another, and when a job moves between the top N and the "other" bucket:
 the bucket gets exactly the increases of the jobs that are in it now.
+
+A job idle for ``job_cleanup_interval`` (600 s by default) loses its entry on
+every target and, when it does I/O again, comes back from zero.  Its totals are
+therefore kept while it is gone ("resting", for ``memory`` seconds, at most
+RESTING_LIMIT jobs) and its increases after the return are added to them; a
+resting job dropped for age or room is counted in ``JobView.forgotten``, since
+if the same id comes back later its totals start again from its new values.
 """
 from __future__ import annotations
 
@@ -15,6 +22,7 @@ from dataclasses import dataclass, field
 
 from .counters import CounterGuard
 from .job_stats import JobCounters, job_labels
+from .ops import counts_once
 
 # Exported per-job fields.
 FIELDS = ("read_bytes", "write_bytes", "read_ops", "write_ops", "read_usecs", "write_usecs",
@@ -28,6 +36,10 @@ _DATA_FIELDS = frozenset(("read_bytes", "write_bytes", "read_ops", "write_ops"))
 _MDT_FIELDS = _METADATA | {"mdt_ops"}
 
 OTHER = "[other]"   # the bucket name; brackets cannot occur in a Slurm job id
+
+# Most jobs whose totals are kept while they have no job_stats entry anywhere (a few
+# hundred bytes each); beyond it the ones gone longest are forgotten first.
+RESTING_LIMIT = 100_000
 
 
 def job_vector(counters: JobCounters, is_mdt: bool) -> dict[str, int]:
@@ -43,8 +55,9 @@ def job_vector(counters: JobCounters, is_mdt: bool) -> dict[str, int]:
             if unit == "usecs" and total is not None:
                 out[f"{op}_usecs"] = total
         else:
-            side = "mdt_ops" if is_mdt else "ost_ops"
-            out[side] = out.get(side, 0) + samples
+            if counts_once(op):
+                side = "mdt_ops" if is_mdt else "ost_ops"
+                out[side] = out.get(side, 0) + samples
             if is_mdt and op in _METADATA:
                 out[op] = samples
     return out
@@ -61,14 +74,20 @@ class JobView:
     # instance → {"io_bytes": read+write bytes/s, "mdt_ops": metadata ops/s} over the last
     # refresh interval; empty on the first refresh (no interval yet)
     rates: dict[str, dict[str, float]] = field(default_factory=dict)
+    # jobs whose totals were dropped after resting too long (or for room), since the start
+    forgotten: int = 0
 
 
 class JobTotals:
     """Running per-(filesystem, job) totals; call ``update`` per target, then ``finish``."""
 
-    def __init__(self, guard: CounterGuard | None = None):
+    def __init__(self, guard: CounterGuard | None = None, memory: float = 86400.0):
         self._guard = guard or CounterGuard()
+        self._memory = memory
         self._totals: dict[tuple[str, str], dict[str, int]] = {}
+        # (filesystem, job) gone from every target → (when it left, its totals); oldest first
+        self._resting: dict[tuple[str, str], tuple[float, dict[str, int]]] = {}
+        self._forgotten = 0
         self._other: dict[str, dict[str, int]] = {}
         self._fresh: dict[tuple[str, str], dict[str, int]] = {}
         self._available: set[str] = set()
@@ -81,7 +100,7 @@ class JobTotals:
         self._available |= _DATA_FIELDS | (_MDT_FIELDS if is_mdt else {"ost_ops"})
         for job_id, counters in jobs.items():
             if "read_usecs" not in self._available and any(
-                    unit == "usecs" for _s, unit, _t in counters.values()):
+                    counters.get(op, (0, ""))[1] == "usecs" for op in ("read", "write")):
                 self._available |= {"read_usecs", "write_usecs"}
             increases = self._fresh.setdefault((filesystem, job_id), {})
             vector = job_vector(counters, is_mdt)
@@ -100,12 +119,20 @@ class JobTotals:
         fields = [f for f in FIELDS if f in self._available]
         self._available = set()
         totals: dict[tuple[str, str], dict[str, int]] = {}
+        resting = self._resting
         for key, increases in fresh.items():
-            total = dict(self._totals.get(key, {}))
+            before = self._totals.get(key)
+            if before is None:
+                came_back = resting.pop(key, None)
+                before = came_back[1] if came_back is not None else {}
+            total = dict(before)
             for name, step in increases.items():
                 total[name] = total.get(name, 0) + step
             totals[key] = total
-        self._totals = totals          # jobs gone from every target are forgotten
+        for key in self._totals.keys() - totals.keys():   # gone from every target: rest
+            resting[key] = (now, self._totals[key])
+        self._totals = totals
+        self._forget(now)
         ranked = sorted(totals, key=lambda k: (-(totals[k].get("read_bytes", 0)
                                                  + totals[k].get("write_bytes", 0)),
                                                -sum(totals[k].values()), k))
@@ -132,7 +159,18 @@ class JobTotals:
             values[name] = {f: bucket.get(f, 0) for f in fields}
         rates = {} if not elapsed or elapsed <= 0 else {
             name: _rates(steps.get(name, {}), elapsed, "mdt_ops" in fields) for name in values}
-        return JobView(labels, values, len(totals), len(totals) - len(kept), rates)
+        return JobView(labels, values, len(totals), len(totals) - len(kept), rates,
+                       self._forgotten)
+
+    def _forget(self, now: float) -> None:
+        """Drop resting jobs gone longer than ``memory`` seconds, then the oldest over the limit."""
+        resting = self._resting
+        while resting:
+            key = next(iter(resting))
+            if len(resting) <= RESTING_LIMIT and now - resting[key][0] <= self._memory:
+                break
+            del resting[key]
+            self._forgotten += 1
 
 
 def _rates(step: Mapping[str, int], elapsed: float, has_mdt: bool) -> dict[str, float]:

@@ -48,7 +48,7 @@ LLITE_OPS = {
     "truncate": (26, 27, "truncates"),
     "flock": (28, 29, "flock()/fcntl() lock requests"),
     "getattr": (30, 31, "attribute lookups (stat)"),
-    "fallocate": (32, 33, "fallocate() calls (2.14 and later)"),
+    "fallocate": (32, 33, "fallocate() calls"),
     "create": (34, 35, "file creations"),
     "link": (36, 37, "hard links created"),
     "unlink": (38, 39, "files removed"),
@@ -58,16 +58,51 @@ LLITE_OPS = {
     "mknod": (46, 47, "device/FIFO nodes created"),
     "rename": (48, 49, "renames"),
     "statfs": (50, 51, "statfs() calls (df)"),
-    "alloc_inode": (52, 53, "inodes allocated in the client cache (2.10)"),
+    "alloc_inode": (52, 53, "inodes allocated in the client cache"),
     "setxattr": (54, 55, "extended attributes set"),
     "getxattr": (56, 57, "extended attribute lookups"),
     "getxattr_hits": (58, 59, "extended attribute lookups answered from the client cache"),
     "listxattr": (60, 61, "extended attribute listings"),
     "removexattr": (62, 63, "extended attributes removed"),
     "inode_permission": (64, 65, "permission checks"),
-    "opencount": (66, 67, "opens counted for open-close statistics (2.15)"),
-    "openclosetime": (68, 69, "open-to-close intervals measured (2.15)"),
+    "opencount": (66, 67, "opens counted for open-close statistics"),
+    "openclosetime": (68, 69, "open-to-close intervals measured"),
 }
+# llite lines that only some versions have, as (first, last) (major, minor) versions
+# (lustre/llite/lproc_llite.c, 2.10-2.16); every other op of LLITE_OPS is in all of them.
+# A missing line of an op this version has means zero (Lustre leaves zero counts out);
+# of an op it does not have, or on a client whose version is unknown, unavailable.
+LLITE_VERSIONS = {
+    "fallocate": ((2, 14), None),
+    "opencount": ((2, 15), None),
+    "openclosetime": ((2, 15), None),
+    "alloc_inode": (None, (2, 13)),
+}
+
+
+# llite ops counted but never timed, in every version (LPROCFS_TYPE_REQS in 2.14+).
+UNTIMED = ("ioctl", "getxattr_hits")
+UNTIMED_NOTE = "; this op stays untimed ([reqs]) in 2.14 and later too"
+
+
+def _versions_text(op: str) -> str:
+    first, last = LLITE_VERSIONS.get(op, (None, None))
+    if first is not None:
+        return f" Counted from Lustre {first[0]}.{first[1]}: unavailable on older versions."
+    if last is not None:
+        return f" Counted up to Lustre {last[0]}.{last[1]}: unavailable on later versions."
+    return ""
+
+
+def llite_counts(op: str, version: tuple[int, int] | None) -> bool:
+    """Whether a client of ``version`` has a stats line for ``op`` (so missing means zero)."""
+    first, last = LLITE_VERSIONS.get(op, (None, None))
+    if first is None and last is None:
+        return True
+    if version is None:
+        return False
+    return (first is None or version >= first) and (last is None or version <= last)
+
 
 # rpc_stats sections → (metric word, indom, instance label, PMID items of the read
 # and write histograms in cluster 1; a new section takes the next unused: 18 and 19).
@@ -172,7 +207,9 @@ INDOMS = [
           "unaligned I/O.", _hist_instances("pages per rpc", "pages")),
     Indom("client.target.in_flight", 4, "RPCs-in-flight buckets per OSC/MDC",
           "rpc_stats 'rpcs in flight' histogram buckets, named <target>::<count>: how many RPCs "
-          "were already in flight when each RPC was sent.", _hist_instances("rpcs in flight", "in_flight")),
+          "were in flight when each RPC was sent, counting the RPC itself (Lustre counts it "
+          "after adding it: bucket 1 means it was the only one, never 0).",
+          _hist_instances("rpcs in flight", "in_flight")),
     Indom("client.target.offset", 5, "file-offset buckets per OSC/MDC",
           "rpc_stats 'offset' histogram buckets, named <target>::<pages>: the offset (in pages) "
           "of each RPC within its object; shows how sequential the I/O is.",
@@ -190,17 +227,19 @@ def _filesystems_with_unit(unit: str) -> Callable[[Any], frozenset[str]]:
 def _fs_stat(op: str, part: str, unit: str | None = None):
     """Extractor: one column of one llite counter for every filesystem.
 
-    Lustre omits lines whose count is zero, so a missing line reads as 0; a
-    time (unit usecs) reads as 0 only if this version times operations at all
-    (some line is in [usecs]), else it is unavailable (2.10).
+    Lustre omits lines whose count is zero, so a missing line reads as 0 when
+    this version has the line (llite_counts), else it is unavailable; a time (unit
+    usecs) reads as 0 only if this version times operations at all (some line is
+    in [usecs], 2.14+), else it is unavailable (2.10-2.13 print plain counts).
     """
     def value(s: Any) -> dict[str, int]:
         out = {}
         timed = _shared(s, ("units", unit), _filesystems_with_unit(unit)) if unit is not None else None
+        counted = llite_counts(op, getattr(s, "client_version", None))
         for fs, stats in s.filesystems.items():
             c = stats.get(op)
             if c is None:
-                if timed is None or fs in timed:
+                if counted and (timed is None or fs in timed):
                     out[fs] = 0
                 continue
             if unit is not None and c.unit != unit:
@@ -230,25 +269,31 @@ def _client_metrics() -> list[Metric]:
         Metric("client.write.count", U64, COUNTER, COUNT, "write calls",
                "Number of write calls on this filesystem (llite write_bytes samples).",
                _fs_stat("write_bytes", "samples"), indom="client.fs"),
-        Metric("client.read.time", U64, COUNTER, USEC, "time spent in reads (2.12+)",
+        Metric("client.read.time", U64, COUNTER, USEC, "time spent in reads (2.14+)",
                "Microseconds spent in read calls (llite 'read' [usecs] sum). Divide its rate by "
-               "the rate of read.count for the mean read latency. Unavailable on 2.10.",
+               "the rate of read.count for the mean read latency. Lustre times llite operations "
+               "from 2.14; unavailable on 2.10-2.13 (their llite stats print plain counts, "
+               "'[regs]').",
                _fs_stat("read", "sum", "usecs"), indom="client.fs"),
-        Metric("client.write.time", U64, COUNTER, USEC, "time spent in writes (2.12+)",
-               "Microseconds spent in write calls (llite 'write' [usecs] sum). Unavailable on 2.10.",
+        Metric("client.write.time", U64, COUNTER, USEC, "time spent in writes (2.14+)",
+               "Microseconds spent in write calls (llite 'write' [usecs] sum). Unavailable on "
+               "2.10-2.13 (no timings before 2.14).",
                _fs_stat("write", "sum", "usecs"), indom="client.fs"),
     ])
     for op, (count_item, time_item, what) in LLITE_OPS.items():
         m += numbered(0, {count_item: Metric(
             f"client.{op}.count", U64, COUNTER, COUNT, f"llite {op}: {what}",
             f"Number of {what} on this Lustre filesystem since it was mounted (llite stats "
-            f"'{op}' samples). Unavailable when this Lustre version does not count it.",
+            f"'{op}' samples). A missing line reads 0 (Lustre leaves zero counts out) on "
+            f"versions that have it.{_versions_text(op)}",
             _fs_stat(op, "samples"), indom="client.fs")})
         m += numbered(0, {time_item: Metric(
             f"client.{op}.time", U64, COUNTER, USEC, f"llite {op}: total latency",
             f"Microseconds spent in {what} (llite stats '{op}' [usecs] sum). Rate divided by the "
-            f"rate of client.{op}.count is the mean latency. Only versions that time this "
-            f"operation (2.12+) provide it.", _fs_stat(op, "sum", "usecs"), indom="client.fs")})
+            f"rate of client.{op}.count is the mean latency. Lustre times llite operations "
+            f"from 2.14 ([usecs]); 2.10-2.13 print plain counts ('[regs]'), so it is "
+            f"unavailable there{UNTIMED_NOTE if op in UNTIMED else ''}.{_versions_text(op)}",
+            _fs_stat(op, "sum", "usecs"), indom="client.fs")})
     return m
 
 
@@ -343,7 +388,11 @@ def _target_metrics() -> list[Metric]:
                 f"{direction} RPCs per '{section}' bucket",
                 f"Number of {direction} RPCs counted in each bucket of the rpc_stats "
                 f"'{section}' histogram since it was last cleared (a clear is handled as a "
-                f"counter reset).", _hist(section, half), indom=indom)})
+                f"counter reset)."
+                + (" The bucket is the number of RPCs in flight counting the RPC itself "
+                   "(Lustre tallies after adding it), so bucket 1 means no other RPC was in "
+                   "flight." if section == "rpcs in flight" else ""),
+                _hist(section, half), indom=indom)})
     return m
 
 

@@ -30,6 +30,7 @@ from pmdas.common.table import (
 )
 
 from .jobs import OTHER
+from .ops import SUM_RULE, counts_once
 from .parsers import RECOVERY_STATES
 
 
@@ -59,6 +60,16 @@ SERVER_INDOMS = [
 ]
 
 
+def _has_line(t: Any, op: str) -> bool:
+    """Whether the target's version prints ``op`` (so a missing line means zero).
+
+    OSTs count bulk bytes in every version; MDTs only from 2.12 (Data-on-MDT), so
+    on an older or unknown MDT a missing read_bytes/write_bytes is unavailable."""
+    if t.kind == "mdt" and op.endswith("_bytes"):
+        return t.version is not None and t.version >= (2, 12)
+    return True
+
+
 def _stat(op: str, part: str, unit: str | None = None):
     def value(s: Any) -> dict[str, int]:
         out = {}
@@ -67,7 +78,8 @@ def _stat(op: str, part: str, unit: str | None = None):
                 continue
             c = t.stats.get(op)
             if c is None:
-                out[n] = 0      # zero-count lines are not printed
+                if _has_line(t, op):
+                    out[n] = 0      # zero-count lines are not printed
                 continue
             if unit is not None and c.unit != unit:
                 continue
@@ -91,7 +103,7 @@ def _op(part: str):
 
 
 def _ops_total(s: Any) -> dict[str, int]:
-    return {n: sum(c.samples for op, c in t.stats.items() if not op.endswith("_bytes"))
+    return {n: sum(c.samples for op, c in t.stats.items() if counts_once(op))
             for n, t in s.targets.items() if t.stats is not None}
 
 
@@ -113,7 +125,9 @@ def _server_metrics() -> list[Metric]:
     return [
         Metric(f"{t}.read.bytes", U64, COUNTER, BYTES, "bytes read from the OST by clients",
                "Bytes clients read from this OST (obdfilter stats read_bytes sum); on MDTs, "
-               "Data-on-MDT reads where the version counts them.", _stat("read_bytes", "sum"), indom=t),
+               "Data-on-MDT reads (md_stats read_bytes, 2.12 and later; unavailable on 2.10 "
+               "MDTs and on MDTs whose version file cannot be read).",
+               _stat("read_bytes", "sum"), indom=t),
         Metric(f"{t}.write.bytes", U64, COUNTER, BYTES, "bytes written to the OST by clients",
                "Bytes clients wrote to this OST (obdfilter stats write_bytes sum).",
                _stat("write_bytes", "sum"), indom=t),
@@ -123,15 +137,23 @@ def _server_metrics() -> list[Metric]:
         Metric(f"{t}.write.count", U64, COUNTER, COUNT, "bulk write requests served",
                "Number of bulk write requests served (write_bytes samples).",
                _stat("write_bytes", "samples"), indom=t),
-        Metric(f"{t}.ops", U64, COUNTER, COUNT, "operations served (all types but bulk bytes)",
-               "Sum over every operation type in the target's stats (OST) or md_stats (MDT): "
-               "the target's request load. See server.target.op.count for the breakdown.",
+        Metric(f"{t}.ops", U64, COUNTER, COUNT, "operations served (all types but bulk I/O)",
+               "Sum of the operation lines of the target's stats (OST) or md_stats (MDT): the "
+               f"target's request load besides bulk reads and writes. {SUM_RULE} What is left: "
+               "on MDTs open, close, mknod, link, unlink, mkdir, rmdir, rename, getattr, "
+               "setattr, getxattr, setxattr, statfs, sync, plus punch (2.12+), migrate (2.14+), "
+               "fallocate (2.15+); on OSTs getattr, setattr, punch, sync, destroy, create, "
+               "statfs, get_info, set_info, quotactl, plus prealloc (2.14+), and on 2.10 also "
+               "the generic OBD-operation lines (connect, reconnect, disconnect, ping, "
+               "set_info_async...). See server.target.op.count for every line.",
                _ops_total, indom=t),
         Metric(f"{t}.op.count", U64, COUNTER, COUNT, "operations served, per type",
                "Number of operations of each type (open, close, getattr, punch, setattr...) the "
                "target served (stats/md_stats samples).", _op("samples"), indom="server.target.op"),
         Metric(f"{t}.op.time", U64, COUNTER, USEC, "time spent serving each operation type",
-               "Microseconds the target spent serving each operation type ([usecs] sum, 2.12+).",
+               "Microseconds the target spent serving each operation type ([usecs] sum). Lustre "
+               "times server operations from 2.14 (OST stats, MDT md_stats); 2.10-2.13 print "
+               "plain counts ([reqs]), so it is unavailable there.",
                _op("sum"), indom="server.target.op"),
         Metric(f"{t}.kbytes.total", U64, INSTANT, KBYTES, "size of the target",
                "Total space of the target's backing filesystem (kbytestotal).",
@@ -149,10 +171,14 @@ def _server_metrics() -> list[Metric]:
                "inodes stops file creation before space runs out.", _capacity("filesfree"), indom=t),
         Metric(f"{t}.recovery.status", STRING, INSTANT, NONE, "recovery status word",
                "The 'status:' line of recovery_status: COMPLETE, RECOVERING, WAITING_FOR_CLIENTS, "
-               "INACTIVE.", _recovery(lambda r: r.status), indom=t),
+               "INACTIVE. INACTIVE means the target had no recoverable clients when it started "
+               "(a new filesystem, or every client unmounted cleanly): it stays INACTIVE until "
+               "the target restarts, and is not a fault.", _recovery(lambda r: r.status), indom=t),
         Metric(f"{t}.recovery.state", U32, INSTANT, NONE, "recovery status as a number",
                "0 COMPLETE, 1 INACTIVE, 2 WAITING(_FOR_CLIENTS), 3 RECOVERING, 9 unknown word: "
-               "for alarms and graphs. Non-zero after a restart until clients reconnect.",
+               "for alarms and graphs. 2 or 3 after a restart until clients reconnect. 1 "
+               "(INACTIVE) is permanent on a target that had no recoverable clients when it "
+               "started (new filesystem, clean unmounts) and is harmless: alarm on 2 and 3.",
                _recovery(lambda r: RECOVERY_STATES.get(r.status, 9)), indom=t),
         Metric(f"{t}.recovery.connected_clients", U32, INSTANT, COUNT, "clients reconnected so far",
                "During recovery: clients that have reconnected (connected_clients numerator).",
@@ -186,16 +212,22 @@ _JOB_HELP = {  # job_stats field → (item in cluster 3, units, one line, long h
     "read_ops": (2, COUNT, "read requests of the job", "Bulk read requests (read_bytes samples)."),
     "write_ops": (3, COUNT, "write requests of the job", "Bulk write requests (write_bytes samples)."),
     "read_usecs": (4, USEC, "time serving the job's reads", "Microseconds spent serving the job's "
-                   "reads (job_stats 'read' [usecs] sum, 2.12+)."),
+                   "reads (job_stats 'read' [usecs] sum): OST job_stats time reads from 2.14, "
+                   "MDT ones (Data-on-MDT) from 2.15; unavailable on 2.10-2.13 and until some "
+                   "job's entry has a read or write line."),
     "write_usecs": (5, USEC, "time serving the job's writes", "Microseconds spent serving the job's "
-                    "writes (job_stats 'write' [usecs] sum, 2.12+)."),
+                    "writes (job_stats 'write' [usecs] sum): OSTs from 2.14, MDTs from 2.15; "
+                    "unavailable on 2.10-2.13."),
     "ost_ops": (6, COUNT, "other OST requests of the job", "OST requests other than bulk reads and "
-                "writes (punch, setattr, getattr, sync, statfs...)."),
-    "mdt_ops": (7, COUNT, "metadata requests of the job", "All metadata operations the MDTs served "
-                "for the job. A job with many metadata ops and few bytes is a metadata storm."),
+                "writes (punch, setattr, getattr, sync, statfs, destroy, create, get_info, "
+                "set_info, quotactl; prealloc from 2.14). The 2.14+ 'read'/'write' timing lines "
+                "count the bulk I/O again and are left out."),
+    "mdt_ops": (7, COUNT, "metadata requests of the job", "Metadata requests the MDTs served for "
+                f"the job, each once. {SUM_RULE} A job with many metadata ops and few bytes is a "
+                "metadata storm."),
 }
 # MDT ops counted per job → item in cluster 3.  Items 17-21 are the job totals below; a
-# new field or op takes the next unused item: 22.
+# new field or op takes the next unused item: 23.
 _JOB_METADATA = {"open": 8, "close": 9, "mknod": 10, "unlink": 11, "getattr": 12, "setattr": 13,
                  "rename": 14, "mkdir": 15, "rmdir": 16}
 _JOB_NAMES = {"read_bytes": "read.bytes", "write_bytes": "write.bytes", "read_ops": "read.count",
@@ -210,7 +242,11 @@ def _job_metrics() -> list[Metric]:
         m += numbered(3, {item: Metric(
             f"job.{_JOB_NAMES[field]}", U64, COUNTER, units, short,
             f"{long} Summed over the local targets of each filesystem; kept monotonic across "
-            f"target restarts and entry expiry.", _job(field), indom="job")})
+            f"target restarts and entry expiry: a job idle for job_cleanup_interval (600 s by "
+            f"default) loses its entries and comes back from zero; its totals are kept for "
+            f"job_memory seconds (default one day) and go on from there. A job that returns "
+            f"later starts again from its new values (counted in job.forgotten).",
+            _job(field), indom="job")})
     for op, item in _JOB_METADATA.items():
         m += numbered(3, {item: Metric(
             f"job.mdt.{op}", U64, COUNTER, COUNT, f"MDT {op} requests of the job",
@@ -233,6 +269,12 @@ def _job_metrics() -> list[Metric]:
         Metric("job.mdt.ops_rate", DOUBLE, INSTANT, COUNT_PER_SEC, "metadata operations per second",
                "The job's MDT operations per second over the last refresh interval, on nodes with "
                "an MDT. Unavailable until the second refresh.", _job_rate("mdt_ops"), indom="job"),
+        Metric("job.forgotten", U64, COUNTER, COUNT, "jobs whose totals were dropped while absent",
+               "Jobs whose entries had expired on every target and whose totals the agent "
+               "dropped after job_memory seconds (or to keep at most 100,000 absent jobs). "
+               "Should such a job id do I/O again, its per-job counters start again from the "
+               "new job_stats values: a counter reset for that instance, flagged here.",
+               lambda s: s.jobs.forgotten if s.jobs else None),
     ], start=17)))
     return m
 
@@ -242,7 +284,7 @@ def _job_rate(kind: str):
 
 
 # LNet stats field → (item in cluster 4, metric name, units, one line); items 0-1 are
-# msgs_alloc and msgs_max, a new field takes the next unused item: 11.
+# msgs_alloc and msgs_max, a new field takes the next unused item: 12 (11 is lnet.wraps).
 _LNET = [("errors", 2, "errors", COUNT, "LNet message errors"),
          ("send_count", 3, "send.count", COUNT, "messages sent"),
          ("recv_count", 4, "recv.count", COUNT, "messages received"),
@@ -259,14 +301,30 @@ def _lnet_metrics() -> list[Metric]:
     m = cluster(4, [Metric("lnet.msgs_alloc", U32, INSTANT, COUNT, "LNet messages allocated now",
                 "LNet message descriptors in use: messages being sent or received right now.",
                 lambda s: (s.lnet or {}).get("msgs_alloc")),
-         Metric("lnet.msgs_max", U32, INSTANT, COUNT, "most LNet messages allocated at once",
-                "High-water mark of msgs_alloc since LNet started.",
+         Metric("lnet.msgs_max", U32, INSTANT, COUNT, "sum of per-CPU-partition peaks of msgs_alloc",
+                "LNet's msgs_max: each CPU partition (CPT) keeps its own high-water mark of "
+                "allocated messages and LNet prints their sum (all versions 2.10-2.16). The "
+                "partitions peak at different moments, so this is an upper bound on the peak "
+                "number of messages allocated at once, not the peak itself; it only grows "
+                "until LNet restarts or its stats are cleared.",
                 lambda s: (s.lnet or {}).get("msgs_max"))])
     for key, item, name, units, short in _LNET:
+        width = ("a 32-bit counter in LNet: its wraps at 2^32 are counted (see lnet.wraps), "
+                 "not taken for restarts" if units is COUNT else "64 bits wide in LNet")
         m += numbered(4, {item: Metric(
             f"lnet.{name}", U64, COUNTER, units, f"LNet: {short}",
-            f"LNet {short} on this node since LNet started (the '{key}' field of LNet stats). "
-            f"Drops usually mean a dead peer or router.", lambda s, k=key: (s.lnet or {}).get(k))})
+            f"LNet {short} on this node since LNet started (the '{key}' field of LNet stats; "
+            f"{width}). Drops usually mean a dead peer or router.",
+            lambda s, k=key: (s.lnet or {}).get(k))})
+    m += numbered(4, {11: Metric(
+        "lnet.wraps", U64, COUNTER, COUNT, "wraps of LNet's 32-bit message counters",
+        "Times one of LNet's 32-bit counters (errors, send/recv/route/drop counts) passed 2^32 "
+        "and started again from 0; the agent adds 2^32 for each so lnet.*.count keep growing. "
+        "A counter that goes down is taken for a wrap when it was at 2^31 or more and is now "
+        "below, and no 64-bit byte counter went down in the same refresh; otherwise it is a "
+        "restart or a clear (lnet stats written), which zeroes all of them and is counted in "
+        "counter_resets. Two wraps within one refresh interval cannot be seen.",
+        lambda s: s.lnet_wraps if s.lnet is not None else None)})
     return m
 
 

@@ -28,6 +28,8 @@ OSD_PARENTS = ("/sys/fs/lustre", "/proc/fs/lustre")
 LNET_STATS = ("/sys/kernel/debug/lnet/stats", "/proc/sys/lnet/stats")
 HEALTH_CHECK = ("/sys/fs/lustre/health_check", "/proc/fs/lustre/health_check")
 LUSTRE_ROOTS = ("/sys/fs/lustre", "/proc/fs/lustre")
+# "2.15.5" (sysfs, 2.10+); the /proc file of old releases says "lustre: 2.10.8" and more.
+VERSION = ("/sys/fs/lustre/version", "/proc/fs/lustre/version")
 
 SERVER_TARGET = re.compile(r"^(?P<fs>[\w.-]+?)-(?P<kind>OST|MDT)[0-9a-fA-F]{4}$")
 CLIENT_DEVICE = re.compile(r"^(?P<target>(?P<fs>[\w.-]+?)-(?:OST|MDT)[0-9a-fA-F]{4})"
@@ -98,6 +100,17 @@ def first_existing(root: str, paths: tuple[str, ...]) -> str | None:
         full = under(root, path)
         if os.path.exists(full):
             return full
+    return None
+
+
+def lustre_version(root: str) -> tuple[int, int] | None:
+    """(major, minor) of the loaded Lustre modules, or None when no version file says it."""
+    for path in VERSION:
+        text = read_optional(under(root, path))
+        if text is not None:
+            match = re.search(r"(\d+)\.(\d+)", text)
+            if match:
+                return int(match.group(1)), int(match.group(2))
     return None
 
 

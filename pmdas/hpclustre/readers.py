@@ -43,6 +43,7 @@ class ClientDevice:
 class ClientData:
     filesystems: dict[str, dict[str, StatCounter]]      # instance → llite stats
     devices: dict[str, ClientDevice]                    # instance → OSC/MDC
+    version: tuple[int, int] | None = None              # Lustre (major, minor), if known
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,7 @@ class ServerTarget:
     stats: dict[str, StatCounter] | None
     recovery: Recovery | None
     capacity: dict[str, int]
+    version: tuple[int, int] | None = None     # Lustre (major, minor), if known
 
 
 def _instance_names(found: dict[str, str]) -> dict[str, str]:
@@ -101,7 +103,7 @@ def read_client(root: str) -> ClientData:
                 kind, parts[name][0], parts[name][1],
                 parse_stats(stats_text) if stats_text is not None else {},
                 parse_rpc_stats(rpc_text) if rpc_text is not None else None)
-    return ClientData(filesystems, devices)
+    return ClientData(filesystems, devices, paths.lustre_version(root))
 
 
 def _sysfs_llite(root: str) -> bool:
@@ -125,6 +127,7 @@ def server_targets(root: str) -> dict[str, tuple[str, str, list[str]]]:
 def read_servers(root: str) -> dict[str, ServerTarget]:
     """Op counters, capacity and recovery state of every local OST and MDT."""
     out = {}
+    version = paths.lustre_version(root)
     for name, (kind, filesystem, directories) in server_targets(root).items():
         stats_text = paths.first_file(directories, "stats" if kind == "ost" else "md_stats")
         recovery_text = paths.first_file(directories, "recovery_status")
@@ -139,7 +142,8 @@ def read_servers(root: str) -> dict[str, ServerTarget]:
             continue     # the target went away while we looked
         out[name] = ServerTarget(
             kind, filesystem, parse_stats(stats_text) if stats_text is not None else None,
-            parse_recovery_status(recovery_text) if recovery_text is not None else None, capacity)
+            parse_recovery_status(recovery_text) if recovery_text is not None else None, capacity,
+            version)
     return out
 
 

@@ -20,6 +20,11 @@ MDT_15 = "proc/fs/lustre/mdt/scratch-MDT0000/job_stats"
         ("v2_10", "mds", "proc/fs/lustre/mdt/scratch-MDT0000/job_stats"),
         ("v2_15", "oss", OST_15),
         ("v2_15", "mds", MDT_15),
+        ("v2_12", "oss", OST_15),
+        ("v2_12", "mds", MDT_15),
+        ("v2_14", "oss", OST_15),
+        ("v2_14", "mds", MDT_15),
+        ("v2_16", "mds", MDT_15),
     ],
 )
 def test_agrees_with_yaml(version, role, path):
