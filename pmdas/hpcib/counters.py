@@ -19,8 +19,20 @@ from pmdas.common.table import BYTES, COUNT, Units
 TRAFFIC = 1   # data and packet counters: large, fast-moving
 ERRORS = 2    # error counters: small widths, rarely move
 
-# port_xmit_data and port_rcv_data count 32-bit words, not octets.
+# port_xmit_data and port_rcv_data count 32-bit words, not octets (InfiniBand and
+# RoCE; Omni-Path hfi1 counts 8-octet flits instead: drivers.py).
 OCTETS_PER_WORD = 4
+
+# The counters the kernel reads from PortCountersExtended (64 bit) into counters/ when
+# the device's performance management agent reports extended width
+# (drivers/infiniband/core/sysfs.c, get_counter_table: pma_group_ext or pma_group_noietf;
+# else pma_group, the 32-bit PortCounters).
+EXTENDED_IN_COUNTERS = frozenset({"port_xmit_data", "port_rcv_data", "port_xmit_packets",
+                                  "port_rcv_packets"})
+# Files only the extended table (pma_group_ext, IETF counters included) puts in counters/:
+# where one exists, the four above are 64-bit whatever their value.
+EXTENDED_TABLE_FILES = ("counters/unicast_xmit_packets", "counters/unicast_rcv_packets",
+                        "counters/multicast_xmit_packets", "counters/multicast_rcv_packets")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -74,17 +86,22 @@ COUNTERS: tuple[PortCounter, ...] = (
         files=(ext("port_xmit_data_64"), legacy("port_xmit_data", 32)),
         units=BYTES, scale=OCTETS_PER_WORD, total="xmit_bytes",
         help="bytes transmitted by the port",
-        long_help="Octets transmitted on all VLs, excluding link packets. The kernel counts 32-bit "
-        "words; the agent multiplies by 4. Taken from counters_ext/port_xmit_data_64 when "
-        "present, else counters/port_xmit_data, which on old kernels is 32 bits wide and "
-        "saturates after 16 GiB (see hpc.ib.port.saturated)."),
+        long_help="Octets transmitted on all VLs, excluding link packets. InfiniBand and RoCE "
+        "count 32-bit words (the agent multiplies by 4); Omni-Path (hfi1) fills the file from "
+        "its flit counter, 8 octets of data per flit (the agent multiplies by 8; agents before "
+        "2026-12-05 multiplied by 4 and showed half the traffic). Taken from "
+        "counters_ext/port_xmit_data_64 when present (MLNX_OFED), else counters/port_xmit_data: "
+        "64 bits wide when the device reports extended counters (kernels since about 4.6, "
+        "2016), else 32 bits, "
+        "which saturates after 16 GiB (see hpc.ib.port.saturated)."),
     PortCounter(
         sysfs="port_rcv_data", cluster=TRAFFIC, item=1, metric="port.rcv.bytes",
         files=(ext("port_rcv_data_64"), legacy("port_rcv_data", 32)),
         units=BYTES, scale=OCTETS_PER_WORD, total="rcv_bytes",
         help="bytes received by the port",
-        long_help="Octets received on all VLs, excluding link packets; converted from 4-octet "
-        "words like port.xmit.bytes, 64-bit source preferred."),
+        long_help="Octets received on all VLs, excluding link packets; converted like "
+        "port.xmit.bytes: 4-octet words on InfiniBand and RoCE, 8-octet flits on Omni-Path "
+        "(hfi1), 64-bit source preferred."),
     PortCounter(
         sysfs="port_xmit_packets", cluster=TRAFFIC, item=2, metric="port.xmit.packets",
         files=(ext("port_xmit_packets_64"), legacy("port_xmit_packets", 32)),
@@ -104,14 +121,17 @@ COUNTERS: tuple[PortCounter, ...] = (
         files=(ext("port_unicast_xmit_packets"), legacy("unicast_xmit_packets", 64)),
         units=COUNT,
         help="unicast packets transmitted",
-        long_help="Unicast packets transmitted (64-bit extended counter; absent on HCAs without "
-        "PortCountersExtended)."),
+        long_help="Unicast packets transmitted (64-bit extended counter). Absent on HCAs and "
+        "kernels without the extended counter set, and on Omni-Path (hfi1), whose driver "
+        "reports the constant 0 here (agents before 2026-12-05 exported that 0)."),
     PortCounter(
         sysfs="unicast_rcv_packets", cluster=TRAFFIC, item=5, metric="port.rcv.unicast_packets",
         files=(ext("port_unicast_rcv_packets"), legacy("unicast_rcv_packets", 64)),
         units=COUNT,
         help="unicast packets received",
-        long_help="Unicast packets received (64-bit extended counter)."),
+        long_help="Unicast packets received (64-bit extended counter). Absent where "
+        "port.xmit.unicast_packets is, including Omni-Path (hfi1), whose driver reports the "
+        "constant 0."),
     PortCounter(
         sysfs="multicast_xmit_packets", cluster=TRAFFIC, item=6,
         metric="port.xmit.multicast_packets",
@@ -130,16 +150,20 @@ COUNTERS: tuple[PortCounter, ...] = (
         sysfs="port_xmit_wait", cluster=TRAFFIC, item=8, metric="port.xmit.wait",
         files=(legacy("port_xmit_wait", 32),),
         units=COUNT,
-        help="ticks the port had data but no credits",
-        long_help="Number of sample ticks during which the port had data to send but could not "
-        "(no flow-control credits, or link down). A rising rate means congestion towards "
-        "the switch. 32 bits wide: it saturates on busy fabrics."),
+        help="ticks the port had data to send but sent none",
+        long_help="Number of ticks during which the port had data to transmit but no data was "
+        "sent during the entire tick, either because of insufficient credits or because of "
+        "lack of arbitration (IBTA PortXmitWait; wording of the kernel's sysfs ABI). A rising "
+        "rate means congestion towards the switch. 32 bits wide: it saturates on busy fabrics. "
+        "Absent on Omni-Path (hfi1), whose driver never fills it (its hw_counter TxWait "
+        "counts the same)."),
     PortCounter(
         sysfs="symbol_error", cluster=ERRORS, item=0, metric="port.errors.symbol",
         files=(legacy("symbol_error", 16),), units=COUNT, total="errors",
         help="minor link errors (symbol errors)",
         long_help="Minor link errors detected on one or more physical lanes. A steady rise points "
-        "at a bad cable or transceiver. 16 bits wide."),
+        "at a bad cable or transceiver. 16 bits wide. Absent on Omni-Path (hfi1), whose driver "
+        "reports the constant 0."),
     PortCounter(
         sysfs="link_error_recovery", cluster=ERRORS, item=1,
         metric="port.errors.link_error_recovery",
@@ -212,7 +236,7 @@ COUNTERS: tuple[PortCounter, ...] = (
         files=(legacy("VL15_dropped", 16),), units=COUNT, total="errors",
         help="subnet management packets dropped",
         long_help="Incoming VL15 (subnet management) packets dropped for lack of buffers. "
-        "16 bits wide."),
+        "16 bits wide. Absent on Omni-Path (hfi1), whose driver reports the constant 0."),
 )
 
 

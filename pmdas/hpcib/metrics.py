@@ -12,6 +12,7 @@ from typing import Any
 from pmdas.common.table import (
     BITS_PER_SEC,
     BYTES,
+    BYTES_PER_SEC,
     COUNT,
     COUNTER,
     DISCRETE,
@@ -67,11 +68,12 @@ INDOMS = [
                      for k, p in s.ports.items()}),
     Indom("hw_counter", 2, "vendor hardware counters, named <ca>:<port>:<counter>",
           "One instance per file in a port's hw_counters directory (mlx5 out_of_buffer, "
-          "np_cnp_sent, ...), named <ca>:<port>:<counter>, with labels ca, port and counter. "
-          "The set depends on the driver and firmware, so it is an instance domain rather than "
-          "one metric per counter.",
+          "np_cnp_sent, bnxt_re active_qps, ...), named <ca>:<port>:<counter>, with labels ca, "
+          "port and counter. The set depends on the driver and firmware, so it is an instance "
+          "domain rather than one metric per counter. Event counters have values in "
+          "hpc.ib.port.hw_counter, levels (gauges) in hpc.ib.port.hw_gauge.",
           lambda s: {f"{k}:{c}": {"ca": p.ca, "port": p.port, "counter": c}
-                     for k, p in s.ports.items() for c in p.hw_counters}),
+                     for k, p in s.ports.items() for c in (*p.hw_counters, *p.hw_gauges)}),
     Indom("port_counter", 3, "standard port counters, named <ca>:<port>:<counter>",
           "One instance per standard IBTA port counter the agent read, named "
           "<ca>:<port>:<counter> with the sysfs counter name (port_xmit_data, symbol_error, "
@@ -103,6 +105,13 @@ _CA = [
            "Semicolon-separated '<file>: <reason>' for device-level files that could not be "
            "read or parsed at the last refresh, or empty.",
            per_instance("cas", lambda c: "; ".join(c.problems)), indom="ca"),
+    Metric("ca.driver", STRING, DISCRETE, NONE, "kernel driver of the RDMA device",
+           "The name the device's device/driver link points to: the PCI driver (hfi1, "
+           "mlx5_core on kernels before the auxiliary bus) or the auxiliary driver (mlx5_ib, "
+           "bnxt_re on newer kernels). When the link is missing, the driver whose default "
+           "device name this is (hfi1_0 is hfi1), else unavailable. The agent reads hfi1 "
+           "(Omni-Path) counters by that driver's rules; see hpc.ib.port.xmit.bytes.",
+           per_instance("cas", lambda c: c.driver), indom="ca"),
 ]
 
 _STATE = [
@@ -121,11 +130,12 @@ _STATE = [
     Metric("port.phys_state_text", STRING, INSTANT, NONE, "physical port state name",
            "The name part of the port's phys_state file (LinkUp, Polling, Disabled, ...).",
            per_instance("ports", lambda p: _text_state(p.phys_state, 1)), indom="port"),
-    Metric("port.rate", U64, DISCRETE, BITS_PER_SEC, "link signalling rate in bits per second",
-           "The port's rate file (100 Gb/sec (4X EDR)) in bits per second: lanes times lane "
-           "speed. A port that trained at fewer lanes or a lower speed than its peers shows "
-           "here. Unavailable when the kernel cannot report it (EINVAL on some down RoCE "
-           "ports).", per_instance("ports", lambda p: p.rate.bits_per_second if p.rate else None),
+    Metric("port.rate", U64, DISCRETE, BITS_PER_SEC, "link rate in bits/s (deprecated)",
+           "Deprecated: use hpc.ib.port.rate_bytes. The port's rate file (100 Gb/sec (4X EDR)) "
+           "in bits per second, but with the units count/s, because PCP has no bit unit: tools "
+           "cannot compare it with the byte counters or convert it. Kept unchanged for "
+           "archives and rules that use it.",
+           per_instance("ports", lambda p: p.rate.bits_per_second if p.rate else None),
            indom="port"),
     Metric("port.width", STRING, DISCRETE, NONE, "active link width (1X, 4X, ...)",
            "The lane count part of the rate file: 1X, 2X, 4X, 8X or 12X.",
@@ -143,6 +153,17 @@ _STATE = [
     Metric("port.sm_lid", U32, DISCRETE, NONE, "LID of the subnet manager",
            "The LID of the subnet manager this port reports to (sm_lid file). A change means "
            "the subnet manager failed over.", per_instance("ports", lambda p: p.sm_lid), indom="port"),
+    Metric("port.rate_bytes", U64, DISCRETE, BYTES_PER_SEC, "link rate in bytes per second",
+           "The port's rate file (100 Gb/sec (4X EDR)) divided by 8: lanes times lane speed, "
+           "in bytes per second, so it compares with the rate of hpc.ib.port.xmit.bytes. It is "
+           "the signalling rate the kernel reports, before line encoding (8b/10b on SDR, DDR "
+           "and QDR leaves 80% for packets; 64b/66b from FDR on). RoCE ports report the "
+           "Ethernet speed mapped to an IB width and speed; Omni-Path reports 100 Gb/sec "
+           "(4X EDR). A port that trained at fewer lanes or a lower speed than its peers shows "
+           "here. Unavailable when the kernel cannot report it (EINVAL on some down RoCE "
+           "ports). Replaces hpc.ib.port.rate (bits/s with count units).",
+           per_instance("ports", lambda p: p.rate.bits_per_second // 8 if p.rate else None),
+           indom="port"),
 ]
 
 _PORT_HEALTH = [
@@ -168,9 +189,15 @@ _PORT_HEALTH = [
            "since the agent started: someone cleared the counters or the driver reloaded.",
            per_instance("ports", lambda p: p.resets), indom="port"),
     Metric("port.counter.width", U32, DISCRETE, NONE, "bits of each standard counter",
-           "Width in bits of the counter as read: 64 for counters_ext and extended counters, "
-           "the IBTA PortCounters width (32, 16, 8 or 4) for legacy files, raised to 64 when a "
-           "value above the legacy maximum shows the kernel read the extended counter.",
+           "Width in bits of the counter as the kernel reads it: 64 for counters_ext and the "
+           "extended (unicast/multicast) counters; 64 for port_xmit_data, port_rcv_data, "
+           "port_xmit_packets and port_rcv_packets in counters/ when the kernel put the "
+           "extended counter set there (the unicast/multicast files show it: kernels since "
+           "about 4.6 on devices reporting extended width, hfi1 included); else the IBTA "
+           "PortCounters width (32, 16, 8 or 4), raised to 64 for good once a value above the "
+           "32-bit maximum shows the kernel reads the extended counter without the "
+           "unicast/multicast ones. Agents before 2026-12-05 read 32 until the value passed "
+           "2^32.",
            lambda s: {f"{k}:{c}": w for k, p in s.ports.items() for c, w in p.widths.items()},
            indom="port_counter"),
     Metric("port.counter.saturated", U32, INSTANT, NONE, "1 if the counter is saturated",
@@ -180,16 +207,34 @@ _PORT_HEALTH = [
                       for c in p.widths}, indom="port_counter"),
 ]
 
+def _hw_values(of_port: Callable[[Any], Any]) -> Callable[[Any], dict[str, int]]:
+    """Values of one kind of hw_counters entry, keyed <ca>:<port>:<counter>; unreadable left out."""
+    return lambda s: {f"{k}:{c}": v for k, p in s.ports.items()
+                      for c, v in of_port(p).items() if v is not None}
+
+
 _HW = [
     Metric("port.hw_counter", U64, COUNTER, COUNT, "vendor hardware counter of a port",
            "The value of each file in the port's hw_counters directory (for mlx5: out_of_buffer "
            "= packets dropped for lack of receive WQEs, np_cnp_sent = congestion notification "
            "packets sent, packet_seq_err, local_ack_timeout_err, ...; see the vendor's "
            "documentation). The lifespan setting is not exported. Unavailable for one refresh "
-           "after the counter went backwards, or while its file cannot be read.",
-           lambda s: {f"{k}:{c}": v for k, p in s.ports.items()
-                      for c, v in p.hw_counters.items() if v is not None},
-           indom="hw_counter"),
+           "after the counter went backwards, or while its file cannot be read. Levels that "
+           "rise and fall (bnxt_re active_qps, active_cqs, active_mrs, ..., the watermark_* "
+           "high-water marks, db_fifo_register) are not served here but in "
+           "hpc.ib.port.hw_gauge; agents before 2026-12-05 served them here and took each fall "
+           "for a counter reset.",
+           _hw_values(lambda p: p.hw_counters), indom="hw_counter"),
+    Metric("port.hw_gauge", U64, INSTANT, COUNT, "vendor hardware level (gauge) of a port",
+           "Entries of a port's hw_counters directory that are levels, not event counts: "
+           "bnxt_re (Broadcom) active_pds, active_ahs, active_qps, active_srqs, active_cqs, "
+           "active_mrs, active_mws (resources in use now; active_rc_qps and active_ud_qps in "
+           "later drivers), watermark_* (the highest count since the driver loaded, later 6.x "
+           "drivers) and db_fifo_register (a doorbell FIFO register reading). Values may fall; "
+           "no reset detection. A Broadcom patch of September 2025 moves them out of "
+           "hw_counters, so kernels with it show none. Unavailable while the file cannot be "
+           "read.",
+           _hw_values(lambda p: p.hw_gauges), indom="hw_counter"),
 ]
 
 
@@ -199,9 +244,13 @@ def _total(name: str) -> Callable[[Any], int]:
     return lambda s: s.totals.get(name)
 
 
-_TOTALS_HELP = (" Starts at the sum over all ports at the agent's first refresh and grows by "
-                "each port's increase after that, so it never goes backwards when a port "
-                "resets or disappears; restarts when the agent restarts.")
+_TOTALS_HELP = (" Starts at the sum over the ports read at the agent's first refresh and grows "
+                "only by increases seen between two reads of the same port, so it never goes "
+                "backwards when a port resets or disappears; a port first read later "
+                "(hot-added, its device failing at the first refresh, or back after 360 "
+                "refreshes away) adds nothing at first sight, only its increases after that. "
+                "Agents before 2026-12-05 added such a port's whole lifetime count at once. "
+                "Restarts when the agent restarts.")
 
 _TOTALS = [
     Metric("total.xmit.bytes", U64, COUNTER, BYTES, "bytes transmitted by all ports of the node",

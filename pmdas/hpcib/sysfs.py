@@ -58,6 +58,7 @@ class PortReading:
 @dataclass
 class CaReading:
     name: str
+    driver_link: str | None = None       # where <ca>/device/driver points, if anywhere
     attributes: dict[str, Any] = field(default_factory=dict)
     problems: dict[str, str] = field(default_factory=dict)
     ports: dict[str, PortReading] = field(default_factory=dict)
@@ -71,6 +72,14 @@ def read_attribute(path: str) -> str:
     finally:
         os.close(fd)
     return data.decode("utf-8", "replace")
+
+
+def read_driver_link(ca_dir: str) -> str | None:
+    """The target of ``<ca>/device/driver`` (the bound kernel driver), None without one."""
+    try:
+        return os.readlink(os.path.join(ca_dir, "device", "driver"))
+    except OSError:
+        return None
 
 
 def list_devices(class_dir: str) -> list[str]:
@@ -93,6 +102,7 @@ def read_ca(class_dir: str, name: str, hw_counters: bool = True) -> CaReading:
     for attr, parse in CA_ATTRIBUTES.items():
         _read_into(os.path.join(ca_dir, attr), attr, parse, reading.attributes, reading.problems,
                    missing_ok=True)
+    reading.driver_link = read_driver_link(ca_dir)
     ports_dir = os.path.join(ca_dir, "ports")
     try:
         ports = sorted(_list(ports_dir), key=_port_order)

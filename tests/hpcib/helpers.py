@@ -9,7 +9,7 @@ from pmdas.common.refresh import Published, Refresher
 from pmdas.hpcib.collector import InfinibandAgent
 
 FIXTURES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fixtures", "ib")
-TREES = ("mlx5", "mlx4", "hfi1", "quirks")
+TREES = ("mlx5", "mlx4", "hfi1", "bnxt_re", "quirks")
 ROOT = "hpc.ib"
 
 
