@@ -55,6 +55,12 @@ class Agent:
     def request_refresh(self) -> None:
         """Ask for a refresh now rather than at the next interval (the refresher wires this)."""
 
+    def needs_root(self) -> str:
+        """Why this agent must keep running as root once pmcd has started it, or "" if it need
+        not (then it becomes the pcp user: pmdas/common/privilege.py).  Asked once, as root,
+        before the first refresh; the ``user`` setting overrides the answer."""
+        return ""
+
     def prepare_process(self) -> None:
         """Set process-wide things (interpreter settings) once, in the agent's own process
         before its first refresh; never called by tests that build agents in-process."""

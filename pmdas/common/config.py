@@ -40,6 +40,10 @@ COMMON_OPTIONS: dict[str, Option] = {
                       "reported as failed.", (int, float), positive),
     "root": Option("/", "Prefix for /sys, /proc and debugfs paths (a fixture tree in tests "
                    "and on the demo node).", str),
+    "user": Option("", "Account the agent runs as once pmcd has started it. Empty: the agent "
+                   "chooses, the pcp user (PCP_USER in pcp.conf) unless its sources need root "
+                   "(hpcbpftrace; hpclustre where Lustre keeps statistics in debugfs). Naming "
+                   "root here gives hpcjob every job Slurm's PrivateData hides.", str),
 }
 
 # For agents whose refresh is big (see pmdas/common/worker.py); they list it in their options.

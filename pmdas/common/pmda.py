@@ -24,12 +24,14 @@ from typing import Any, NoReturn
 import cpmapi as c_api
 import cpmda
 from cpmda import set_need_refresh
+from pcp.pmapi import pmContext as PCP
 from pcp.pmapi import pmUnits
 from pcp.pmda import PMDA, pmdaGetContext, pmdaIndom, pmdaInstid, pmdaMetric
 
 from .agent import Agent, StoreRefused
 from .namespace import AgentTable
 from .prepare import Plain, Preparer, by_instance_id, coerce  # noqa: F401  (re-exported)
+from .privilege import PrivilegeError, become, chosen_account, hand_over_state_dir
 from .refresh import Published, Refresher
 from .start import build_agent, default_state_dir, refreshes_in_child
 from .table import COUNTER, DISCRETE, DOUBLE, I32, I64, INSTANT, STRING, U32, U64
@@ -250,6 +252,21 @@ def _arguments(agent_class: type[Agent], argv: list[str] | None) -> argparse.Nam
     return parser.parse_args(argv)
 
 
+def _least_privilege(agent: Agent, states: str, pmda: HpcPMDA) -> None:
+    """Become the account the agent runs as (pmdas/common/privilege.py), its state directory
+    handed over first.  An agent that cannot must not serve as root instead: it exits, and
+    its log says why."""
+    try:
+        account = chosen_account(agent, PCP.pmGetConfig("PCP_USER") or "pcp")
+        if os.geteuid() == 0:
+            hand_over_state_dir(states, account)
+        become(account, pmda.set_user)
+    except (PrivilegeError, OSError) as exc:
+        log.error("%s: cannot run with least privilege: %s", agent.name, exc)
+        sys.exit(1)
+    log.info("%s runs as %s (uid %d): %s", agent.name, account.name, os.geteuid(), account.why)
+
+
 def main(agent_class: type[Agent], argv: list[str] | None = None) -> None:
     """Entry point of every agent's ``python -m pmdas.<agent>``."""
     args = _arguments(agent_class, argv)
@@ -264,9 +281,10 @@ def main(agent_class: type[Agent], argv: list[str] | None = None) -> None:
         pmda.run()     # pmcd's Install asks for our domain or namespace: print it and go
         return
     states = args.state_dir or default_state_dir(agent)
+    _least_privilege(agent, states, pmda)   # before any source is read or refresh started
     refresh: Refresher | RefreshProcess
     if refreshes_in_child(agent):   # a big refresh never holds this process's interpreter lock
-        refresh = RefreshProcess(agent, pmda.install, args.config, states)
+        refresh = RefreshProcess(agent, pmda.install, args.config, states, config_error=config_error)
     else:
         refresh = Refresher(agent, states, on_publish=pmda.prepare, config_error=config_error, table=table)
 

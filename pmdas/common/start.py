@@ -4,7 +4,9 @@ An agent with a refresh process (pmdas/common/worker.py) is built twice: once in
 pmcd talks to and once in the refresh child.  Both must come out the same (same settings, same
 domain, the same fallback to defaults when the file is broken), or the child would number and
 fill metrics the agent's process does not serve.  So both call ``build_agent`` and nothing
-else.  Pure Python, no PCP bindings: the refresh child never needs libpcp_pmda.
+else, the child with the settings its parent read: the file is read once, as root, and the
+child (running as the pcp user) never reads it.  Pure Python, no PCP bindings: the refresh
+child never needs libpcp_pmda.
 """
 from __future__ import annotations
 
@@ -19,20 +21,27 @@ def defaults(agent_class: type[Agent]) -> Config:
     return Config(validate({}, {**COMMON_OPTIONS, **agent_class.options}, "(defaults)"), None)
 
 
-def build_agent(agent_class: type[Agent], config_path: str | None,
-                domain: int) -> tuple[Agent, str]:
-    """The agent, configured from ``config_path`` (None: the default file, if any), numbered
-    ``domain`` and with its process-wide settings made; and the configuration error, or "".
+def read_settings(agent_class: type[Agent], config_path: str | None) -> tuple[Config, str]:
+    """The agent's settings from ``config_path`` (None: the default file, if any), and the
+    configuration error, or "".
 
     A broken file does not stop the agent: it runs on defaults, and its health says why,
     rather than vanishing from pmcd over a typo.
     """
-    config_error = ""
     try:
-        config = load(agent_class.name, agent_class.options, config_path)
+        return load(agent_class.name, agent_class.options, config_path), ""
     except ConfigError as exc:
-        config_error = str(exc)
-        config = defaults(agent_class)
+        return defaults(agent_class), str(exc)
+
+
+def build_agent(agent_class: type[Agent], config_path: str | None, domain: int,
+                settings: tuple[Config, str] | None = None) -> tuple[Agent, str]:
+    """The agent, configured from ``config_path`` (or from ``settings`` already read: the
+    refresh child gets its parent's, as it may run as a user who cannot read the file),
+    numbered ``domain`` and with its process-wide settings made; and the configuration
+    error, or "".
+    """
+    config, config_error = settings or read_settings(agent_class, config_path)
     agent = agent_class(config)
     agent.domain = domain
     agent.prepare_process()

@@ -36,6 +36,7 @@ from itertools import islice
 from typing import Any
 
 from .agent import Agent
+from .config import Config
 from .namespace import AgentTable
 from .prepare import Plain, Preparer
 from .refresh import Refresher
@@ -189,8 +190,10 @@ class RefreshProcess:
     ``install`` (the PMDA's)."""
 
     def __init__(self, agent: Agent, install: Callable[[Plain], None],
-                 config_path: str | None, state_dir: str, restart_pause: float = 2.0):
+                 config_path: str | None, state_dir: str, restart_pause: float = 2.0,
+                 config_error: str = ""):
         self.agent = agent
+        self._config_error = config_error
         self._install = install
         self._pmids = AgentTable.of(agent).pmids  # agent.up, agent.last_error: when the child fails
         self._config_path = config_path
@@ -208,8 +211,15 @@ class RefreshProcess:
                 "--fd", str(fd), "--domain", str(self.agent.domain), "--state-dir", self._state_dir,
                 "--parent", str(os.getpid())]
         if self._config_path:
-            argv += ["--config", self._config_path]
+            argv += ["--config", self._config_path]   # for ps: the settings come on stdin
         return argv
+
+    def _settings(self) -> bytes:
+        """The agent's settings as this process read them, for the child's stdin: the child
+        builds the agent from them (start.build_agent) instead of reading the file again,
+        which it may not be allowed to (it runs as the pcp user; the file may be root's)."""
+        config = self.agent.config
+        return pickle.dumps((dict(config), config.path, self._config_error))
 
     def _spawn(self) -> int:
         read_fd, write_fd = os.pipe()
@@ -217,7 +227,9 @@ class RefreshProcess:
             # Isolated (-I), as the agent's launcher starts the agent: pmcd's working
             # directory, which the pcp user writes, is not on its module path.
             self._proc = subprocess.Popen(self._argv(write_fd), pass_fds=(write_fd,),
-                                          stdin=subprocess.DEVNULL, stdout=sys.stderr.fileno())
+                                          stdin=subprocess.PIPE, stdout=sys.stderr.fileno())
+            with self._proc.stdin as settings:
+                settings.write(self._settings())
         except OSError:
             os.close(read_fd)
             raise
@@ -314,14 +326,15 @@ def child_main(argv: list[str] | None = None) -> None:
     parser.add_argument("--domain", type=int, required=True)
     parser.add_argument("--state-dir", required=True)
     parser.add_argument("--parent", type=int, required=True)
-    parser.add_argument("--config")
+    parser.add_argument("--config", help="the agent's file (shown only: the settings come on stdin)")
     args = parser.parse_args(argv)
     logging.basicConfig(stream=sys.stderr, level=logging.INFO,
                         format="[%(asctime)s] %(name)s refresh %(levelname)s: %(message)s")
     _die_with_parent(args.parent)
     module, _, name = args.agent.partition(":")
-    agent, config_error = build_agent(getattr(importlib.import_module(module), name),
-                                      args.config, args.domain)   # as the agent's process did
+    values, path, error = pickle.load(sys.stdin.buffer)   # the parent's settings (RefreshProcess)
+    agent, config_error = build_agent(getattr(importlib.import_module(module), name), path,
+                                      args.domain, settings=(Config(values, path), error))
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     table = AgentTable.of(agent)
     sender, preparer = Sender(args.fd), Preparer(table)

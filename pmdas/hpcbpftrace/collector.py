@@ -133,6 +133,10 @@ class BpftraceAgent(Agent):
         self._control.request(target, fresh=action in ("add", "enable"),
                               outcome=f"{action} {target}: done by {user}")
 
+    def needs_root(self) -> str:
+        return ("bpftrace loads BPF programs into the kernel and attaches them to kprobes and "
+                "tracepoints, which takes root (CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN)")
+
     def close(self) -> None:
         self._control.close(self.runner.limits.stop_timeout + 10.0)
         self.runner.shutdown()

@@ -102,11 +102,44 @@ def wait_refreshed(root: str, at_least: int = 1, timeout: float = 60) -> None:
         raise AssertionError(f"{exc}\n{agent_diagnostics(root)}") from None
 
 
+def _paths_in(value: Any) -> Iterator[str]:
+    if isinstance(value, str) and value.startswith("/"):
+        yield value
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _paths_in(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _paths_in(item)
+
+
+def reachable_by_agents(config: dict | None) -> None:
+    """Let an agent running as the pcp user reach the fixture paths ``config`` names.
+
+    pytest makes its temporary directories (/tmp/pytest-of-root, each test's tmp_path) and
+    tempfile.mkdtemp its directories mode 0700: an agent that dropped root could not enter
+    them.  Each directory on the way to a named path that lies in the temporary directory
+    gets search permission for others (o+x: enter, not list); what tests create inside is
+    0755/0644 as usual.  The product's defaults stay as they are: only the test's own
+    temporary directories are opened, never a system one."""
+    base = os.path.realpath(tempfile.gettempdir())
+    for path in _paths_in(config or {}):
+        path = os.path.realpath(path)
+        while path.startswith(base + os.sep):
+            with contextlib.suppress(FileNotFoundError):
+                st = os.stat(path)
+                if st.st_uid == os.geteuid() and os.path.isdir(path) and not st.st_mode & 0o001:
+                    os.chmod(path, st.st_mode | 0o001)
+            path = os.path.dirname(path)
+
+
 @contextlib.contextmanager
 def installed_agent(name: str, config: dict | None = None, ready: bool = True) -> Iterator[str]:
     """Install agent ``name`` with ``config`` (written to a temp YAML file); remove it after.
 
     With ``ready`` (the default) it returns once the agent has served its first refresh.
+    The paths in ``config`` are made reachable for an agent running as pcp
+    (reachable_by_agents); the file itself is read by the agent while still root.
     """
     if not pmcd_running():
         raise AssertionError("pmcd is not running: run scripts/setup-node.sh first")
@@ -117,6 +150,7 @@ def installed_agent(name: str, config: dict | None = None, ready: bool = True) -
         with open(path, "w", encoding="utf-8") as f:
             yaml.safe_dump(config, f)
         args = f"-c {path}"
+        reachable_by_agents(config)
     result = installer.install(name, extra_args=args)
     try:
         assert result.ok, f"Install of {name} failed:\n{result.output}"
