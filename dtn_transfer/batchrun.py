@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from .children import start
 from .options import RunOptions
 from .plan import Plan, PlannedFile
-from .progress import error_blocks
+from .progress import destination_full, error_blocks
 from .schedule import Batch
 from .state import DONE, RunState
 from .transcript import CLIENT_ERROR, FAILED, PERF, STARTED, Transcript
@@ -88,8 +88,10 @@ class BatchRun:
 
     def __init__(self, plan: Plan, batch: Batch, options: RunOptions, run: RunState, stem: str,
                  record: Callable[[list[tuple[PlannedFile, str, str]]], None],
-                 tick: Callable[[], None], stop: threading.Event):
+                 tick: Callable[[], None], stop: threading.Event,
+                 on_full: Callable[[str], None] | None = None):
         self.plan, self.batch, self.options, self.run_state, self.stem = plan, batch, options, run, stem
+        self.on_full = on_full      # the destination said it is full: the whole run stops
         self.record, self.tick, self.stop = record, tick, stop
         src_node, dst_node = plan.pairs[batch.pair]
         self.nodes = (src_node, dst_node)
@@ -206,6 +208,8 @@ class BatchRun:
             if not event.text[:1].isdigit() and "responded with an error" not in event.text:
                 self._faults += 1           # a connection fault, not a refusal: is a node gone?
                 self._wake.set()
+            if destination_full(event.text) and self.on_full is not None:
+                self.on_full(event.text)
             if f is not None:
                 self._file_errors.setdefault(f.relpath, []).append(event.text)
             elif "PATH_EXISTS" not in event.text:   # -cd meeting existing directories is normal

@@ -264,6 +264,10 @@ def _print_report(report: RunReport, quiet: bool, as_json: bool) -> None:
                    f"{human(report.bytes.get('done', 0))} at {human(report.throughput_average or 0)}/s")
         if report.search is not None:
             _print_auto(report.search)
+    if report.stopped_because:
+        click.echo(f"dtn-transfer: stopped: {report.stopped_because}; "
+                   f"{len(report.not_transferred)} files not sent", err=True)
+        return
     for relpath, why in sorted(report.not_transferred.items()):
         click.echo(f"NOT TRANSFERRED {relpath!r}: {why}", err=True)
 

@@ -56,6 +56,7 @@ class Executor:
         self._seq = _last_batch_number(work_dir)   # a resumed run keeps earlier batches' files
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self.full: str | None = None     # the destination's "no space"/"quota" reply, once seen
 
     # -- results ---------------------------------------------------------------
     def _record(self, f: PlannedFile, result: str, reason: str, attempt: int, final: bool) -> None:
@@ -110,11 +111,19 @@ class Executor:
                               parallelism=batch.tuning.parallelism, pipelining=batch.tuning.pipelining)
         outcome = BatchRun(self.plan, batch, self.options, self.run, stem,
                            lambda results: self._record_many(results, attempt_no, False),
-                           self._tick, self._stop).run()
+                           self._tick, self._stop, on_full=self._destination_full).run()
         # a node does not answer: retries go to other pairs
         down = outcome.node_down or bool(outcome.failed and not self._pair_answers(batch.pair))
         self.run.pair_stopped(batch.pair, down=down)
         return outcome.failed
+
+    def _destination_full(self, reply: str) -> None:
+        """Out of space or over quota at the destination: every re-send would meet the same,
+        so the run stops (its running processes are killed) and says so once."""
+        with self._lock:
+            if self.full is None:
+                self.full = " ".join(reply.split())[:300]
+        self._stop.set()
 
     def _reassign(self, f: PlannedFile, tried: set[int]) -> PlannedFile:
         """Another pair for a retry: untried and not down if possible, least loaded first."""
@@ -167,8 +176,19 @@ class Executor:
                 lost.update({f.relpath: reason for f, reason in failed.values()})
                 break
             pending = [self._reassign(f, tried[f.relpath]) for f, _ in failed.values()]
+        if self.full is not None:
+            lost.update(self._stopped_full(todo))
         self.journal.sync()
         return lost
+
+    def _stopped_full(self, todo: list[PlannedFile]) -> dict[str, str]:
+        """Every file not finished when the destination filled up fails with that one reason."""
+        reason = f"not sent: the destination is full or over quota ({self.full}); the run stopped"
+        results = self.journal.results()
+        left = [f for f in todo if results.get(f.relpath, {}).get("result") not in (DONE, SKIPPED)]
+        unrecorded = [f for f in left if not results.get(f.relpath, {}).get("final")]
+        self._record_many([(f, FAILED, reason) for f in unrecorded], 0, True)
+        return {f.relpath: reason for f in left}
 
     def _send_ranged(self, files: list[PlannedFile]) -> dict[str, str]:
         """--split: each file as byte ranges over every pair, largest first; retried whole."""

@@ -128,6 +128,16 @@ def parse_cksm_reply(reply: str) -> str | None:
     return None
 
 
+_FULL = ("No space left on device", "Disk quota exceeded", "Exceeded storage allocation")
+
+
+def destination_full(reply: str) -> bool:
+    """True if a server reply (or client error) says the destination is out of space or over
+    quota: ``552`` (RFC 959, "exceeded storage allocation") or the errno text the GridFTP
+    server quotes in its ``500``/``451`` replies (ENOSPC, EDQUOT).  Sending again cannot help."""
+    return reply.startswith("552") or any(text in reply for text in _FULL)
+
+
 def error_blocks(stderr: str) -> list[str]:
     """globus-url-copy's stderr split into its ``error: ...`` blocks, each one string."""
     blocks: list[str] = []

@@ -59,6 +59,7 @@ class RunReport:
     throughput_average: float | None
     not_transferred: dict[str, str]   # relpath → reason
     search: dict | None = None        # what the online search chose and why (--auto)
+    stopped_because: str | None = None   # why the run stopped early by itself (a full destination)
 
     @property
     def interrupted(self) -> bool:
@@ -71,6 +72,8 @@ class RunReport:
                                    for r, why in sorted(self.not_transferred.items())]}
         if self.search is not None:
             doc["auto"] = self.search
+        if self.stopped_because is not None:
+            doc["stopped_because"] = self.stopped_because
         return doc
 
 
@@ -140,12 +143,14 @@ class RunSession:
                    if f.relpath not in results or (results[f.relpath]["result"] not in (DONE, SKIPPED)
                                                    and not results[f.relpath].get("final"))}
         missing.update(lost)
+        full = self._executor.full
+        stopped_because = f"the destination is full or over quota: {full}" if full else None
         ended = "interrupted" if self._stopped.is_set() else ("completed" if not missing else "incomplete")
         final = self.state.finish(ended)
         return RunReport(run_id=self.run_id, state=ended, files=final.get("files", {}),
                          bytes=final.get("bytes", {}),
                          throughput_average=final.get("throughput", {}).get("average"),
-                         not_transferred=missing,
+                         not_transferred=missing, stopped_because=stopped_because,
                          search=self._finish_search() if self._searcher else None)
 
     def stop(self) -> None:
