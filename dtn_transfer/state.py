@@ -60,6 +60,7 @@ def write_json_atomic(path: str, doc: Any, durable: bool = False) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(doc, f, indent=1, sort_keys=True)
+            os.fchmod(f.fileno(), 0o644)   # as the durable files: hpcdtn reads it as the pcp user
         os.replace(tmp, path)
     except BaseException:
         try:
