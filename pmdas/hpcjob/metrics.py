@@ -149,7 +149,10 @@ JOB = cluster(1, [
     _job_metric("cpus", U32, INSTANT, COUNT, "cpus", "CPUs allocated or requested",
                 "CPUs allocated to the job (requested, while pending)."),
     _job_metric("gpus", U32, INSTANT, COUNT, "gpus", "GPUs allocated or requested",
-                "GPUs (GRES gpu / PBS ngpus) of the job; unavailable if it asked for none."),
+                "GPUs (GRES gpu / PBS ngpus) of the job; unavailable if it asked for none. "
+                "Slurm with typed GPUs in AccountingStorageTRES (gres/gpu,gres/gpu:a100) lists "
+                "each GPU twice in the job's TRES: the untyped total is taken, so each counts "
+                "once."),
     _job_metric("memory", U64, INSTANT, BYTES, "memory", "memory allocated or requested",
                 "Memory allocated to the job across all its nodes (Slurm allocated TRES mem; "
                 "PBS Resource_List.mem), requested while pending."),
@@ -172,9 +175,13 @@ JOB = cluster(1, [
                 "comment for pending and held jobs; the end reason for finished Slurm jobs."),
     _job_metric("exit_code", I32, DISCRETE, NONE, "exit_code", "exit code of a finished job",
                 "Exit code of the batch script of a finished job; unavailable until it ends. "
-                "PBS's negative codes mean PBS itself could not run the job."),
+                "Read by squeue's format: Slurm 23.02 and later print 'exit:signal' (3:0), "
+                "22.05 and older the raw wait status (768). PBS's negative codes mean PBS "
+                "itself could not run the job."),
     _job_metric("exit_signal", U32, DISCRETE, NONE, "exit_signal", "signal that ended the job",
-                "Signal number that killed the job (0 if it exited by itself)."),
+                "Signal number that killed the job (0 if it exited by itself); unavailable "
+                "until it ends. Slurm 23.02 and later: the second half of 'exit:signal' (0:9); "
+                "22.05 and older: from the raw wait status."),
     Metric("job.pending_time", U64, INSTANT, SEC, "seconds the job has been pending so far",
            "Time since submission of a job that is still pending or held; 0 once it has "
            "started or ended.  The alarm job.pending_too_long watches it.",

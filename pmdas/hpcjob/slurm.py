@@ -1,7 +1,7 @@
 """Pure parsers for Slurm's squeue, sinfo and sdiag output (no PCP, no I/O).
 
 Why ``squeue -O`` with '|' after every field: one RPC gives every field the
-agent needs, including the raw exit status and the allocated TRES that the
+agent needs, including the exit status and the allocated TRES that the
 short ``-o`` letters lack, and its text costs a fraction of ``--json`` (see
 bench/job_refresh.py and the report in collector.py).  ``scontrol show job -o``
 has the same facts but costs more per job to print and to parse.  The job name
@@ -49,7 +49,7 @@ _FINISHED = frozenset((COMPLETED, FAILED, CANCELLED, TIMEOUT, OTHER))
 _WAITING = frozenset((PENDING, HELD))
 _NOT_SET = {"", "N/A", "NONE", "Unknown", "UNLIMITED", "INVALID", "NOT_SET", "(null)"}
 _SIZE = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40, "P": 1 << 50}
-_GPU = re.compile(r"gres[:/]gpu(?::[^:,()=]+)?[:=](\d+)")
+_GPU = re.compile(r"gres[:/]gpu(:[^:,()=]+)?[:=](\d+)")
 
 
 @lru_cache(maxsize=1 << 17)
@@ -122,11 +122,37 @@ def tres(text: str) -> dict[str, str]:
 
 
 def gpu_count(text: str) -> int | None:
-    """GPUs in a TRES or GRES string: 'gres/gpu=2', 'gres:gpu:1', 'gres/gpu:a100:4', 'gpu:2'."""
+    """GPUs in a TRES or GRES string: 'gres/gpu=2', 'gres:gpu:1', 'gres/gpu:a100:4', 'gpu:2'.
+
+    An untyped entry is the total over every type: with ``AccountingStorageTRES=gres/gpu,
+    gres/gpu:a100`` a job's TRES lists both 'gres/gpu=2' and 'gres/gpu:a100=2', the same two
+    GPUs.  Typed entries are summed only when no untyped one is present (a node's
+    'gpu:a100:2,gpu:v100:1').
+    """
     if not text or text in _NOT_SET:
         return None
     found = _GPU.findall(text if text.startswith("gres") else "gres:" + text.replace(",", ",gres:"))
-    return sum(int(n) for n in found) if found else None
+    if not found:
+        return None
+    untyped = [int(n) for kind, n in found if not kind]
+    return sum(untyped) if untyped else sum(int(n) for _, n in found)
+
+
+def parse_exit(text: str) -> tuple[int, int] | None:
+    """squeue's exit_code field → (exit code, signal), read by its format, never its value.
+
+    Slurm 23.02 and later print 'exit:signal' ('3:0', '0:9'; nothing when unset); 22.05
+    and older print the raw wait status (768 = exit 3, 9 = killed by signal 9).
+    """
+    code, colon, signal = text.partition(":")
+    if colon:
+        if code.isdecimal() and signal.isdecimal():
+            return int(code), int(signal)
+        return None
+    if not text.isdecimal():
+        return None
+    status = int(text)
+    return (status >> 8) & 0xFF, status & 0x7F
 
 
 def _int(text: str) -> int | None:
@@ -206,8 +232,8 @@ def squeue_job(fields: list[str]) -> Job:
      name) = fields
     state = job_state(raw_state, reason)
     node_count, memory, gpus = job_resources(alloc, per_node, nodes)
-    # squeue prints the raw wait status (768 = exit 3); it means something only once done.
-    exit_status = _int(status) if state in _FINISHED else None
+    # The exit status means something only once the job is done.
+    exit_status = parse_exit(status) if state in _FINISHED else None
     waiting_in_array = job_id == array_id and state in _WAITING and task.isdecimal()
     return Job(
         id=display if waiting_in_array else job_id, display_id=job_id if display == job_id else display,
@@ -219,8 +245,8 @@ def squeue_job(fields: list[str]) -> Job:
         end_time=parse_time(end), elapsed=parse_duration(used),
         time_limit=_time_limit(limit), time_left=parse_duration(left),
         reason="" if reason == "None" else intern(reason),
-        exit_code=None if exit_status is None else (exit_status >> 8) & 0xFF,
-        exit_signal=None if exit_status is None else exit_status & 0x7F)
+        exit_code=None if exit_status is None else exit_status[0],
+        exit_signal=None if exit_status is None else exit_status[1])
 
 
 def node_state(raw: str) -> str:
