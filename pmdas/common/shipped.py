@@ -20,6 +20,7 @@ PMLOGCONF_GROUPS = "logger/pmlogconf"
 SHIPPED = (BPFTRACE_SCRIPTS, PMIE_RULES, GRAFANA_DASHBOARDS, PMLOGCONF_GROUPS)
 
 _SOURCE_TREE = Path(__file__).resolve().parents[2]
+DEBIAN_SHARE = Path("/usr/share/pcp-hpc")      # the Debian package's, seen from any virtual env
 
 
 def source_tree() -> Path | None:
@@ -36,7 +37,7 @@ def bases() -> list[Path]:
     then the Debian package's /usr/share (a virtual env made over the system Python)."""
     tree = source_tree()
     places = [tree] if tree else []
-    places += [Path(sys.prefix) / "share" / "pcp-hpc", Path("/usr/share/pcp-hpc")]
+    places += [Path(sys.prefix) / "share" / "pcp-hpc", DEBIAN_SHARE]
     return list(dict.fromkeys(places))
 
 
