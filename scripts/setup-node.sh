@@ -26,6 +26,7 @@ PACKAGES=(
   libslurm-perl                                         # Slurm API for PCP's stock slurm agent (bench/slurm_stock.py)
   globus-gridftp-server-progs globus-gass-copy-progs    # GridFTP servers and client (dtn-transfer)
   iproute2 procps psmisc                                # namespaces, tc, process tools
+  python3-pytest                                        # tests against the installed packages (scripts/test-packages.sh)
 )
 
 log() { printf '[setup] %s\n' "$*"; }
