@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo test lint bench clean-demo
+.PHONY: setup demo test lint bench clean-demo deb packages-test
 
 setup:            ## system packages, virtual env, pmcd (idempotent)
 	bash scripts/setup-node.sh
@@ -11,8 +11,15 @@ demo:             ## the demo node: agents on bundled sources, logger services, 
 	bash scripts/setup-node.sh --logger
 	$(VENV)/bin/hpc-demo up
 
-test: setup lint  ## every test tier, on this machine's real pmcd and services
+test: setup lint  ## every test tier, on this machine's real pmcd and services; then the packages
 	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	$(MAKE) --no-print-directory packages-test
+
+deb:              ## sdist, wheel and Debian package (pcp-hpc_<version>_all.deb) into dist/
+	bash scripts/build-deb.sh dist
+
+packages-test:    ## the .deb and the wheel built, installed here, agent tests run against them
+	bash scripts/test-packages.sh
 
 lint:
 	$(VENV)/bin/ruff check .
