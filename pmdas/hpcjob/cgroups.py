@@ -5,9 +5,23 @@ cgroup mode and how many slurmd run on the host:
 
   Slurm v2  /sys/fs/cgroup/system.slice/slurmstepd.scope/job_<id>/
             /sys/fs/cgroup/system.slice/<nodename>_slurmstepd.scope/job_<id>/  (several slurmd)
+            26.05+: /sys/fs/cgroup/system.slice/slurmstepd.scope/<SLUID>/ (sAHSM91ZS1QB00),
+            unless cgroup.conf sets CgroupJobIdPaths=yes (26.05.2+)
   Slurm v1  /sys/fs/cgroup/<ctrl>/slurm/uid_<uid>/job_<id>/   (slurm_<nodename> with several slurmd)
   PBS v2    /sys/fs/cgroup/pbs_jobs.service/jobid/<id>.<server>/
   PBS v1    /sys/fs/cgroup/<ctrl>/pbs_jobs.service/jobid/<id>.<server>/
+
+A SLUID names no job id.  Each step of the job has a ``step_<x>/slurm`` cgroup holding
+its slurmstepd, whose process title is ``slurmstepd: [<job id>.<step>]`` (real 26.05.5:
+``slurmstepd: [1.batch]``); /proc/<pid>/cmdline is readable by any user, so the job id
+comes from the node itself, also while the controller is down.  A SLUID cgroup with no
+step daemon left is not reported: it cannot be named.
+
+Slurm's cgroup/v1 plugin creates freezer, cpuset, memory, devices and cpuacct cgroups,
+never blkio, so block I/O is read there only for PBS.  On v2, io.stat exists only where
+the io controller is enabled: Slurm before 25.05 enabled every available controller,
+25.05 and later only with EnableExtraControllers=io.  Without io.stat the bytes are
+unknown (None), not 0.
 
 The file parsers are pure; ``read_job_usage`` does the reading, under the
 agent's root prefix so that tests point it at fixture trees.
@@ -16,16 +30,21 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 from dataclasses import dataclass
 
 from pmdas.common.sources import under
 
 CGROUP = "/sys/fs/cgroup"
-_V2_SLURM = ("system.slice/*slurmstepd.scope/job_*", "*slurmstepd.scope/job_*")
+_V2_SCOPES = ("system.slice/*slurmstepd.scope", "*slurmstepd.scope")
 _V2_PBS = ("pbs_jobs.service/jobid/*", "system.slice/pbs_jobs.service/jobid/*")
 _V1_SLURM = "{ctrl}/slurm*/uid_*/job_*"
 _V1_PBS = "{ctrl}/pbs_jobs.service/jobid/*"
 _V1_CONTROLLERS = {"cpu": ("cpuacct", "cpu,cpuacct"), "memory": ("memory",), "io": ("blkio",)}
+_V1_SLURM_KINDS = ("cpu", "memory")   # Slurm's cgroup/v1 never creates blkio
+# 's' and 13 Crockford base32 digits (src/common/sluid.c print_sluid)
+SLUID = re.compile(r"s[0-9A-HJKMNP-TV-Z]{13}")
+_STEPD_TITLE = re.compile(rb"slurmstepd: \[(\d+)[.\]]")
 
 
 @dataclass(frozen=True)
@@ -95,6 +114,45 @@ def job_key(directory: str) -> str:
     return name[4:] if name.startswith("job_") else name
 
 
+def stepd_job_id(cmdline: bytes) -> str | None:
+    """A slurmstepd's /proc/<pid>/cmdline ('slurmstepd: [1.batch]') → '1'; else None."""
+    m = _STEPD_TITLE.match(cmdline)
+    return m.group(1).decode() if m else None
+
+
+def _sluid_job_id(root: str, path: str) -> str | None:
+    """The job id of a SLUID-named job cgroup, from the title of a slurmstepd in it."""
+    for procs in sorted(glob.glob(os.path.join(path, "step_*", "slurm", "cgroup.procs"))):
+        for pid in (_read(procs) or "").split():
+            if not pid.isdecimal():
+                continue
+            try:
+                with open(under(root, f"/proc/{pid}/cmdline"), "rb") as f:
+                    job_id = stepd_job_id(f.read(200))
+            except OSError:   # the step ended between the two reads
+                continue
+            if job_id is not None:
+                return job_id
+    return None
+
+
+def _slurm_v2_jobs(root: str, base: str) -> dict[str, str]:
+    """Job id → job cgroup directory, for both 26.05 namings (job_<id> and SLUID)."""
+    jobs: dict[str, str] = {}
+    for scope in _V2_SCOPES:
+        for path in sorted(glob.glob(os.path.join(base, scope, "*"))):
+            name = os.path.basename(path)
+            if not os.path.isdir(path):
+                continue
+            if name.startswith("job_"):
+                jobs.setdefault(name[4:], path)
+            elif SLUID.fullmatch(name):
+                job_id = _sluid_job_id(root, path)
+                if job_id is not None:
+                    jobs.setdefault(job_id, path)
+    return jobs
+
+
 def _v2_usage(path: str) -> JobUsage:
     cpu = _read(os.path.join(path, "cpu.stat"))
     io = _read(os.path.join(path, "io.stat"))
@@ -120,14 +178,16 @@ def read_job_usage(root: str) -> dict[str, JobUsage]:
     """Every job cgroup on this node → its usage.  Nothing found gives {} (no jobs here)."""
     base = under(root, CGROUP)
     found: dict[str, JobUsage] = {}
-    for pattern in (*_V2_SLURM, *_V2_PBS):
+    for job_id, path in _slurm_v2_jobs(root, base).items():
+        found.setdefault(job_id, _v2_usage(path))
+    for pattern in _V2_PBS:
         for path in glob.glob(os.path.join(base, pattern)):
             if os.path.isdir(path):
                 found.setdefault(job_key(path), _v2_usage(path))
     v1: dict[str, dict[str, str]] = {}
     for kind, controllers in _V1_CONTROLLERS.items():
         for ctrl in controllers:
-            for pattern in (_V1_SLURM, _V1_PBS):
+            for pattern in ((_V1_SLURM, _V1_PBS) if kind in _V1_SLURM_KINDS else (_V1_PBS,)):
                 for path in glob.glob(os.path.join(base, pattern.format(ctrl=ctrl))):
                     if os.path.isdir(path):
                         v1.setdefault(job_key(path), {}).setdefault(kind, path)

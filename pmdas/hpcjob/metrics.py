@@ -188,23 +188,32 @@ JOB = cluster(1, [
            _pending_time, indom="job"),
 ])
 
+_NAMING = (" Slurm 26.05 names job cgroups by SLUID unless cgroup.conf sets CgroupJobIdPaths=yes: "
+           "the job id is then read from the title of the job's slurmstepd, and a job cgroup "
+           "with no step daemon left is not reported.")
+_IO = ("Network file systems such as Lustre are not included. Needs the io controller in the "
+       "job cgroup (v2 io.stat): Slurm before 25.05 enables every available controller, 25.05 "
+       "and later only with EnableExtraControllers=io in cgroup.conf; without io.stat the "
+       "value is unavailable, not 0. Slurm's cgroup/v1 plugin never creates blkio: unavailable "
+       "there; PBS v1 from blkio.throttle.io_service_bytes where a blkio cgroup exists.")
+
 USAGE = cluster(2, [
     Metric("job.cgroup.cpu_time", U64, COUNTER, NSEC, "CPU time used on this node",
            "User plus system CPU time of all the job's processes on this node, from its "
-           "cgroup (v2 cpu.stat usage_usec, v1 cpuacct.usage).", _usage("cpu_time"), indom="job"),
+           "cgroup (v2 cpu.stat usage_usec, v1 cpuacct.usage)." + _NAMING, _usage("cpu_time"),
+           indom="job"),
     Metric("job.cgroup.memory.current", U64, INSTANT, BYTES, "memory in use on this node",
            "Memory charged to the job's cgroup on this node now, page cache included "
-           "(v2 memory.current, v1 memory.usage_in_bytes).", _usage("memory"), indom="job"),
+           "(v2 memory.current, v1 memory.usage_in_bytes)." + _NAMING, _usage("memory"),
+           indom="job"),
     Metric("job.cgroup.memory.peak", U64, INSTANT, BYTES, "peak memory on this node",
            "High-water mark of the job's cgroup memory on this node (v2 memory.peak, kernel "
            "5.19 and later; v1 memory.max_usage_in_bytes).", _usage("memory_peak"), indom="job"),
     Metric("job.cgroup.io.read_bytes", U64, COUNTER, BYTES, "bytes read from block devices",
-           "Bytes the job read from block devices on this node (v2 io.stat rbytes, v1 blkio "
-           "throttle Read). Network file systems such as Lustre are not included.",
+           "Bytes the job read from block devices on this node (v2 io.stat rbytes). " + _IO,
            _usage("read_bytes"), indom="job"),
     Metric("job.cgroup.io.write_bytes", U64, COUNTER, BYTES, "bytes written to block devices",
-           "Bytes the job wrote to block devices on this node (v2 io.stat wbytes, v1 blkio "
-           "throttle Write). Network file systems such as Lustre are not included.",
+           "Bytes the job wrote to block devices on this node (v2 io.stat wbytes). " + _IO,
            _usage("write_bytes"), indom="job"),
     Metric("job.cgroup.version", U32, DISCRETE, NONE, "cgroup version the usage came from",
            "1 or 2: which cgroup hierarchy the job's usage was read from.",

@@ -99,7 +99,7 @@ def test_any_json_shape_never_crashes(doc):
 @pytest.mark.parametrize("tree, expected", [
     ("v2-slurm", {"9": (1_250_000_000, 52428800, 104857600, 5096, 8192, 2),
                   "10": (500_000, 4096, None, 0, 0, 2)}),
-    ("v1-slurm", {"9": (2_500_000_000, 1048576, 2097152, 4196, 512, 1),
+    ("v1-slurm", {"9": (2_500_000_000, 1048576, 2097152, None, None, 1),   # no blkio in Slurm v1
                   "11": (None, 777, None, None, None, 1)}),
     ("v2-pbs", {"13.pbs-server": (48_000_000_000, 356352, None, 0, 0, 2)}),
     ("v1-pbs", {"17.pbs-server": (36_750_000_000_000, 12884901888, 13000000000, None, None, 1)}),
