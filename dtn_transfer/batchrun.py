@@ -61,8 +61,8 @@ def batch_argv(batch: Batch, options: RunOptions, list_file: str, dump_file: str
         argv.append("-fast")
     if options.tcp_buffer:
         argv += ["-tcp-bs", str(options.tcp_buffer)]
-    if options.verify and third_party:
-        argv.append("-verify-checksum")
+    # no -verify-checksum with --verify: it hashes both ends, then our CKSM (verify.py) hashed
+    # them again; one hash per side is the Checker's, which the journal needs anyway
     return argv + ["-df", dump_file, "-f", list_file]
 
 

@@ -8,8 +8,10 @@ range, at its own offset) on whichever node pair is free next, so every pair wor
 the file.  Nodes of a cluster share a file system, which is what makes this possible.
 
 The destination file is deleted first: ranges never truncate, so a longer stale file
-would otherwise keep its tail.  The file counts as done only when the whole of it is
-verified at the destination (size, and MD5 with --verify), as any other file.  A range
+would otherwise keep its tail.  With --verify each range is hashed on both sides as it
+lands (CKSM with its offset and length) and sent again if it differs, so a bad range
+costs one range, not the file; the file counts as done when every range has landed
+(and matched) and the destination has its whole size.  A range
 that fails is retried on another pair; the file fails when a range has failed on every
 pair or ``retries`` times.
 """
@@ -122,7 +124,9 @@ class SplitSender:
         if job.done != len(pieces):   # never trust sizes alone here: a missing range leaves a hole
             return "interrupted before every range was sent"
         first = self.plan.pairs[self.pairs[0]]
-        checker = Checker(self.plan.source, self.plan.dest, first, self.options.verify)
+        # with --verify each range was hashed on both sides as it landed: the whole file is
+        # not hashed again (one read per side), only its size checked (no stale tail)
+        checker = Checker(self.plan.source, self.plan.dest, first, False)
         try:
             return checker.verify([f]).get(f.relpath, "not verified")
         finally:
@@ -155,6 +159,8 @@ class SplitSender:
                 offset, length, tried, home = pick
                 self.run.pair_working(pair, streams=streams)
                 ok = self._run(range_argv(self.options, src_url, dst_url, offset, length))
+                if ok and self.options.verify:
+                    ok = self._range_matches(pair, f, offset, length)
                 with self._lock:
                     job.in_flight -= 1
                     if ok:
@@ -172,6 +178,14 @@ class SplitSender:
                     return
         finally:
             self.run.pair_stopped(pair)
+
+    def _range_matches(self, pair: int, f: PlannedFile, offset: int, length: int) -> bool:
+        """--verify: the range's MD5 (CKSM with offset and length) on both nodes of the pair."""
+        checker = Checker(self.plan.source, self.plan.dest, self.plan.pairs[pair], True)
+        try:
+            return checker.compare_ranges(f.relpath, [(offset, length)]) is None
+        finally:
+            checker.close()
 
     def _run(self, argv: list[str]) -> bool:
         proc = start(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

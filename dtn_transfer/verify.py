@@ -11,17 +11,30 @@ import ftplib
 import hashlib
 import os
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 
 from .endpoints import Endpoint
 from .plan import PlanError, PlannedFile, ftp_connect
 from .progress import parse_cksm_reply
 
+# A CKSM reply comes only when the server has hashed the whole range (progress markers
+# need OPTS CKSM markers=N, and then arrive as 1xx replies on the same channel): the wait
+# for it grows with the size, at least this many bytes per second of disk and MD5.
+HASH_FLOOR = 16 << 20
 
-def _md5_local(path: str) -> str:
+
+def _md5_local(path: str, offset: int = 0, length: int | None = None) -> str:
     digest = hashlib.md5(usedforsecurity=False)
+    left = length
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
+        f.seek(offset)
+        while left is None or left > 0:
+            block = f.read(1 << 20 if left is None else min(1 << 20, left))
+            if not block:
+                break
             digest.update(block)
+            if left is not None:
+                left -= len(block)
     return digest.hexdigest()
 
 
@@ -89,18 +102,27 @@ class _Side:
                     out[relpath] = int(parts[1])
         return out
 
-    def md5(self, relpath: str) -> str | None:
+    def md5(self, relpath: str, size: int = 0, offset: int = 0, length: int | None = None) -> str | None:
+        """MD5 of the file (or of ``length`` bytes from ``offset``), hashed where the data is.
+        ``size``: bytes to hash, so the wait for the server's one reply scales with it."""
         if self.endpoint.local:
             try:
-                return _md5_local(_full(self.endpoint, relpath))
+                return _md5_local(_full(self.endpoint, relpath), offset, length)
             except OSError:
                 return None
         if self.ftp is None:
             raise PlanError(self.error or "no node answered")
+        assert self.ftp.sock is not None
+        base = self.ftp.sock.gettimeout()
+        self.ftp.sock.settimeout((base or 0) + size / HASH_FLOOR if base is not None else None)
         try:
-            return parse_cksm_reply(self.ftp.sendcmd(f"CKSM MD5 0 -1 {self._path(relpath)}"))
+            span = f"{offset} {-1 if length is None else length}"
+            return parse_cksm_reply(self.ftp.sendcmd(f"CKSM MD5 {span} {self._path(relpath)}"))
         except ftplib.error_perm:
             return None
+        finally:
+            if self.ftp is not None and self.ftp.sock is not None:
+                self.ftp.sock.settimeout(base)
 
     def close_checked(self) -> None:
         """Close, raising PlanError if no node could be reached in the first place."""
@@ -137,10 +159,10 @@ class Checker:
         self._dst: _Side | None = None
         self._src: _Side | None = None
 
-    def _sides(self) -> tuple[_Side, _Side | None]:
+    def _sides(self, checksum: bool | None = None) -> tuple[_Side, _Side | None]:
         if self._dst is None:
             self._dst = _Side(self.dest, self.pair[1], self.timeout)
-        if self.checksum and self._src is None:
+        if (self.checksum if checksum is None else checksum) and self._src is None:
             self._src = _Side(self.source, self.pair[0], self.timeout)
         return self._dst, self._src
 
@@ -193,15 +215,38 @@ class Checker:
         return f"destination has {size} bytes, source has {f.size}"
 
     def _compare_md5(self, f: PlannedFile, dst: _Side, src: _Side) -> str | None:
-        try:
-            want, got = src.md5(f.relpath), dst.md5(f.relpath)
-        except (PlanError, OSError, EOFError, ftplib.Error) as exc:
-            self.close()
-            return f"could not verify: {exc}"
+        return self.compare_range(f.relpath, dst, src, f.size)
+
+    def compare_range(self, relpath: str, dst: _Side, src: _Side, size: int, offset: int = 0,
+                      length: int | None = None) -> str | None:
+        """Compare MD5s, each side hashed once and both at once (each on its own connection)."""
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            asked = pool.submit(src.md5, relpath, size, offset, length)
+            try:
+                got = dst.md5(relpath, size, offset, length)
+                want = asked.result()
+            except (PlanError, OSError, EOFError, ftplib.Error) as exc:
+                asked.exception()      # let the other side finish before closing both
+                self.close()
+                return f"could not verify: {exc}"
         if want is None or got is None:
             return "checksum could not be computed"
         if want != got:
             return f"MD5 mismatch (source {want}, destination {got})"
+        return None
+
+    def compare_ranges(self, relpath: str, pieces: list[tuple[int, int]]) -> str | None:
+        """--split --verify: each range's MD5 on both sides (None when every range matches)."""
+        try:
+            dst, src = self._sides(checksum=True)
+        except (PlanError, OSError, EOFError, ftplib.Error) as exc:
+            self.close()
+            return f"could not verify: {exc}"
+        assert src is not None
+        for offset, length in pieces:
+            problem = self.compare_range(relpath, dst, src, length, offset, length)
+            if problem is not None:
+                return f"range {offset}+{length}: {problem}"
         return None
 
 
