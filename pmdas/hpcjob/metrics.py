@@ -350,9 +350,37 @@ _SDIAG = [  # item, name, sdiag key, semantics, units, one line, long help
      "Jobs the last backfill cycle considered."),
 ]
 
+_WRAPS = (" Deprecated: slurmctld sets it back to 0 every midnight UTC (also at its start and "
+          "on 'sdiag -r'), which PCP takes for a counter wrap; use scheduler.since_reset.{name} "
+          "with scheduler.stats_reset_time.")
+
+
 def _sdiag(name: str, key: str, sem: str, units, help_: str, long_help: str) -> Metric:
+    deprecated = _WRAPS.format(name=name) if sem == COUNTER else ""
     return Metric(f"scheduler.{name}", U64 if sem == COUNTER else U32, sem, units, help_,
-                  long_help + " Slurm sdiag, cluster view.", _stat(key))
+                  long_help + " Slurm sdiag, cluster view." + deprecated, _stat(key))
+
+
+# Item of each sdiag count as an instant since the last reset, by the item of the
+# (deprecated) counter it replaces.
+_SINCE_RESET_ITEMS = {6: 26, 7: 27, 8: 28, 9: 29, 10: 30, 14: 31, 19: 32, 20: 33}
+
+
+def _since_reset(name: str, key: str, help_: str, long_help: str) -> Metric:
+    when = ("since slurmctld started (or 'sdiag -r'), not reset at midnight"
+            if name == "backfill.jobs" else
+            "since slurmctld last reset its statistics (every midnight UTC, at its start, on "
+            "'sdiag -r'): scheduler.stats_reset_time")
+    return Metric(f"scheduler.since_reset.{name}", U64, INSTANT, COUNT,
+                  f"{help_} since the statistics were reset",
+                  f"{long_help.split(' since ')[0]} {when}. Instant, not a counter: the "
+                  "daily reset is a drop, not a wrap; a rate over a reset is the value after "
+                  "it. Slurm sdiag, cluster view.", _stat(key))
+
+
+def _reset_time(s: Any) -> float | None:
+    value = s.stats.get("stats_reset_time") if s.stats else None
+    return float(value) if value is not None else None
 
 
 SCHEDULER = [
@@ -386,7 +414,16 @@ SCHEDULER = [
         24: Metric("scheduler.server_state", STRING, INSTANT, NONE, "PBS server state",
                    "PBS server_state from qstat -Bf (Active, Idle, Scheduling, Hot_Start, ...).",
                    lambda s: s.stats.get("server_state") if s.stats else None),
+        25: Metric("scheduler.stats_reset_time", DOUBLE, INSTANT, SEC,
+                   "when slurmctld last reset its statistics",
+                   "sdiag's 'Data since', in seconds since the epoch: slurmctld resets its "
+                   "statistics at its start, on 'sdiag -r' and every midnight UTC (all Slurm "
+                   "versions, 22.05 to 26.05). A new value flags a reset of the "
+                   "scheduler.since_reset.* counts. Slurm sdiag, cluster view.", _reset_time),
     }),
+    *numbered(6, ((_SINCE_RESET_ITEMS[item], _since_reset(name, key, help_, long_help))
+                  for item, name, key, sem, _units, help_, long_help in _SDIAG
+                  if item in _SINCE_RESET_ITEMS)),
 ]
 
 METRICS = [*JOB, *USAGE, *PARTITIONS, *OWNERS, *NODES, *SCHEDULER]

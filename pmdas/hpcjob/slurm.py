@@ -287,6 +287,10 @@ _SDIAG_SECTIONS = (("Main schedule statistics", "main"), ("Backfilling stats", "
                    ("Remote Procedure Call", None), ("Pending RPC", None))
 
 
+_SDIAG_TIMES = (("Data since", "stats_reset_time"), ("sdiag output at", "stats_time"))
+_EPOCH = re.compile(r"\((\d+)\)\s*$")
+
+
 def _sdiag_pairs(text: str) -> Iterator[tuple[str, str]]:
     section: str | None = ""
     for line in text.splitlines():
@@ -306,10 +310,20 @@ def parse_sdiag(text: str) -> dict[str, int]:
     """sdiag's 'Key: value' lines → {'server_thread_count': 3, 'main.last_cycle': 104, ...}.
 
     Keys repeat between the main and backfill sections, so each is prefixed by
-    its section.  Date lines and RPC tables are left out; unknown keys are kept.
+    its section.  RPC tables and dates are left out, except the header's two epochs:
+    'Data since ... (1796436951)' is when slurmctld last reset its statistics (at its
+    start, on ``sdiag -r`` and every midnight UTC), kept as ``stats_reset_time``, and
+    'sdiag output at' as ``stats_time``.  Unknown keys are kept.
     """
     out: dict[str, int] = {}
+    for line in text.splitlines()[:6]:        # the header, before any section
+        for heading, key in _SDIAG_TIMES:
+            epoch = _EPOCH.search(line) if line.startswith(heading) else None
+            if epoch:
+                out[key] = int(epoch.group(1))
     for key, value in _sdiag_pairs(text):
+        if key.startswith(("data_since", "sdiag_output_at")):
+            continue
         first = value.split()[0] if value else ""
         if first.lstrip("-").isdecimal():
             out[key] = int(first)
