@@ -1,7 +1,7 @@
 """Script variables → the instances, labels and values of hpc.bpftrace.data.*, kept across refreshes.
 
-Each refresh turns the latest print of every running script's maps into four tables,
-one per metric kind (counter, instant, histogram, string): instance names, a label
+Each refresh turns the latest print of every running script's maps into five tables,
+one per metric kind (counter, instant, histogram, string, counter_bytes): instance names, a label
 dict per instance, and values aligned with the names.  Scripts print the same keys
 again and again (10,000 pids or slots, a few devices' buckets), so a variable's
 instance names and labels are built when it first appears and kept while its set of
@@ -26,7 +26,7 @@ from typing import Any
 
 from .output import KEY_SEPARATOR, Variable, bucket_bounds, flatten
 
-KINDS = ("counter", "instant", "histogram", "string")
+KINDS = ("counter", "instant", "histogram", "string", "counter_bytes")
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,7 @@ class DataTable:
             script = scripts.get(name)
             if script is None:
                 continue
-            declared = {e.variable: (e.metric_kind, e.unit) for e in script.header.exports} \
+            declared = {e.variable: (_metric_kind(e), e.unit) for e in script.header.exports} \
                 if script.header else {}
             for variable in variables.values():
                 kind, unit = _declared_kind(variable, declared)
@@ -121,6 +121,13 @@ class DataTable:
         names = names_now[0] if len(segments) == 1 else tuple(chain.from_iterable(names_now))
         labels = dict(zip(names, chain.from_iterable(s.labels for s in segments), strict=True))
         return KindTable(names, values, labels)
+
+
+def _metric_kind(export: Any) -> str:
+    """The data metric a declared variable goes to: counters of bytes have a metric with byte
+    units (data.counter_bytes), so that PCP scales and converts them as bytes."""
+    kind = export.metric_kind
+    return "counter_bytes" if kind == "counter" and export.unit == "bytes" else kind
 
 
 def _declared_kind(variable: Variable, declared: dict[str, tuple[str, str]]) -> tuple[str, str]:

@@ -1,12 +1,13 @@
 """Metric table of hpcbpftrace: script status, script data by kind, and the controls.
 
-Script variables are mapped onto four fixed metrics by kind (counter, instant,
-histogram, string) rather than one dynamic metric per variable, so the PMNS never
+Script variables are mapped onto five fixed metrics by kind (counter, instant,
+histogram, string, and counters in bytes) rather than one dynamic metric per variable, so the PMNS never
 changes at run time; the instance labels (script, variable, key, bucket, unit) let
 Grafana and pmseries select one script's variable, e.g.
 ``hpc.bpftrace.data.histogram{script=="runqlat"}``.
 """
 from pmdas.common.table import (
+    BYTES,
     COUNT,
     COUNTER,
     DISCRETE,
@@ -44,6 +45,7 @@ INDOMS = [
     _data_indom("instant", 2, "instantaneous value"),
     _data_indom("histogram", 3, "histogram bucket"),
     _data_indom("string", 4, "text value"),
+    _data_indom("counter_bytes", 5, "byte counter"),
 ]
 
 
@@ -125,7 +127,9 @@ DATA = cluster(1, [
            "the script's bpftrace restarts. A delta map is cleared by the script after each print "
            "so that it never fills up (bpftrace holds 4,096 keys at most); the agent adds the "
            "prints up, so its totals only grow, across restarts too. A delta variable keeps at "
-           "most max_keys keys; the counts of further keys are added to key '[other]'.",
+           "most max_keys keys; the counts of further keys are added to key '[other]'. "
+           "Variables declared 'unit bytes' are in data.counter_bytes instead (before, they were "
+           "here, in count units).",
            _points("counter"), indom="data.counter"),
     Metric("data.instant", DOUBLE, INSTANT, NONE, "instantaneous values exported by scripts",
            "Values of script variables that are levels (declared instant, or undeclared).",
@@ -136,6 +140,13 @@ DATA = cluster(1, [
            _points("histogram"), indom="data.histogram"),
     Metric("data.string", STRING, INSTANT, NONE, "text values exported by scripts",
            "Values of script variables that hold text.", _points("string"), indom="data.string"),
+    Metric("data.counter_bytes", U64, COUNTER, BYTES, "byte counters exported by scripts",
+           "Values of script variables declared counter or delta with 'unit bytes' (rwbytes "
+           "@read_bytes/@write_bytes, biolatency @bio_bytes), per script, variable and key, in "
+           "bytes: as data.counter otherwise (delta prints added up by the agent, key "
+           "'[other]' past max_keys). Until this metric existed they were exported in "
+           "data.counter with count units.",
+           _points("counter_bytes"), indom="data.counter_bytes"),
 ])
 
 CONTROL = cluster(2, [

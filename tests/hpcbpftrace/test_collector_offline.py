@@ -57,12 +57,13 @@ def test_prints_become_values_instances_and_labels(agent):
                      "biolatency:@biolatency_us:254,0|128-255", "biolatency:@biolatency_us:254,0|256-511",
                      "biolatency:@biolatency_us:254,0|512-1023"]
     assert list(hist.values()) == [13, 40, 27, 16, 61]
-    assert dict(published.values["hpc.bpftrace.data.counter"]) == {"biolatency:@bio_bytes:254,0": 3031040}
+    assert dict(published.values["hpc.bpftrace.data.counter_bytes"]) == {"biolatency:@bio_bytes:254,0": 3031040}
+    assert not published.values["hpc.bpftrace.data.counter"]      # declared 'unit bytes
     instances = published.instances["data.histogram"]
     assert list(instances) == names
     assert instances[names[0]][1] == {"script": "biolatency", "variable": "@biolatency_us", "unit": "us",
                                       "key": "254,0", "bucket": "32-63"}
-    assert published.instances["data.counter"]["biolatency:@bio_bytes:254,0"][1]["unit"] == "bytes"
+    assert published.instances["data.counter_bytes"]["biolatency:@bio_bytes:254,0"][1]["unit"] == "bytes"
     assert published.values["hpc.bpftrace.script.state"]["biolatency"] == "running"
     assert published.values["hpc.bpftrace.script.output_lines"]["biolatency"] == 3
 
