@@ -57,8 +57,9 @@ def test_prints_become_values_instances_and_labels(agent):
                      "biolatency:@biolatency_us:254,0|128-255", "biolatency:@biolatency_us:254,0|256-511",
                      "biolatency:@biolatency_us:254,0|512-1023"]
     assert list(hist.values()) == [13, 40, 27, 16, 61]
-    assert dict(published.values["hpc.bpftrace.data.counter_bytes"]) == {"biolatency:@bio_bytes:254,0": 3031040}
-    assert not published.values["hpc.bpftrace.data.counter"]      # declared 'unit bytes
+    byte_counters = dict(published.values["hpc.bpftrace.data.counter_bytes"])
+    assert byte_counters == {"biolatency:@bio_bytes:254,0": 3031040}
+    assert not published.values["hpc.bpftrace.data.counter"]      # @bio_bytes is 'unit bytes'
     instances = published.instances["data.histogram"]
     assert list(instances) == names
     assert instances[names[0]][1] == {"script": "biolatency", "variable": "@biolatency_us", "unit": "us",
