@@ -19,6 +19,8 @@ TRES (memory, GPUs), so one call answers everything.
 """
 from __future__ import annotations
 
+import os
+import pwd
 import shutil
 import socket
 import sys
@@ -34,12 +36,13 @@ from pmdas.common.config import REFRESH_PROCESS, Option
 from pmdas.common.sources import Results, Source, SourceError, run_command
 
 from . import metrics as table
-from . import pbs, slurm
+from . import pbs, privatedata, slurm
 from .cgroups import JobUsage, read_job_usage
 from .model import Job, JobCounts, NodeRow, PartitionNodes, count_jobs, count_nodes
 
 _SINFO_ARGS = ("-h", "-N", "-O", slurm.SINFO_FORMAT)
 _ID = attrgetter("id")
+PRIVATE_DATA_RECHECK = 300.0   # seconds between two 'scontrol show config' (one RPC per node)
 
 
 def _scheduler_choice(value: Any) -> str | None:
@@ -109,6 +112,9 @@ class JobAgent(Agent):
         "squeue_command": _command("squeue", "Slurm's squeue"),
         "sinfo_command": _command("sinfo", "Slurm's sinfo"),
         "sdiag_command": _command("sdiag", "Slurm's sdiag"),
+        "scontrol_command": _command("scontrol", "Slurm's 'scontrol show config', asked every "
+                                     "5 minutes by an agent not running as root: whether "
+                                     "PrivateData=jobs hides other users' jobs from it"),
         "qstat_command": _command("qstat", "PBS's qstat"),
         "pbsnodes_command": _command("pbsnodes", "PBS's pbsnodes"),
         "switch_interval": Option(0.001, "Seconds a thread may keep Python's interpreter lock "
@@ -128,6 +134,18 @@ class JobAgent(Agent):
         self.node = config.get("node_name") or socket.gethostname()
         self.scheduler = self._choose_scheduler()
         self._squeue = slurm.SqueueParser()
+        self._hidden = ("", -PRIVATE_DATA_RECHECK)   # (why jobs are hidden from us, checked at)
+        self._answered_hidden = False
+
+    def needs_root(self) -> str:
+        """Slurm answers an unprivileged account, minus what PrivateData hides (said per
+        refresh, privatedata.py).  PBS shows an unprivileged account only its own jobs
+        unless the server's query_other_jobs is true (false by default): root there, and
+        'user: pcp' once query_other_jobs is set."""
+        if self.scheduler == "pbs":
+            return ("PBS shows other users' jobs to an unprivileged account only when the "
+                    "server's query_other_jobs is true (false by default)")
+        return ""
 
     def _choose_scheduler(self) -> str:
         choice = self.config.get("scheduler", "auto")
@@ -179,15 +197,40 @@ class JobAgent(Agent):
         except ValueError as exc:
             raise SourceError(f"{what} could not be parsed: {exc}") from None
 
+    def _jobs_hidden(self) -> str:
+        """Why squeue's list is partial for this agent's account (privatedata.py), or "";
+        asked again every PRIVATE_DATA_RECHECK seconds, never as root (root sees all)."""
+        if os.geteuid() == 0:
+            return ""
+        why, checked = self._hidden
+        if time.monotonic() - checked < PRIVATE_DATA_RECHECK:
+            return why
+        try:
+            private, slurm_user = self._parse(privatedata.parse_show_config,
+                                              self._run("scontrol_command", ["show", "config"]),
+                                              "scontrol show config")
+        except SourceError as exc:
+            # Cannot tell: not served as complete either.
+            why = f"whether Slurm's PrivateData hides jobs from this agent is unknown: {exc}"
+        else:
+            why = privatedata.jobs_hidden(private, slurm_user, pwd.getpwuid(os.geteuid()).pw_name)
+        self._hidden = (why, time.monotonic())
+        return why
+
     def _read_jobs(self) -> tuple[list[Job], float]:
         started = time.monotonic()
         if self.scheduler == "slurm":
+            self._answered_hidden = False
             text = self._run("squeue_command", self._squeue_args())
             seconds = time.monotonic() - started
             jobs = self._squeue.parse(text)
             if text.strip() and not jobs:
                 raise SourceError("squeue printed no line in the expected format "
                                   "(check squeue_command and the Slurm version)")
+            hidden = self._jobs_hidden()
+            if hidden:
+                self._answered_hidden = True   # the controller answered: still reachable
+                raise SourceError(hidden)
             return jobs, seconds
         ids: list[str] = []
         if not self.config.cluster_view:
@@ -234,7 +277,8 @@ class JobAgent(Agent):
             if rows is not None:
                 partitions, node_states = count_nodes(rows)
         return JobSnapshot(scheduler=self.scheduler, cluster_view=bool(self.config.cluster_view),
-                           reachable=found is not None, response_time=seconds, jobs=by_id,
+                           reachable=found is not None or self._answered_hidden,
+                           response_time=seconds, jobs=by_id,
                            usage=usage, counts=counts, partitions=partitions,
                            node_states=node_states, stats=results.value("scheduler"),
                            taken=time.time())
