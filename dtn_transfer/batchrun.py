@@ -252,7 +252,7 @@ class BatchRun:
         if not closed:
             return
         checks = self.checker.verify(closed)
-        good = [f for f in closed if checks.get(f.relpath, "") is None]
+        good = self._with_mtimes([f for f in closed if checks.get(f.relpath, "") is None], checks)
         if len(good) < len(closed) and any((checks.get(f.relpath) or "").startswith("could not verify")
                                            for f in closed):
             self._faults += 1   # the destination stopped answering us: check the nodes
@@ -308,8 +308,8 @@ class BatchRun:
         again = [f for f in remaining if f.relpath in self._wrote
                  and self._problems.get(f.relpath, "could not verify").startswith("could not verify")]
         checks = self.checker.verify(again) if again else {}
+        good = self._with_mtimes([f for f in again if checks.get(f.relpath, "") is None], checks)
         self.checker.close()
-        good = [f for f in again if checks.get(f.relpath, "") is None]
         if good:
             self.record([(f, DONE, "") for f in good])
         for f in remaining:
@@ -324,6 +324,15 @@ class BatchRun:
             outcome.failed[f.relpath] = (f, self._reason(f, problem, general, outcome))
         self.run_state.set_inflight(self.batch.pair, 0)
         return outcome
+
+    def _with_mtimes(self, good: list[PlannedFile], checks: dict[str, str | None]) -> list[PlannedFile]:
+        """--preserve-mtime: verified files take their source's time; one whose time cannot be
+        set is not done (``checks`` gets why)."""
+        if not self.options.preserve_mtime or not good:
+            return good
+        problems = self.checker.preserve_mtimes([f.relpath for f in good])
+        checks.update((r, why) for r, why in problems.items() if why is not None)
+        return [f for f in good if problems.get(f.relpath) is None]
 
     def _changed_locally(self, f: PlannedFile) -> bool:
         """A local destination has no server to say 226 (file:// to file:// has no replies at

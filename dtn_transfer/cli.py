@@ -118,7 +118,16 @@ def run_parameters(f):
         click.argument("src", required=False),
         click.argument("dst", required=False),
         _common_options,
-        click.option("--sync", is_flag=True, help="Skip files already identical at the destination."),
+        click.option("--sync", is_flag=True, help="Skip files already identical at the destination "
+                     "(by size, or MD5 with --verify, unless --sync-level says otherwise)."),
+        click.option("--sync-level", type=click.IntRange(0, 3), default=None,
+                     help="With --sync (implied): what makes a destination file identical, as "
+                          "globus-url-copy's -sync-level: 0 it exists, 1 same size, 2 same size and the "
+                          "same modification time (files get it with --preserve-mtime; a newer one, "
+                          "such as a half-written file, is sent again), 3 same size and MD5."),
+        click.option("--preserve-mtime", is_flag=True,
+                     help="Give each file its source's modification time once it verified at the "
+                          "destination (GridFTP MFMT)."),
         click.option("--verify", is_flag=True,
                      help="Compare MD5 checksums (CKSM on GridFTP nodes), not only sizes."),
         click.option("--retries", type=click.IntRange(0, 20), default=2, show_default=True,
@@ -188,10 +197,14 @@ class RunRequest:
     rtt: float | None      # milliseconds
     probe_budget: float
     split: int | None
+    sync_level: int | None = None
+    preserve_mtime: bool = False
 
     def options(self) -> RunOptions:
         return RunOptions(concurrency=self.concurrency, parallelism=self.parallelism,
-                          pipelining=self.pipelining, tcp_buffer=self.tcp_buffer, sync=self.sync,
+                          pipelining=self.pipelining, tcp_buffer=self.tcp_buffer,
+                          sync=self.sync or self.sync_level is not None, sync_level=self.sync_level,
+                          preserve_mtime=self.preserve_mtime,
                           verify=self.verify, retries=self.retries, stall_timeout=self.stall_timeout,
                           split=self.split)
 

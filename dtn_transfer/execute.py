@@ -24,7 +24,8 @@ from .plan import Plan, PlannedFile
 from .schedule import Batch, schedule
 from .split import SplitSender, should_split, split_pairs
 from .state import DONE, FAILED, SKIPPED, Journal, RunState
-from .verify import node_answers, verify_files
+from .sync import LEVELS, level_of, unchanged
+from .verify import node_answers
 from .workers import run_ticking
 
 Batcher = Callable[[Plan, RunOptions, list[PlannedFile]], dict[int, Iterable[Batch]]]
@@ -214,17 +215,21 @@ class Executor:
         return lost
 
     def _skip_identical(self, files: list[PlannedFile]) -> list[PlannedFile]:
-        """--sync: files already identical at the destination are skipped, not re-sent."""
+        """--sync: files the destination already holds (at the run's sync level) are skipped,
+        not re-sent; one this run already tried and did not finish is always sent (what it
+        left at the destination may be partial)."""
+        level = level_of(self.options.sync_level, self.options.verify)
+        tried = {r for r, e in self.journal.results().items() if e.get("result") == FAILED}
         out = []
         for pair in range(len(self.plan.pairs)):
             mine = [f for f in files if f.pair == pair]
             if not mine:
                 continue
-            checks = verify_files(self.plan.source, self.plan.dest, mine, self.plan.pairs[pair],
-                                  self.options.verify)
-            same = [f for f in mine if checks.get(f.relpath) is None]
-            self._record_many([(f, SKIPPED, "already identical at the destination") for f in same], 0, True)
-            out += [f for f in mine if checks.get(f.relpath) is not None]
+            same = unchanged(self.plan.source, self.plan.dest, self.plan.pairs[pair],
+                             [f for f in mine if f.relpath not in tried], level)
+            why = f"already at the destination (sync level {level}: {LEVELS[level]})"
+            self._record_many([(f, SKIPPED, why) for f in mine if f.relpath in same], 0, True)
+            out += [f for f in mine if f.relpath not in same]
         return out
 
     def stop(self) -> None:

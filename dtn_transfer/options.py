@@ -23,6 +23,8 @@ class RunOptions:
     retries: int = 2
     stall_timeout: int = 60
     split: int | None = None     # files larger than this go as byte ranges over every pair
+    sync_level: int | None = None   # --sync-level 0-3 (sync.py); None: size, or MD5 with --verify
+    preserve_mtime: bool = False    # a verified file takes its source's modification time
 
     def to_json(self) -> dict:
         return asdict(self)

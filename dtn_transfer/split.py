@@ -128,7 +128,10 @@ class SplitSender:
         # not hashed again (one read per side), only its size checked (no stale tail)
         checker = Checker(self.plan.source, self.plan.dest, first, False)
         try:
-            return checker.verify([f]).get(f.relpath, "not verified")
+            problem = checker.verify([f]).get(f.relpath, "not verified")
+            if problem is None and self.options.preserve_mtime:
+                problem = checker.preserve_mtimes([f.relpath]).get(f.relpath)
+            return problem
         finally:
             checker.close()
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 import ftplib
 import hashlib
 import os
+import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 
 from .endpoints import Endpoint
 from .plan import PlanError, PlannedFile, ftp_connect
-from .progress import parse_cksm_reply
+from .progress import parse_cksm_reply, parse_log_time
 
 # A CKSM reply comes only when the server has hashed the whole range (progress markers
 # need OPTS CKSM markers=N, and then arrive as 1xx replies on the same channel): the wait
@@ -84,22 +85,57 @@ class _Side:
         cost a few round trips instead of a thousand."""
         if self.endpoint.local:
             return {r: self.size(r) for r in relpaths}
+        replies = self._ask_many("SIZE", relpaths, chunk)
+        return {r: int(v) if v is not None and v.isdecimal() else None for r, v in replies.items()}
+
+    def mtimes(self, relpaths: list[str], chunk: int = 128) -> dict[str, int | None]:
+        """Modification times in whole seconds since the epoch (None: missing), pipelined
+        ``MDTM`` on a GridFTP node (its reply is UTC, to the second)."""
+        if self.endpoint.local:
+            out: dict[str, int | None] = {}
+            for r in relpaths:
+                try:
+                    out[r] = int(os.stat(_full(self.endpoint, r)).st_mtime)
+                except OSError:
+                    out[r] = None
+            return out
+        found: dict[str, int | None] = {}
+        for relpath, value in self._ask_many("MDTM", relpaths, chunk).items():
+            try:
+                found[relpath] = int(parse_log_time(value)) if value is not None else None
+            except ValueError:
+                found[relpath] = None
+        return found
+
+    def set_mtime(self, relpath: str, mtime: int) -> None:
+        """Set a file's modification time (``MFMT`` on a GridFTP node); OSError or ftplib.Error
+        if it cannot be set."""
+        if self.endpoint.local:
+            os.utime(_full(self.endpoint, relpath), (mtime, mtime))
+            return
         if self.ftp is None:
             raise PlanError(self.error or "no node answered")
-        out: dict[str, int | None] = dict.fromkeys(relpaths)
+        stamp = time.strftime("%Y%m%d%H%M%S", time.gmtime(mtime))
+        self.ftp.sendcmd(f"MFMT {stamp} {self._path(relpath)}")
+
+    def _ask_many(self, verb: str, relpaths: list[str], chunk: int) -> dict[str, str | None]:
+        """``VERB path`` for many files, pipelined; relpath → the value of a ``213 value`` reply."""
+        if self.ftp is None:
+            raise PlanError(self.error or "no node answered")
+        out: dict[str, str | None] = dict.fromkeys(relpaths)
         # A CR or LF would end the command early: such a name cannot be asked for (nor sent).
         paths = ((r, self._path(r)) for r in relpaths)
         askable = [(r, p) for r, p in paths if "\r" not in p and "\n" not in p]
         for start in range(0, len(askable), chunk):
             part = askable[start:start + chunk]
-            self.ftp.sock.sendall("".join(f"SIZE {p}\r\n" for _, p in part).encode("latin-1"))
+            self.ftp.sock.sendall("".join(f"{verb} {p}\r\n" for _, p in part).encode("latin-1"))
             for relpath, _ in part:
                 try:
                     parts = self.ftp.getresp().split()
                 except ftplib.error_perm:
                     continue
-                if len(parts) == 2 and parts[1].isdecimal():
-                    out[relpath] = int(parts[1])
+                if len(parts) == 2 and parts[0] == "213":
+                    out[relpath] = parts[1]
         return out
 
     def md5(self, relpath: str, size: int = 0, offset: int = 0, length: int | None = None) -> str | None:
@@ -165,6 +201,36 @@ class Checker:
         if (self.checksum if checksum is None else checksum) and self._src is None:
             self._src = _Side(self.source, self.pair[0], self.timeout)
         return self._dst, self._src
+
+    def sides(self, source_too: bool = True) -> tuple[_Side, _Side | None]:
+        """The destination's and (when asked) the source's connections, opened if need be."""
+        return self._sides(checksum=source_too)
+
+    def preserve_mtimes(self, relpaths: list[str]) -> dict[str, str | None]:
+        """--preserve-mtime: give each destination file its source's modification time;
+        relpath → None when set, else why not (a file is done only with its time set)."""
+        try:
+            dst, src = self._sides(checksum=True)
+            assert src is not None
+            times = src.mtimes(relpaths)
+        except (PlanError, OSError, EOFError, ftplib.Error) as exc:
+            self.close()
+            return dict.fromkeys(relpaths, f"could not verify: modification time not read: {exc}")
+        out: dict[str, str | None] = {}
+        for relpath in relpaths:
+            mtime = times.get(relpath)
+            if mtime is None:
+                out[relpath] = "the source's modification time could not be read"
+                continue
+            try:
+                dst.set_mtime(relpath, mtime)
+                out[relpath] = None
+            except ftplib.error_perm as exc:
+                out[relpath] = f"modification time not set: {' '.join(str(exc).split())[:200]}"
+            except (PlanError, OSError, EOFError, ftplib.Error) as exc:
+                self.close()
+                out[relpath] = f"could not verify: modification time not set: {exc}"
+        return out
 
     def close(self) -> None:
         for side in (self._dst, self._src):
