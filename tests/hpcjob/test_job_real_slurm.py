@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import shutil
 
-from hpcjob_helpers import make_agent
+from hpcjob_helpers import NO_HOST, make_agent
 
 from pmdas.common.refresh import Refresher
 
@@ -19,7 +19,13 @@ def slurm_agent(cluster, **extra):
 def test_job_shapes_match_scontrol(slurm_cluster):
     c = slurm_cluster
     failing = c.sbatch("-J", "fail", "--wrap", "exit 3")   # first: it needs a free CPU
+    killed = c.sbatch("-J", "kill9", "--wrap", "kill -9 $$")
     c.wait_for(lambda: c.job(failing)["JobState"] == "FAILED", 40, "the failing job did not fail")
+    c.wait_for(lambda: c.job(killed)["JobState"] == "FAILED", 40, "the killed job did not fail")
+    # 22.05 prints the raw wait status: 768 for exit 3, 9 for signal 9 (23.02+: 3:0, 0:9)
+    raw = dict(line.split("|") for line in c.run(
+        "squeue", "-h", "--states=all", "-O", "JobID:|,exit_code:").split())
+    assert (raw[failing], raw[killed]) == ("768", "9")
     running = c.sbatch("-J", "run-één", "--gres=gpu:1", "--mem=200", "--wrap", "sleep 120")
     later = c.sbatch("-J", "later", "--begin=now+1hour", "--wrap", "true")
     toobig = c.sbatch("-J", "toobig", "-n", "8", "--wrap", "true")
@@ -35,7 +41,11 @@ def test_job_shapes_match_scontrol(slurm_cluster):
     assert states[running] == "running" and states[held] == "held"
     assert states[failing] == "failed" and states[cancelled] == "cancelled"
     assert states[later] == "pending" and states[toobig] == "pending"
-    assert v["hpc.job.job.exit_code"][failing] == 3
+    assert v["hpc.job.job.exit_code"][failing] == 3 and v["hpc.job.job.exit_signal"][failing] == 0
+    assert v["hpc.job.job.exit_code"][killed] == 0 and v["hpc.job.job.exit_signal"][killed] == 9
+    for job_id in (failing, killed):
+        code, signal = map(int, c.job(job_id)["ExitCode"].split(":"))
+        assert (v["hpc.job.job.exit_code"][job_id], v["hpc.job.job.exit_signal"][job_id]) == (code, signal)
     assert v["hpc.job.job.gpus"][running] == 1
     assert v["hpc.job.job.name"][running] == "run-één"
     assert v["hpc.job.job.pending_reason"][later] == "BeginTime"
@@ -55,8 +65,10 @@ def test_job_shapes_match_scontrol(slurm_cluster):
     assert v["hpc.job.partition.cpus.total"]["debug"] == 2
     assert v["hpc.job.partition.gpus.total"]["debug"] == 2
     assert v["hpc.job.scheduler.jobs.submitted"] >= 7
-    # Node view on this host sees the running job, not the pending ones.
-    node = Refresher(slurm_agent(c)).refresh_once().values["hpc.job.job.state"]
+    # Node view on this host sees the running job, not the pending ones.  No cgroups read:
+    # other Slurm clusters on this machine (the demo's, other tests') have job cgroups here
+    # whose ids collide with this cluster's.
+    node = Refresher(slurm_agent(c, root=NO_HOST)).refresh_once().values["hpc.job.job.state"]
     assert running in node and later not in node
     for job_id in (running, later, toobig, held, array):
         c.run("scancel", job_id)
