@@ -20,6 +20,8 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from pmdas.common.durable import sync_directory
+
 from .execute import Executor
 from .options import RunOptions
 from .plan import Plan, PlanError, PlannedFile, size_bin
@@ -101,6 +103,7 @@ class RunSession:
         run_id = run_id or new_run_id()
         directory = os.path.join(base, run_id)
         os.makedirs(os.path.join(directory, "work"), exist_ok=True)
+        sync_directory(base)     # the run's own name, before what it holds (fsynced below)
         write_json_atomic(os.path.join(directory, PLAN_FILE), plan.to_json(), durable=True)
         write_json_atomic(os.path.join(directory, OPTIONS_FILE), options.to_json(), durable=True)
         prune_runs(base)

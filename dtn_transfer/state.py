@@ -26,7 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pmdas.common.durable import replace_file
+from pmdas.common.durable import replace_file, sync_directory
 
 STATE_VERSION = 1
 DONE, SKIPPED, FAILED = "done", "skipped", "failed"
@@ -86,12 +86,15 @@ class Journal:
         self._synced = 0.0
         self._dirty = False
         self._line_checked = False
+        self._new = False
 
     def record(self, entries: Iterable[dict]) -> None:
         lines = "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in entries)
         if not lines:
             return
         with self._lock, open(self.path, "a", encoding="utf-8", errors="surrogateescape") as f:
+            if not self._line_checked and not f.tell():
+                self._new = True       # its name in the run directory must reach the disk too
             if not self._line_checked:
                 # A process killed mid-write left a torn last line: end it, so that it
                 # loses only itself rather than swallowing this record too.
@@ -116,6 +119,9 @@ class Journal:
 
     def _fsync(self, fd: int) -> None:
         os.fsync(fd)
+        if self._new:
+            sync_directory(os.path.dirname(self.path) or ".")
+            self._new = False
         self._synced, self._dirty = time.monotonic(), False
 
     def results(self) -> dict[str, dict]:
@@ -305,7 +311,8 @@ class RunState:
         state published."""
         with self._lock:
             self.state, self.finished = state, time.time()
-        return self.publish(force=True) or {}
+        # durable, once: a resume carries its counters on from this state (see ``seed``)
+        return self.publish(force=True, durable=True) or {}
 
     # -- reading ------------------------------------------------------------------------------
     def moved(self) -> int:
@@ -352,7 +359,7 @@ class RunState:
             } for p in self.pairs},
         }
 
-    def publish(self, force: bool = False) -> dict | None:
+    def publish(self, force: bool = False, durable: bool = False) -> dict | None:
         """Write state.json if a second has passed (or ``force``); returns what was written."""
         now = time.time()
         with self._lock:
@@ -361,7 +368,7 @@ class RunState:
             self._rates(now)
             doc = self.to_json(now)
             self._published = now
-        write_json_atomic(os.path.join(self.directory, "state.json"), doc)
+        write_json_atomic(os.path.join(self.directory, "state.json"), doc, durable=durable)
         return doc
 
 

@@ -62,3 +62,34 @@ def test_remove_deletes_one_run_and_refuses_other_paths(tmp_path):
             remove_run(str(tmp_path / "runs"), bad)
     remove_run(str(tmp_path / "runs"), "r1")
     assert list_runs(str(tmp_path / "runs")) == [] and (tmp_path / "outside").exists()
+
+
+def test_every_write_a_resume_depends_on_reaches_the_disk(tmp_path, monkeypatch):
+    """The run's directory name, its plan and options, the journal's name and records, and the
+    last state (a resume carries its counters on) are fsynced; live state updates are not."""
+    from dtn_transfer.endpoints import Endpoint
+    from dtn_transfer.options import RunOptions
+    from dtn_transfer.plan import SourceFile, make_plan
+    from dtn_transfer.session import RunSession
+    synced = []
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        return real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "a").write_bytes(b"x" * 10)
+    plan = make_plan(Endpoint((), str(tmp_path / "src")), Endpoint((), str(tmp_path / "dst")),
+                     [SourceFile("a", 10)], 1 << 20)
+    runs = tmp_path / "runs"
+    session = RunSession.new(plan, RunOptions(), runs_base=str(runs))
+    run_dir = runs / session.run_id
+    assert str(runs) in synced, "the run directory's name"
+    temporaries = [p for p in synced if p.startswith(str(run_dir / ".tmp."))]
+    assert len(temporaries) == 2 and synced.count(str(run_dir)) == 2, "plan.json, settings.json"
+    synced.clear()
+    assert session.run().state == "completed"
+    assert str(run_dir / "journal.jsonl") in synced and str(run_dir) in synced
+    assert synced.count(str(run_dir)) >= 2, "the journal's name, then the final state"
