@@ -155,8 +155,9 @@ COUNTERS: tuple[PortCounter, ...] = (
         "sent during the entire tick, either because of insufficient credits or because of "
         "lack of arbitration (IBTA PortXmitWait; wording of the kernel's sysfs ABI). A rising "
         "rate means congestion towards the switch. 32 bits wide: it saturates on busy fabrics. "
-        "Absent on Omni-Path (hfi1), whose driver never fills it (its hw_counter TxWait "
-        "counts the same)."),
+        "Absent where the kernel does not create counters/port_xmit_wait (4.x kernels from "
+        "2016 list only the other counters) and on Omni-Path (hfi1), whose driver never fills "
+        "it (its hw_counter TxWait counts the same)."),
     PortCounter(
         sysfs="symbol_error", cluster=ERRORS, item=0, metric="port.errors.symbol",
         files=(legacy("symbol_error", 16),), units=COUNT, total="errors",
