@@ -16,6 +16,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable
+from urllib.parse import quote
 
 from .batchrun import BatchRun
 from .endpoints import nameable
@@ -220,6 +221,7 @@ class Executor:
         left at the destination may be partial)."""
         level = level_of(self.options.sync_level, self.options.verify)
         tried = {r for r, e in self.journal.results().items() if e.get("result") == FAILED}
+        tried |= self._listed_before({f.relpath for f in files})
         out = []
         for pair in range(len(self.plan.pairs)):
             mine = [f for f in files if f.pair == pair]
@@ -231,6 +233,28 @@ class Executor:
             self._record_many([(f, SKIPPED, why) for f in mine if f.relpath in same], 0, True)
             out += [f for f in mine if f.relpath not in same]
         return out
+
+    def _listed_before(self, relpaths: set[str]) -> set[str]:
+        """Those of ``relpaths`` an earlier batch of this run was given (its ``-f`` list): a
+        killed session journals nothing for the files it was writing, which may sit at the
+        destination partial, at full size with holes (parallel streams write out of order)."""
+        by_path = {quote(self.plan.dest.path.rstrip("/") + "/" + r, safe="/"): r for r in relpaths}
+        found: set[str] = set()
+        try:
+            names = [n for n in os.listdir(self.work_dir) if n.startswith("batch-") and n.endswith(".list")]
+        except OSError:
+            return found
+        for name in names:
+            try:
+                with open(os.path.join(self.work_dir, name), encoding="utf-8") as f:
+                    for line in f:
+                        dst_url = line.rstrip("\n").rpartition(' "')[2].rstrip('"')
+                        relpath = by_path.get("/" + dst_url.split("/", 3)[-1])
+                        if relpath is not None:
+                            found.add(relpath)
+            except OSError:
+                continue
+        return found
 
     def stop(self) -> None:
         """Ask every pair to stop (SIGINT/SIGTERM): running processes are killed, state kept."""
