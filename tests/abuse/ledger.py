@@ -35,10 +35,11 @@ class Figures:
     dropped: int = 0
     outside: int = 0
     cases: int = 0
+    interfered: int = 0         # cases another test spoiled (it re-installed the agent)
     findings: list[str] = field(default_factory=list)
 
     def add(self, other: Figures) -> None:
-        for name in ("inputs", "cases", *HARMS):
+        for name in ("inputs", "cases", "interfered", *HARMS):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.findings += other.findings
 
@@ -80,25 +81,41 @@ LEDGER = Ledger()
 
 
 # -- what is watched -------------------------------------------------------------------
+def _parent(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return int(f.read().rsplit(b")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def agent_pid(name: str) -> int | None:
-    """The pid of the agent process pmcd runs for ``name`` (``python -I -m pmdas.<name>``),
-    not its refresh child (that one's parent is the agent)."""
+    """The pid of the agent process this machine's pmcd runs for ``name`` (``python -I -m
+    pmdas.<name>``, a child of pmcd or of its pmdaroot): not its refresh child, nor an agent
+    of another pmcd (a container's)."""
+    from tests.harness.pcp import reader
+    pmcd = reader().fetch(["pmcd.pid"])["pmcd.pid"]
     module = f"pmdas.{name}".encode()
-    found = {}
     for entry in os.listdir("/proc"):
         if not entry.isdecimal():
             continue
         try:
             with open(f"/proc/{entry}/cmdline", "rb") as f:
                 argv = f.read().split(b"\0")
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                parent = int(f.read().rsplit(b")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
+        except OSError:
             continue
         if b"-m" in argv and module in argv:
-            found[int(entry)] = parent
-    mains = [pid for pid, parent in found.items() if parent not in found]
-    return min(mains) if mains else None
+            parent = _parent(int(entry))
+            if parent == pmcd or (parent is not None and _parent(parent) == pmcd):
+                return int(entry)
+    return None
+
+
+def pmcd_conf_line(name: str) -> str:
+    """The agent's line in pmcd.conf: whose configuration (-c) pmcd runs it with."""
+    path = os.environ.get("PCP_PMCDCONF_PATH", "/etc/pcp/pmcd/pmcd.conf")
+    with open(path, encoding="utf-8", errors="replace") as f:
+        return next((line.strip() for line in f if line.split()[:1] == [name]), "")
 
 
 def pmcd_agents() -> dict[str, int]:
@@ -175,6 +192,7 @@ def watch(path: str, agents: Iterable[str] = (), directories: Iterable[str] = ()
     canary = Canary()
     case = Case(path, canary, directories)
     pids = {name: agent_pid(name) for name in agents}
+    argvs = {name: pmcd_conf_line(name) for name in agents}
     status = pmcd_agents() if agents else {}
     for name in agents:
         assert pids[name] and status.get(name) == 0, f"{name} is not running before the case: {status}"
@@ -189,7 +207,12 @@ def watch(path: str, agents: Iterable[str] = (), directories: Iterable[str] = ()
             status = pmcd_agents()
             for name in agents:
                 now = agent_pid(name)
-                if now != pids[name]:
+                if pmcd_conf_line(name) != argvs[name]:
+                    # Tests of other developers share this pmcd: one installed its own
+                    # configuration of the agent meanwhile.  Not a crash; the case proves nothing.
+                    figures.interfered += 1
+                    figures.findings.append(f"{name}: replaced by another test's {pmcd_conf_line(name)!r}")
+                elif now != pids[name]:
                     figures.crashes += 1
                     figures.findings.append(f"{name}: agent process {pids[name]} is now {now}")
                 if status.get(name) != 0:
@@ -204,6 +227,8 @@ def watch(path: str, agents: Iterable[str] = (), directories: Iterable[str] = ()
                 figures.findings.append(f"written outside: {p}")
         canary.remove()
         LEDGER.add(path, figures)
+        if figures.interfered and not any(getattr(figures, h) for h in HARMS):
+            raise AssertionError(f"{path}: inconclusive, {figures.findings}")
         if not failed:
             assert all(getattr(figures, h) == 0 for h in HARMS), \
                 f"{path}: {figures.findings} after {case.inputs} inputs"
