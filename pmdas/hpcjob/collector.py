@@ -14,8 +14,9 @@ One scheduler query set per refresh, never per fetch:
 Why ``squeue -O``: measured on the private test cluster with 3,009 jobs
 (best of 5): ``squeue -O`` 0.032 s / 0.48 MB, ``squeue -o`` 0.036 s / 0.40 MB,
 ``scontrol show job -o`` 0.067 s / 2.9 MB, ``squeue --json`` 0.44 s / 9.3 MB.
-``-O`` is the only cheap form that carries the raw exit status and allocated
-TRES (memory, GPUs), so one call answers everything.
+``-O`` is the only cheap form that carries the exit status (22.05: the raw wait
+status; 23.02+: exit:signal) and allocated TRES (memory, GPUs), so one call answers
+everything.
 """
 from __future__ import annotations
 
