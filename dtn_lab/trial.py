@@ -12,6 +12,7 @@ separately (its length and the whole-run rate) from the rate it settled at.
 """
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import threading
@@ -19,7 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from dtn_transfer.endpoints import parse_endpoint
+from dtn_transfer.endpoints import Endpoint, parse_endpoint
 from dtn_transfer.options import RunOptions
 from dtn_transfer.plan import SourceFile, make_plan, walk
 from dtn_transfer.run_search import SearchOptions
@@ -64,8 +65,13 @@ MIN_WINDOW = 2.0   # seconds a settled --auto run must have for a rate of its ow
 _listings: dict[tuple[str, str], list[SourceFile]] = {}
 
 
+def _endpoint(text: str) -> Endpoint:
+    """A testbed endpoint: gsiftp://, or ftp:// on a testbed built --anonymous."""
+    return parse_endpoint(text, anonymous=text.startswith("ftp://"))
+
+
 def _listing(src: str) -> list[SourceFile]:
-    endpoint = parse_endpoint(src)
+    endpoint = _endpoint(src)
     key = (endpoint.nodes[0] if endpoint.nodes else "", endpoint.path)
     if key not in _listings:
         _listings[key] = walk(endpoint)
@@ -92,7 +98,8 @@ def run_trial(bed: Testbed, dataset: str, nodes: int, options: RunOptions | None
     options = options or RunOptions()
     bed.clear_dest(dataset)
     src, dst = bed.endpoints(dataset, nodes)
-    plan = make_plan(parse_endpoint(src), parse_endpoint(dst), _listing(src), 64 << 20, nodes)
+    os.environ.update(bed.client_environment())     # the testbed's proxy, for this process's runs
+    plan = make_plan(_endpoint(src), _endpoint(dst), _listing(src), 64 << 20, nodes)
     work = tempfile.mkdtemp(prefix="dtn-trial-")
     search = SearchOptions(path=testbed_path(bed.layout), probe_budget=probe_budget) if auto else None
     session = RunSession.new(plan, options, search=search, runs_base=work, run_id="trial")

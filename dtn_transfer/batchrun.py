@@ -32,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .children import start
+from .gsi import data_channel_flags
 from .options import RunOptions
 from .plan import Plan, PlannedFile
 from .progress import destination_full, error_blocks
@@ -39,7 +40,7 @@ from .schedule import Batch
 from .state import DONE, RunState
 from .transcript import CLIENT_ERROR, FAILED, PERF, STARTED, Transcript
 from .transcript import DONE as CLOSED
-from .verify import Checker, node_answers
+from .verify import Checker, pair_answers
 
 GLOBUS_URL_COPY = os.environ.get("DTN_TRANSFER_GLOBUS_URL_COPY", "globus-url-copy")
 VERIFY_EVERY = 0.2     # s: finished files are verified and journaled in groups this often
@@ -63,7 +64,7 @@ def batch_argv(batch: Batch, options: RunOptions, list_file: str, dump_file: str
         argv += ["-tcp-bs", str(options.tcp_buffer)]
     # no -verify-checksum with --verify: it hashes both ends, then our CKSM (verify.py) hashed
     # them again; one hash per side is the Checker's, which the journal needs anyway
-    return argv + ["-df", dump_file, "-f", list_file]
+    return argv + data_channel_flags(options.data_channel) + ["-df", dump_file, "-f", list_file]
 
 
 def list_file_text(plan: Plan, batch: Batch) -> str:
@@ -239,7 +240,7 @@ class BatchRun:
                     self._poll_sizes()
                 if self._faults != faults_seen and now - last_health >= HEALTH_EVERY:
                     faults_seen, last_health = self._faults, now
-                    if not all(node_answers(n) for n in self.nodes):
+                    if not pair_answers(self.plan.source, self.plan.dest, self.nodes):
                         self.node_down = True
                         if self._proc is not None:
                             self._proc.kill()

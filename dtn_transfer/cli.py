@@ -22,6 +22,7 @@ from .options import RunOptions
 from .plan import BINS, Plan, PlanError, make_plan, walk
 from .run_search import Meter, SearchOptions
 from .schedule import schedule
+from .security_options import GsiError, Security, security_options
 from .session import RunReport, RunSession, SessionError
 from .sizes import Size, human
 from .state import RunState, list_runs, read_journal, read_state, remove_run, runs_dir
@@ -41,14 +42,16 @@ def main() -> None:
     """
 
 
-def _build_plan(src: str, dst: str, bdp: int, nodes: int | None) -> Plan:
+def _build_plan(src: str, dst: str, bdp: int, nodes: int | None, security: Security) -> Plan:
+    security.check()
     try:
-        source, dest = parse_endpoint(src), parse_endpoint(dst)
+        source, dest = parse_endpoint(src, security.anonymous), parse_endpoint(dst, security.anonymous)
     except EndpointError as exc:
         raise click.UsageError(str(exc)) from None
     try:
+        security.use_credentials(source, dest)
         files = walk(source)
-    except PlanError as exc:
+    except (PlanError, GsiError) as exc:
         click.echo(f"dtn-transfer: {exc}", err=True)
         sys.exit(EXIT_FATAL)
     return make_plan(source, dest, files, bdp, nodes)
@@ -104,9 +107,11 @@ def _common_options(f):
 @click.argument("dst")
 @_common_options
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
-def plan_command(src, dst, concurrency, parallelism, pipelining, nodes, tcp_buffer, bdp, as_json) -> None:
+@security_options
+def plan_command(src, dst, concurrency, parallelism, pipelining, nodes, tcp_buffer, bdp, as_json,
+                 security) -> None:
     """Show how SRC would be binned, spread over node pairs and batched; move nothing."""
-    plan = _build_plan(src, dst, bdp, nodes)
+    plan = _build_plan(src, dst, bdp, nodes, security)
     summary = _plan_summary(plan, RunOptions(concurrency=concurrency, parallelism=parallelism,
                                              pipelining=pipelining, tcp_buffer=tcp_buffer))
     click.echo(json.dumps(summary, indent=1)) if as_json else _print_plan(summary)
@@ -118,6 +123,7 @@ def run_parameters(f):
         click.argument("src", required=False),
         click.argument("dst", required=False),
         _common_options,
+        security_options,
         click.option("--sync", is_flag=True, help="Skip files already identical at the destination "
                      "(by size, or MD5 with --verify, unless --sync-level says otherwise)."),
         click.option("--sync-level", type=click.IntRange(0, 3), default=None,
@@ -197,6 +203,7 @@ class RunRequest:
     rtt: float | None      # milliseconds
     probe_budget: float
     split: int | None
+    security: Security = Security()      # credentials, --anonymous, data channel level
     sync_level: int | None = None
     preserve_mtime: bool = False
 
@@ -206,7 +213,7 @@ class RunRequest:
                           sync=self.sync or self.sync_level is not None, sync_level=self.sync_level,
                           preserve_mtime=self.preserve_mtime,
                           verify=self.verify, retries=self.retries, stall_timeout=self.stall_timeout,
-                          split=self.split)
+                          split=self.split, data_channel=self.security.data_channel)
 
 
 PathSource = Callable[[Plan], PathFigures | None]   # figures a caller knows for a plan's nodes
@@ -225,13 +232,14 @@ def run_transfer(request: RunRequest, *, figures: PathSource | None = None,
     if r.resume:
         try:
             session = RunSession.resume(r.resume)
-        except SessionError as exc:
+            r.security.use_credentials(session.plan.source, session.plan.dest)
+        except (SessionError, GsiError) as exc:
             click.echo(f"dtn-transfer: {exc}", err=True)
             return EXIT_FATAL
     else:
         if not r.src or not r.dst:
             raise click.UsageError("run needs SRC and DST (or --resume RUN)")
-        plan = _build_plan(r.src, r.dst, r.bdp, r.nodes)
+        plan = _build_plan(r.src, r.dst, r.bdp, r.nodes, r.security)
         if r.split is not None and (plan.source.local or plan.dest.local):
             raise click.UsageError("--split needs GridFTP nodes on both sides (ranges of ftp URLs)")
         if r.dry_run:

@@ -19,14 +19,13 @@ from collections.abc import Callable, Iterable
 from urllib.parse import quote
 
 from .batchrun import BatchRun
-from .endpoints import nameable
 from .options import RunOptions
 from .plan import Plan, PlannedFile
 from .schedule import Batch, schedule
 from .split import SplitSender, should_split, split_pairs
 from .state import DONE, FAILED, SKIPPED, Journal, RunState
 from .sync import LEVELS, level_of, unchanged
-from .verify import node_answers
+from .verify import pair_answers
 from .workers import run_ticking
 
 Batcher = Callable[[Plan, RunOptions, list[PlannedFile]], dict[int, Iterable[Batch]]]
@@ -81,7 +80,7 @@ class Executor:
             self.on_tick(self.run)
 
     def _pair_answers(self, pair: int) -> bool:
-        return all(node_answers(n) for n in self.plan.pairs[pair])
+        return pair_answers(self.plan.source, self.plan.dest, self.plan.pairs[pair])
 
     # -- one pair's work in one round -----------------------------------------------
     def _work_pair(self, pair_index: int, batches: Iterable[Batch], attempt_no: int,
@@ -143,9 +142,9 @@ class Executor:
         for f in todo:
             if f.problem is not None:
                 lost[f.relpath] = f"not sent: {f.problem}"
-            elif remote and not nameable(f.relpath):
-                lost[f.relpath] = ("name has bytes outside printable ASCII, which the GridFTP control "
-                                   "channel drops; not sent (it would land under a different name)")
+            elif remote and not (self.plan.source.nameable(f.relpath) and self.plan.dest.nameable(f.relpath)):
+                lost[f.relpath] = ("name has bytes outside printable ASCII, which an anonymous GridFTP "
+                                   "control channel drops; not sent (it would land under a different name)")
         if lost:
             self._record_many([(f, FAILED, lost[f.relpath]) for f in todo if f.relpath in lost], 0, True)
         pending = [f for f in todo if f.relpath not in lost]

@@ -23,6 +23,7 @@ class RunOptions:
     retries: int = 2
     stall_timeout: int = 60
     split: int | None = None     # files larger than this go as byte ranges over every pair
+    data_channel: str = "auth"   # GSI data channels: clear, auth (GridFTP's default), safe, private
     sync_level: int | None = None   # --sync-level 0-3 (sync.py); None: size, or MD5 with --verify
     preserve_mtime: bool = False    # a verified file takes its source's modification time
 

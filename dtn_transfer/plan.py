@@ -11,7 +11,8 @@ import ftplib
 import os
 from dataclasses import asdict, dataclass
 
-from .endpoints import Endpoint, nameable
+from .endpoints import FTP, Endpoint, nameable
+from .gsi import GsiError, connect
 from .progress import parse_mlsx_line
 
 SMALL, MEDIUM, LARGE = "small", "medium", "large"
@@ -64,15 +65,19 @@ class Plan:
         return loads
 
     def to_json(self) -> dict:
-        return {"source": {"nodes": list(self.source.nodes), "path": self.source.path},
-                "dest": {"nodes": list(self.dest.nodes), "path": self.dest.path},
+        return {"source": {"nodes": list(self.source.nodes), "path": self.source.path,
+                           "scheme": self.source.scheme},
+                "dest": {"nodes": list(self.dest.nodes), "path": self.dest.path, "scheme": self.dest.scheme},
                 "bdp": self.bdp, "pairs": [list(p) for p in self.pairs],
                 "files": [asdict(f) for f in self.files]}
 
     @classmethod
     def from_json(cls, doc: dict) -> Plan:
-        return cls(source=Endpoint(tuple(doc["source"]["nodes"]), doc["source"]["path"]),
-                   dest=Endpoint(tuple(doc["dest"]["nodes"]), doc["dest"]["path"]),
+        # plans from before GSI have no scheme: they were anonymous ftp://
+        return cls(source=Endpoint(tuple(doc["source"]["nodes"]), doc["source"]["path"],
+                                   doc["source"].get("scheme", FTP)),
+                   dest=Endpoint(tuple(doc["dest"]["nodes"]), doc["dest"]["path"],
+                                 doc["dest"].get("scheme", FTP)),
                    bdp=int(doc["bdp"]), pairs=tuple((p[0], p[1]) for p in doc["pairs"]),
                    files=tuple(PlannedFile(**f) for f in doc["files"]))
 
@@ -141,8 +146,14 @@ def walk_local(root: str) -> list[SourceFile]:
     return found
 
 
-def ftp_connect(node: str, timeout: float = 10.0) -> ftplib.FTP:
-    """An anonymous control connection to a GridFTP node, for listing and verifying."""
+def ftp_connect(node: str, timeout: float = 10.0, scheme: str = FTP) -> ftplib.FTP:
+    """A control connection to a GridFTP node, for listing and verifying: GSI-authenticated
+    for ``gsiftp`` (``gsi.connect``), anonymous for ``ftp``."""
+    if scheme != FTP:
+        try:
+            return connect(node, timeout=timeout)
+        except (GsiError, OSError, EOFError) as exc:
+            raise PlanError(f"cannot log in to GridFTP node {node}: {exc or type(exc).__name__}") from None
     host, _, port = node.rpartition(":")
     ftp = ftplib.FTP(timeout=timeout)
     ftp.encoding = "latin-1"  # bytes pass through; names are re-decoded as UTF-8 below
@@ -183,9 +194,9 @@ def _shown(name: str) -> str:
     return "!" + name.encode("unicode_escape", "backslashreplace").decode("ascii").replace("/", "\\x2f")
 
 
-def walk_remote(node: str, root: str, timeout: float = 10.0) -> list[SourceFile]:
-    """Regular files below ``root`` on a GridFTP node, listed with MLSD."""
-    ftp = ftp_connect(node, timeout)
+def walk_remote(node: str, root: str, timeout: float = 10.0, scheme: str = FTP) -> list[SourceFile]:
+    """Regular files below ``root`` on a GridFTP node, listed with MLSD (MLSC under GSI)."""
+    ftp = ftp_connect(node, timeout, scheme)
     found: list[SourceFile] = []
     refused: set[str] = set()
     try:
@@ -211,7 +222,7 @@ def walk_remote(node: str, root: str, timeout: float = 10.0) -> list[SourceFile]
                     if shown not in refused:
                         refused.add(shown)
                         found.append(SourceFile(shown, 0, None, problem))
-                elif entry.type == "dir" and not nameable(child):
+                elif entry.type == "dir" and not (scheme != FTP or nameable(child)):
                     # Cannot be named on the control channel, so cannot be listed either:
                     # keep it in the plan so the report says so instead of losing it.
                     found.append(SourceFile(child + "/", 0))
@@ -236,7 +247,7 @@ def walk(source: Endpoint) -> list[SourceFile]:
     errors = []
     for node in source.nodes:
         try:
-            return walk_remote(node, source.path)
+            return walk_remote(node, source.path, scheme=source.scheme)
         except PlanError as exc:
             errors.append(str(exc))
     raise PlanError(errors[-1] if len(errors) == 1 else "; ".join(errors))

@@ -1,9 +1,11 @@
 """Local GridFTP servers standing in for DTN nodes (tests, benchmarks, demos).
 
-Each is a real ``globus-gridftp-server`` on 127.0.0.1, anonymous (mapped to an
-unprivileged user), detached (-S), with a pid file so it is stopped by its pid
-and nothing else, and optionally a transfer log in the format hpcdtn reads.
-Needs root (the server switches to the anonymous user).
+Each is a real ``globus-gridftp-server`` on 127.0.0.1, detached (-S), with a pid file so
+it is stopped by its pid and nothing else, and optionally a transfer log in the format
+hpcdtn reads.  GSI-only when given ``gsi`` (the environment naming its host certificate,
+CA directory and grid-mapfile: ``X509_USER_CERT``, ``X509_USER_KEY``, ``X509_CERT_DIR``,
+``GRIDMAP``); otherwise anonymous (mapped to an unprivileged user), which accepts no GSI.
+Needs root (the server switches to the mapped or anonymous user).
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ class GridftpServer:
     anonymous_user: str = "nobody"
     transfer_log: str | None = None
     pid: int | None = None
+    gsi: dict[str, str] | None = None      # server environment for GSI; None: anonymous
 
     @property
     def node(self) -> str:
@@ -33,13 +36,15 @@ class GridftpServer:
         pidfile = os.path.join(self.work_dir, f"gridftp-{self.port}.pid")
         if os.path.exists(pidfile):
             os.unlink(pidfile)
-        argv = [GRIDFTP_SERVER, "-aa", "-anonymous-user", self.anonymous_user,
+        access = [] if self.gsi else ["-aa", "-anonymous-user", self.anonymous_user]
+        argv = [GRIDFTP_SERVER, *access, "-disable-usage-stats",
                 "-p", str(self.port), "-control-interface", "127.0.0.1",
                 "-data-interface", "127.0.0.1", "-S", "-pidfile", pidfile,
                 "-logfile", os.path.join(self.work_dir, f"gridftp-{self.port}.log")]
         if self.transfer_log:
             argv += ["-log-transfer", self.transfer_log]
-        subprocess.run(argv, check=True, stdin=subprocess.DEVNULL, timeout=timeout)
+        subprocess.run(argv, check=True, stdin=subprocess.DEVNULL, timeout=timeout,
+                       env={**os.environ, **(self.gsi or {})})
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:

@@ -27,11 +27,12 @@ from dataclasses import dataclass, field
 
 from .batchrun import GLOBUS_URL_COPY
 from .children import start
+from .gsi import data_channel_flags
 from .options import RunOptions
 from .plan import LARGE, Plan, PlanError, PlannedFile, ftp_connect, safe_relpath
 from .state import RunState
 from .tuning import default_tuning
-from .verify import Checker, node_answers
+from .verify import Checker, pair_answers
 from .workers import run_ticking
 
 MIB = 1 << 20
@@ -57,6 +58,7 @@ def range_argv(options: RunOptions, src_url: str, dst_url: str, offset: int, len
         argv.append("-fast")
     if options.tcp_buffer:
         argv += ["-tcp-bs", str(options.tcp_buffer)]
+    argv += data_channel_flags(options.data_channel)
     return argv + ["-off", str(offset), "-len", str(length), src_url, dst_url]
 
 
@@ -74,7 +76,7 @@ def _delete_at_destination(plan: Plan, nodes: list[str], relpath: str) -> None:
     errors = []
     for node in nodes:
         try:
-            ftp = ftp_connect(node)
+            ftp = ftp_connect(node, scheme=plan.dest.scheme)
         except PlanError as exc:
             errors.append(str(exc))
             continue
@@ -176,7 +178,7 @@ class SplitSender:
                             job.todo.append((offset, length, tried, home))
                 if ok:
                     self.run.add_inflight(pair, length)
-                elif not all(node_answers(n) for n in self.plan.pairs[pair]):
+                elif not pair_answers(self.plan.source, self.plan.dest, self.plan.pairs[pair]):
                     self.run.pair_stopped(pair, down=True)   # leave the remaining ranges to the others
                     return
         finally:

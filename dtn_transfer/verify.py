@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 
-from .endpoints import Endpoint
+from .endpoints import FTP, Endpoint
 from .plan import PlanError, PlannedFile, ftp_connect
 from .progress import parse_cksm_reply, parse_log_time
 
@@ -55,7 +55,7 @@ class _Side:
             nodes += [n for n in endpoint.nodes if n != preferred]
             for node in nodes:
                 try:
-                    self.ftp = ftp_connect(node, timeout)
+                    self.ftp = ftp_connect(node, timeout, endpoint.scheme)
                     break
                 except PlanError as exc:
                     self.error = str(exc)
@@ -174,15 +174,20 @@ class _Side:
                 self.ftp.close()
 
 
-def node_answers(node: str | None, timeout: float = 3.0) -> bool:
+def node_answers(node: str | None, timeout: float = 3.0, scheme: str = FTP) -> bool:
     """True if a GridFTP node accepts a login now (None, a local endpoint, always answers)."""
     if node is None:
         return True
     try:
-        _Side(Endpoint((node,), "/"), node, timeout).close_checked()
+        _Side(Endpoint((node,), "/", scheme), node, timeout).close_checked()
     except PlanError:
         return False
     return True
+
+
+def pair_answers(source: Endpoint, dest: Endpoint, pair: tuple[str | None, str | None]) -> bool:
+    """True if both nodes of a pair accept a login, each with its endpoint's scheme."""
+    return node_answers(pair[0], scheme=source.scheme) and node_answers(pair[1], scheme=dest.scheme)
 
 
 class Checker:

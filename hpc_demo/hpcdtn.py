@@ -115,7 +115,7 @@ def _start_transfer(directory: str, bed: Testbed) -> None:
     dataset = DATASETS[turn % len(DATASETS)]
     bed.clear_dest(dataset)
     src, dst = bed.endpoints(dataset)
-    env = {**os.environ, "DTN_TRANSFER_STATE_DIR": _state_dir(directory)}
+    env = {**os.environ, **bed.client_environment(), "DTN_TRANSFER_STATE_DIR": _state_dir(directory)}
     with open(os.path.join(directory, "transfer.log"), "ab") as log:
         proc = subprocess.Popen([sys.executable, "-m", "dtn_transfer.cli", "run", src, dst, "-q"],
                                 stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=env,

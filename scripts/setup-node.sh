@@ -25,6 +25,7 @@ PACKAGES=(
   slurm-wlm munge                                       # a local one-node Slurm (hpcjob tests, demo)
   libslurm-perl                                         # Slurm API for PCP's stock slurm agent (bench/slurm_stock.py)
   globus-gridftp-server-progs globus-gass-copy-progs    # GridFTP servers and client (dtn-transfer)
+  globus-simple-ca globus-proxy-utils globus-gsi-cert-utils-progs  # GSI: CA, proxies, cert tools (testbed)
   iproute2 procps psmisc                                # namespaces, tc, process tools
   python3-pytest                                        # tests against the installed packages (scripts/test-packages.sh)
 )

@@ -51,6 +51,7 @@ class Testbed:
         except (LayoutError, ValueError) as exc:
             raise TestbedError(str(exc)) from None
         datasets = tuple(datasets)
+        security = servers.gsi_files(wanted)
         unknown = [d for d in datasets if d not in ds.SHAPES]
         if unknown:
             raise TestbedError(f"unknown data set(s) {', '.join(unknown)}; known: {', '.join(ds.SHAPES)}")
@@ -59,6 +60,8 @@ class Testbed:
                 and _same_network(current, wanted):
             bed = cls(current)
             bed.add_datasets(datasets, scale)
+            if not current.anonymous:          # a proxy close to expiry is renewed
+                security.ensure([n.address for n in current.nodes])
             return bed
         cls.down(name, keep_data=True)
         _check_subnet_free(wanted)
@@ -67,6 +70,8 @@ class Testbed:
         try:
             bed._build_network()
             bed.add_datasets(datasets, scale)
+            if not wanted.anonymous:
+                security.ensure([n.address for n in wanted.nodes])
             for node in wanted.nodes:
                 servers.start(wanted, node)
         except BaseException as exc:      # also ^C: never leave half a testbed behind
@@ -137,6 +142,9 @@ class Testbed:
             if not keep_data and os.path.isdir(layout.root):
                 shutil.rmtree(layout.root, ignore_errors=True)
                 removed.append(layout.root)
+            if not keep_data and os.path.isdir(layout.gsi_root):
+                shutil.rmtree(layout.gsi_root, ignore_errors=True)
+                removed.append(layout.gsi_root)
             if keep_data:
                 shutil.rmtree(servers.run_dir(layout), ignore_errors=True)
                 layout.state = "down"
@@ -171,7 +179,8 @@ class Testbed:
                           "namespace_present": up, "server_answers": up and servers.answers(n),
                           "shaped": "htb" in qdisc, "processes": len(netns.pids_in(n.namespace)) if up else 0,
                           "transfer_log": servers.transfer_log(L, n)})
-        return {"name": L.name, "state": L.state, "subnet": L.subnet,
+        security = {"scheme": L.scheme, **self.client_environment()}
+        return {"name": L.name, "state": L.state, "subnet": L.subnet, "security": security,
                 "wan_namespace_present": L.wan in present,
                 "node_rate": L.node_rate, "flow_rate": L.flow_rate, "buckets": L.buckets, "mtu": L.mtu,
                 "root": L.root, "datasets": L.datasets, "nodes": nodes,
@@ -188,11 +197,15 @@ class Testbed:
                                f"(has: {', '.join(L.datasets) or 'none'})")
         members = L.cluster(role)[:nodes] if nodes else L.cluster(role)
         path = L.source_dir(dataset) if role == SOURCE else L.dest_dir(dataset)
-        return ",".join(n.endpoint for n in members) + path
+        return f"{L.scheme}://" + ",".join(n.endpoint for n in members) + path
 
     def endpoints(self, dataset: str, nodes: int | None = None) -> tuple[str, str]:
         """(SRC, DST) for ``dtn-transfer run``: the data set on the first ``nodes`` nodes of each cluster."""
         return self.endpoint(dataset, SOURCE, nodes), self.endpoint(dataset, DEST, nodes)
+
+    def client_environment(self) -> dict[str, str]:
+        """X509_CERT_DIR and X509_USER_PROXY for dtn-transfer and globus-url-copy ({} if anonymous)."""
+        return {} if self.layout.anonymous else servers.gsi_files(self.layout).client_environment()
 
     def clear_dest(self, dataset: str) -> None:
         """Empty a data set's destination directory (between experiment runs)."""
@@ -217,7 +230,8 @@ def _check_subnet_free(wanted: Layout) -> None:
 
 
 def _same_network(a: Layout, b: Layout) -> bool:
-    keys = ("subnet", "source_nodes", "dest_nodes", "node_rate", "flow_rate", "buckets", "mtu", "root")
+    keys = ("subnet", "source_nodes", "dest_nodes", "node_rate", "flow_rate", "buckets", "mtu", "root",
+            "anonymous")
     return all(getattr(a, k) == getattr(b, k) for k in keys)
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 from typing import NoReturn
 
@@ -57,15 +58,23 @@ def testbed_group() -> None:
               help="Data sets to generate into the source cluster (small,medium,large,huge).")
 @click.option("--scale", type=click.FloatRange(0.001, 100), default=1.0, show_default=True,
               help="Scale of the data sets (file counts of small/medium, file sizes of large/huge).")
+@click.option("--anonymous", is_flag=True,
+              help="Anonymous clear-text ftp:// servers instead of GSI (X.509, gsiftp://).")
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 def up_command(name, nodes, source_nodes, dest_nodes, subnet, node_rate, flow_rate, buckets, mtu, root,
-               datasets, scale, as_json) -> None:
-    """Build the testbed (idempotent: a matching running testbed is kept)."""
+               datasets, scale, anonymous, as_json) -> None:
+    """Build the testbed (idempotent: a matching running testbed is kept).
+
+    The servers are GSI-only unless --anonymous: the testbed makes a CA, host certificates,
+    a user certificate mapped to a local account in its grid-mapfile, and a user proxy, in
+    its state directory; `dtn-lab testbed env` prints the variables that make dtn-transfer
+    and globus-url-copy use them."""
     names = tuple(d.strip() for d in datasets.split(",") if d.strip())
     flow = None if flow_rate.lower() == "none" else parse_size(flow_rate)
     try:
         bed = Testbed.up(name, source_nodes or nodes, dest_nodes or nodes, names, scale, subnet=subnet,
-                         node_rate=parse_size(node_rate), flow_rate=flow, buckets=buckets, mtu=mtu, root=root)
+                         node_rate=parse_size(node_rate), flow_rate=flow, buckets=buckets, mtu=mtu, root=root,
+                         anonymous=anonymous)
     except TestbedError as exc:
         fail(exc)
     _show(bed.status(), as_json)
@@ -109,6 +118,18 @@ def endpoints_command(dataset, name, nodes) -> None:
         fail(exc)
 
 
+@testbed_group.command("env")
+@click.option("--name", default="dtnb", show_default=True)
+def env_command(name) -> None:
+    """Print the testbed's client credentials as shell exports, for: eval "$(dtn-lab testbed env)"."""
+    try:
+        env = Testbed.load(name).client_environment()
+    except TestbedError as exc:
+        fail(exc)
+    for key, value in env.items():
+        click.echo(f"export {key}={shlex.quote(value)}")
+
+
 def _show(status: dict, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(status, indent=1))
@@ -117,6 +138,12 @@ def _show(status: dict, as_json: bool) -> None:
     click.echo(f"testbed {status['name']}: {'healthy' if status['healthy'] else 'NOT healthy'}; "
                f"{status['subnet']}; node cap {status['node_rate'] / MIB:.2f} MiB/s, {flow} "
                f"({status['buckets']} buckets), MTU {status['mtu']}")
+    security = status["security"]
+    if security["scheme"] == "ftp":
+        click.echo("  anonymous ftp:// (clear text, no credentials)")
+    else:
+        click.echo(f"  GSI gsiftp://: CA certificates {security['X509_CERT_DIR']}, "
+                   f"user proxy {security['X509_USER_PROXY']} (eval \"$(dtn-lab testbed env)\")")
     for n in status["nodes"]:
         click.echo(f"  {n['node']:3} {n['namespace']:10} {n['endpoint']:18} "
                    f"server {'up' if n['server_answers'] else 'DOWN'}, "

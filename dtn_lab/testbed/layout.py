@@ -64,6 +64,7 @@ class Layout:
     nodes: list[Node] = field(default_factory=list)
     datasets: dict[str, dict] = field(default_factory=dict)    # shape → {files, bytes, source, dest}
     state: str = "planned"                     # planned, up, failed
+    anonymous: bool = False                    # servers anonymous ftp:// instead of GSI gsiftp://
 
     @property
     def wan(self) -> str:
@@ -89,6 +90,15 @@ class Layout:
     def namespaces(self) -> list[str]:
         return [self.wan] + [n.namespace for n in self.nodes]
 
+    @property
+    def scheme(self) -> str:
+        return "ftp" if self.anonymous else "gsiftp"
+
+    @property
+    def gsi_root(self) -> str:
+        """The testbed's CA, certificates, grid-mapfile and proxy (``gsi.GsiFiles``)."""
+        return os.path.join(layouts_dir(), f"{self.name}-gsi")
+
     def cluster(self, role: str) -> list[Node]:
         return [n for n in self.nodes if n.role == role]
 
@@ -111,7 +121,8 @@ class Layout:
 
 def plan_layout(name: str = "dtnb", source_nodes: int = 3, dest_nodes: int = 3,
                 subnet: str = "10.213.0.0/24", node_rate: int = 4 << 20, flow_rate: int | None = 256 << 10,
-                buckets: int = 256, mtu: int = 9000, root: str | None = None) -> Layout:
+                buckets: int = 256, mtu: int = 9000, root: str | None = None,
+                anonymous: bool = False) -> Layout:
     """Validate a request and assign namespaces and addresses."""
     if not NAME.match(name):
         raise LayoutError(f"testbed name {name!r} must be 2-10 lowercase letters or digits, "
@@ -128,7 +139,7 @@ def plan_layout(name: str = "dtnb", source_nodes: int = 3, dest_nodes: int = 3,
     Shape(node_rate, flow_rate, buckets)            # raises ValueError on nonsense
     layout = Layout(name=name, subnet=str(net), source_nodes=source_nodes, dest_nodes=dest_nodes,
                     node_rate=node_rate, flow_rate=flow_rate, buckets=buckets, mtu=mtu,
-                    root=root or os.path.join("/tmp", f"{name}-data"))
+                    root=root or os.path.join("/tmp", f"{name}-data"), anonymous=anonymous)
     for role, count, first, letter in ((SOURCE, source_nodes, 11, "s"), (DEST, dest_nodes, 21, "d")):
         for i in range(1, count + 1):
             layout.nodes.append(Node(role=role, index=i, namespace=f"{name}-{letter}{i}",

@@ -1,7 +1,9 @@
 """GridFTP servers inside the testbed's node namespaces.
 
-Each node runs a real ``globus-gridftp-server``: anonymous (mapped to an unprivileged
-user, as ``dtn_transfer.servers`` does on loopback), bound to the node's own address for
+Each node runs a real ``globus-gridftp-server``: GSI-only (the node's host certificate,
+the testbed's CA and grid-mapfile from ``gsi.GsiFiles``; no anonymous login), or, on a
+testbed built ``--anonymous``, anonymous (mapped to an unprivileged user), bound to the
+node's own address for
 control and data channels, started with ``ip netns exec`` so its data connections go
 through the node's shaped link.  ``GLOBUS_HOSTNAME`` is the node's address: the server
 puts its host name into PASV replies and contact strings.  Usage statistics are off, so
@@ -17,6 +19,7 @@ import time
 
 from dtn_transfer.servers import GRIDFTP_SERVER
 
+from .gsi import GsiFiles
 from .layout import Layout, Node
 from .netns import in_ns, kill_all_in
 
@@ -34,11 +37,16 @@ def transfer_log(layout: Layout, node: Node) -> str:
 
 def server_argv(layout: Layout, node: Node) -> list[str]:
     base = os.path.join(run_dir(layout), node.label)
+    access = ["-aa", "-anonymous-user", ANONYMOUS_USER] if layout.anonymous else []
     return in_ns(node.namespace, [
-        GRIDFTP_SERVER, "-aa", "-anonymous-user", ANONYMOUS_USER, "-p", str(node.port),
+        GRIDFTP_SERVER, *access, "-p", str(node.port),
         "-control-interface", node.address, "-data-interface", node.address,
         "-disable-usage-stats", "-S", "-pidfile", base + ".pid", "-logfile", base + ".log",
         "-log-transfer", transfer_log(layout, node)])
+
+
+def gsi_files(layout: Layout) -> GsiFiles:
+    return GsiFiles(layout.gsi_root, layout.name)
 
 
 def answers(node: Node, timeout: float = 1.0) -> bool:
@@ -58,6 +66,8 @@ def start(layout: Layout, node: Node, timeout: float = 10.0) -> int:
     if os.path.exists(pidfile):
         os.unlink(pidfile)
     env = {**os.environ, "GLOBUS_HOSTNAME": node.address}
+    if not layout.anonymous:
+        env.update(gsi_files(layout).server_environment(node.address))
     subprocess.run(server_argv(layout, node), check=True, stdin=subprocess.DEVNULL, env=env,
                    capture_output=True, timeout=timeout)
     deadline = time.monotonic() + timeout

@@ -1,18 +1,25 @@
-"""Real GridFTP servers on 127.0.0.1 standing for DTN nodes, and a dtn-transfer runner."""
+"""Real GridFTP servers on 127.0.0.1 standing for DTN nodes, and a dtn-transfer runner.
+
+The servers are GSI-only (X.509: a CA, a host certificate for 127.0.0.1, a grid-mapfile and
+a user proxy made by the lab's ``GsiFiles`` with Debian's GSI tools, kept per xdist worker
+under /tmp and reused); ``dtn()`` runs with that proxy.  ``anonymous_servers`` are for the
+tests about anonymous ftp:// (which dtn-transfer uses only with --anonymous)."""
 import json
 import os
 import pathlib
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
 
 import pytest
 
+from dtn_lab.testbed.gsi import GsiFiles, GsiSetupError
 from dtn_transfer.servers import GridftpServer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BASE_PORT = 20910
+CLIENT_ENV: dict[str, str] = {}     # the test user's proxy and CA directory, once gsi_files ran
 
 # Tier 3 (real services): setup installs GridFTP and iproute2, so their absence FAILS the
 # tests that need them instead of skipping them.  Leave tier 3 out with -m "not services".
@@ -38,6 +45,26 @@ def testbed_tools(gridftp_tools):
     if missing:
         pytest.fail(f"{' and '.join(missing)} not found: run `make setup` (Debian package iproute2); "
                     "the testbed builds network namespaces and shapes them with tc")
+
+
+def _worker_offset() -> int:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    return int(worker[2:] or 0) * 10 if worker.startswith("gw") else 0
+
+
+@pytest.fixture(scope="session")
+def gsi_files(gridftp_tools):
+    """CA, host certificate for 127.0.0.1, grid-mapfile and proxy (made once, then reused)."""
+    missing = missing_tools("grid-ca-create", "grid-proxy-init", "grid-cert-info")
+    if missing:
+        pytest.fail(f"{', '.join(missing)} not found: run `make setup` (Debian packages globus-simple-ca, "
+                    "globus-proxy-utils, globus-gsi-cert-utils-progs)")
+    try:
+        files = GsiFiles(f"/tmp/dtn-test-gsi-{_worker_offset() // 10}", "dtntest").ensure(["127.0.0.1"])
+    except GsiSetupError as exc:
+        pytest.fail(f"GSI setup failed: {exc}")
+    CLIENT_ENV.update(files.client_environment())
+    return files
 
 
 GRIDFTP = [pytest.mark.services, pytest.mark.root, pytest.mark.usefixtures("gridftp_tools")]
@@ -73,21 +100,37 @@ def world():
         shutil.rmtree(base, ignore_errors=True)
 
 
-@pytest.fixture
-def servers(world):
-    """Four GridFTP nodes: two stand for the source cluster, two for the destination."""
+def free_port() -> int:
+    """A port nothing listens on now.  The machine is shared: fixed ports collided with
+    another checkout's test servers (and a connect to theirs passed for a start of ours)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _four_servers(world, gsi: dict[str, str] | None, first: int):
     started = []
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
-    offset = int(worker[2:] or 0) * 10 if worker.startswith("gw") else 0
     try:
         for i in range(4):
-            server = GridftpServer(BASE_PORT + offset + i, str(world / "srv"),
-                                   transfer_log=str(world / "srv" / f"transfer-{i}.log"))
+            server = GridftpServer(free_port(), str(world / "srv"),
+                                   transfer_log=str(world / "srv" / f"transfer-{first + i}.log"), gsi=gsi)
             started.append(server.start())
         yield started
     finally:
         for server in started:
             server.stop()
+
+
+@pytest.fixture
+def servers(world, gsi_files):
+    """Four GSI-only GridFTP nodes: two stand for the source cluster, two for the destination."""
+    yield from _four_servers(world, gsi_files.server_environment("127.0.0.1"), 0)
+
+
+@pytest.fixture
+def anonymous_servers(world):
+    """Four anonymous GridFTP nodes, for tests about --anonymous (ftp://)."""
+    yield from _four_servers(world, None, 4)
 
 
 def make_files(root, spec):
@@ -102,7 +145,7 @@ def make_files(root, spec):
 
 def dtn(world, *args, check=None, popen=None):
     """Run the dtn-transfer CLI (as the console script would) with the world's state dir."""
-    env = {**os.environ, "DTN_TRANSFER_STATE_DIR": str(world / "state"), "PYTHONPATH": ROOT}
+    env = {**os.environ, **CLIENT_ENV, "DTN_TRANSFER_STATE_DIR": str(world / "state"), "PYTHONPATH": ROOT}
     argv = [sys.executable, "-m", "dtn_transfer.cli", *args]
     if popen:
         return subprocess.Popen(argv, env=env, **popen)

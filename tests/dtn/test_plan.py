@@ -79,7 +79,7 @@ def test_endpoint_parsing():
 def test_urls_carry_any_name_percent_encoded(name):
     url = DST.url("b1:2811", "dir/" + name)
     parts = urlsplit(url)
-    assert parts.scheme == "ftp" and parts.netloc == "b1:2811"
+    assert parts.scheme == "gsiftp" and parts.netloc == "b1:2811"   # GSI unless --anonymous
     assert unquote(parts.path) == "/data/out/dir/" + name
     assert all(c not in url for c in ' "\'$()') and url.isascii()
 

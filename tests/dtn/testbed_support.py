@@ -74,6 +74,10 @@ def lab(*args, timeout=180):
 
 
 def up(stem: str, slot: int, **options) -> Testbed:
+    """A fresh testbed; its client credentials (GSI proxy, CA directory) go into this
+    process's environment, so ``cli``/``lab`` and in-process runs present them."""
     name, subnet = name_and_subnet(stem, slot)
     Testbed.down(name)
-    return Testbed.up(name, subnet=subnet, root=f"/tmp/{name}-data", **options)
+    bed = Testbed.up(name, subnet=subnet, root=f"/tmp/{name}-data", **options)
+    os.environ.update(bed.client_environment())
+    return bed
