@@ -128,16 +128,20 @@ _FAMILIES = {"client": ("llite", "osc", "mdc"), "server": ("ost", "mdt"), "lnet"
 _NOT_JOBS = frozenset(f for fams in _FAMILIES.values() for f in fams)
 
 
-def _failed_families(results: Results):
+def _failed_families(results: Results, unread: frozenset[str] = frozenset()):
     """A predicate keeping the counter state of sources that failed this refresh.
 
     Without it one failed read would make every counter (and every job) look
-    new on the next refresh, and the running totals would be lost.
+    new on the next refresh, and the running totals would be lost.  ``unread``
+    names targets still listed whose job_stats could not be read this time: their
+    jobs' last values are kept too, or a job resting through the failed read would
+    have its whole value counted again when the read works.
     """
     failed = {f for name, fams in _FAMILIES.items()
               if name in results and not results[name].ok for f in fams}
     jobs_failed = "job_stats" in results and not results["job_stats"].ok
-    return lambda key: key[0] in failed or (jobs_failed and key[0] not in _NOT_JOBS)
+    return lambda key: (key[0] in failed or key[0] in unread
+                        or (jobs_failed and key[0] not in _NOT_JOBS))
 
 
 class LustreAgent(Agent):
@@ -229,7 +233,8 @@ class LustreAgent(Agent):
             counted = tuple(k for k in lnet if k not in LNET_LEVELS)
             lnet = {**lnet, **dict(zip(counted, guard.monotonic_many(
                 ("lnet",), counted, tuple(lnet[k] for k in counted)), strict=True))}
-        guard.sweep(keep=_failed_families(results))
+        unread = frozenset(name for name, n in job_entries.items() if n is None)
+        guard.sweep(keep=_failed_families(results, unread))
         return LustreSnapshot(filesystems, devices, targets, job_entries, jobs,
                               int(self.config.job_limit), lnet, results.value("health"),
                               guard.resets, guard.last_reset,

@@ -77,6 +77,23 @@ def test_a_job_absent_longer_than_job_memory_is_forgotten_and_flagged(tree):
     assert "job_memory" in HELP[P + "job.write.bytes"]
 
 
+def test_a_job_stats_read_that_fails_once_counts_nothing_twice(tree):
+    """The job rests while its only target's job_stats cannot be read; when the same entry
+    reads again, only its increase since the last good read is added."""
+    root = tree("v2_12", "oss")
+    r = make_refresher(root)
+    job = "scratch/4242"
+    first = r.refresh_once().values[P + "job.write.bytes"][job]
+    path = os.path.join(root, OST0, "job_stats")
+    with open(path) as f:
+        text = f.read()
+    os.remove(path)                                               # unreadable this refresh
+    p = r.refresh_once()
+    assert p.values[P + "server.target.job_stats.entries"] == {}
+    _write(root, f"{OST0}/job_stats", text)
+    assert r.refresh_once().values[P + "job.write.bytes"][job] == first
+
+
 # ---- finding 5: one count per request, per version ---------------------------------------
 
 @pytest.mark.parametrize(
