@@ -163,6 +163,44 @@ def installed_agent(name: str, config: dict | None = None, ready: bool = True) -
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def process_status(pid: int) -> dict[str, str]:
+    """/proc/<pid>/status as {field: text} (Uid, Gid, Groups, PPid, ...)."""
+    with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as f:
+        return dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
+
+
+def _process_table() -> dict[int, tuple[int, list[bytes]]]:
+    """pid → (parent pid, argv) of every process now."""
+    table = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdecimal():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+            table[int(entry)] = (int(process_status(int(entry))["PPid"]), argv)
+        except (OSError, KeyError, ValueError):
+            continue     # gone meanwhile
+    return table
+
+
+def agent_processes(name: str) -> tuple[int, list[int]]:
+    """The process this machine's pmcd runs for agent ``name`` (``python -I -m pmdas.<name>``,
+    started by pmcd: not an agent of another pmcd, such as a container's) and its refresh
+    children (``pmdas.common.worker``)."""
+    pmcd_pid = reader().fetch(["pmcd.pid"])["pmcd.pid"]
+    table = _process_table()
+    module = f"pmdas.{name}".encode()
+    def started_by_pmcd(parent: int) -> bool:   # directly, or through its pmdaroot
+        return parent == pmcd_pid or table.get(parent, (None,))[0] == pmcd_pid
+    agents = [pid for pid, (parent, argv) in table.items()
+              if started_by_pmcd(parent) and b"-m" in argv and module in argv]
+    assert len(agents) == 1, f"pmcd {pmcd_pid} runs {len(agents)} {name} agents: {agents}"
+    children = [pid for pid, (parent, argv) in table.items()
+                if parent == agents[0] and b"pmdas.common.worker" in argv]
+    return agents[0], children
+
+
 @pytest.fixture(scope="session")
 def pmcd() -> None:
     if os.geteuid() != 0:

@@ -24,7 +24,14 @@ from hpc_demo.localslurm import LocalSlurm
 from pmdas.agents import AGENTS
 from pmdas.common.privilege import Account, hand_over_state_dir
 from pmdas.hpcjob import privatedata
-from tests.harness.pcp import installed_agent, reader, wait_for, wait_refreshed
+from tests.harness.pcp import (
+    agent_processes,
+    installed_agent,
+    process_status,
+    reader,
+    wait_for,
+    wait_refreshed,
+)
 from tests.services.slurm import hpcjob_config
 
 pytestmark = [pytest.mark.pcp, pytest.mark.usefixtures("pmcd")]
@@ -34,39 +41,8 @@ STAYS_ROOT = {"hpcbpftrace": "bpftrace loads BPF programs"}
 REFRESH_CHILD = {"hpcjob", "hpclustre"}    # refresh_process is on by default for these
 
 
-def _status(pid: int) -> dict[str, str]:
-    with open(f"/proc/{pid}/status", encoding="ascii") as f:
-        return dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
-
-
-def _processes() -> dict[int, tuple[int, str]]:
-    """pid → (parent pid, command line) of every process."""
-    found = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                argv = f.read().split(b"\0")
-            found[int(entry)] = (int(_status(int(entry))["PPid"]),
-                                 " ".join(a.decode("utf-8", "replace") for a in argv))
-        except (OSError, KeyError):
-            continue     # gone meanwhile
-    return found
-
-
-def _agent_pids(name: str) -> tuple[int, list[int]]:
-    """The agent pmcd started (python -I -m pmdas.<name>) and its refresh children."""
-    procs = _processes()
-    agents = [pid for pid, (_, argv) in procs.items() if f"-m pmdas.{name}" in argv]
-    assert len(agents) == 1, f"{name}: agent processes {agents}"
-    children = [pid for pid, (ppid, argv) in procs.items()
-                if ppid == agents[0] and "pmdas.common.worker" in argv]
-    return agents[0], children
-
-
 def _ids(pid: int) -> tuple[set[int], set[int]]:
-    status = _status(pid)
+    status = process_status(pid)
     return set(map(int, status["Uid"].split())), set(map(int, status["Gid"].split()))
 
 
@@ -78,14 +54,14 @@ def test_every_agent_but_bpftrace_runs_as_pcp_and_so_does_its_refresh_child():
     for name, entry in sorted(AGENTS.items()):
         root = entry.load().root
         with installed_agent(name, {}):      # an empty file: the defaults, not /etc/pcp/hpc's
-            pid, children = _agent_pids(name)
+            pid, children = agent_processes(name)
             uids, gids = _ids(pid)
             seen[name] = uids
             if name in STAYS_ROOT:
                 assert uids == {0}, f"{name} should stay root ({STAYS_ROOT[name]}): uids {uids}"
                 continue
             assert uids == {PCP.pw_uid} and gids == {PCP.pw_gid}, f"{name}: uids {uids} gids {gids}"
-            assert _status(pid)["Groups"].split() == [str(PCP.pw_gid)]
+            assert "0" not in process_status(pid)["Groups"].split(), "still in group root"
             if name in REFRESH_CHILD:
                 assert children, f"{name}: no refresh child"
                 for child in children:
