@@ -158,8 +158,8 @@ class LustreAgent(Agent):
                              "on any target are kept (an idle job's entries expire after "
                              "job_cleanup_interval, 600 s by default, and come back from zero): "
                              "if the job does I/O again within this time, its counters go on from "
-                             "where they were. Longer uses more memory (a few hundred bytes a "
-                             "job, at most 100,000 jobs kept).", (int, float), non_negative),
+                             "where they were. Longer uses more memory (about 500 bytes a job, "
+                             "at most 100,000 jobs kept: about 50 MB).", (int, float), non_negative),
         "refresh_process": REFRESH_PROCESS,
     }
 

