@@ -64,3 +64,20 @@ def test_midnight_reset_is_a_drop_of_instants_not_a_counter_wrap(fake_command, t
             assert metric.semantics == INSTANT
             old = by_name[name.replace("since_reset.", "")]
             assert old.semantics == COUNTER and "Deprecated" in old.long_help
+
+
+def test_real_26_05_reset_moves_data_since_and_drops_the_counts(fake_command, tmp_path):
+    """Real 26.05.5 sdiag before and after 'sdiag -r', the reset midnight also makes."""
+    current = tmp_path / "sdiag.txt"
+    squeue = fake_command("true")
+    refresher = Refresher(make_agent(scheduler="slurm", cluster_view=True,
+                                     squeue_command=[squeue], sinfo_command=[squeue],
+                                     sdiag_command=[fake_command(f"cat '{current}'")]))
+    seen = []
+    for name in ("sdiag-26.05-before-reset.txt", "sdiag-26.05-after-reset.txt"):
+        current.write_text((SLURM / name).read_text())
+        v = refresher.refresh_once().values
+        seen.append((v["hpc.job.scheduler.stats_reset_time"],
+                     v["hpc.job.scheduler.since_reset.jobs.submitted"],
+                     v["hpc.job.scheduler.since_reset.main.cycles"]))
+    assert seen == [(1796437683.0, 5, 4), (1796437694.0, 0, 0)]
