@@ -389,7 +389,10 @@ SCHEDULER = [
                   "1 if the scheduler answered the job query",
                   "1 when the last refresh's job query (squeue or qstat) succeeded, 0 when the "
                   "controller was down, slow (timed out) or answered nonsense; see "
-                  "agent.source.error.", lambda s: int(s.reachable)),
+                  "agent.source.error. Also 1 when Slurm answered but its PrivateData=jobs "
+                  "hides other users' jobs from the account the agent runs as (the pcp user "
+                  "by default): the job metrics are then unavailable rather than a partial "
+                  "list, and agent.source.error says so.", lambda s: int(s.reachable)),
         1: Metric("scheduler.response_time", DOUBLE, INSTANT, SEC, "time the job query took",
                   "Seconds the scheduler took to answer the last job query (squeue or qstat).",
                   lambda s: s.response_time),
