@@ -72,24 +72,10 @@ class Credentials:
         ``/etc/grid-security/certificates``."""
         env = os.environ if environ is None else environ
         cert_dir = cert_dir or env.get("X509_CERT_DIR") or "/etc/grid-security/certificates"
+        identity = _identity(proxy, cert, key, env)
         if not os.path.isdir(cert_dir):
             raise GsiError(f"no trusted CA directory {cert_dir} (set X509_CERT_DIR or give --cert-dir)")
-        if cert or key:
-            if not (cert and key):
-                raise GsiError("--cert and --key go together")
-            return cls(_readable(cert, "certificate"), _readable(key, "key"), cert_dir, proxy=False)
-        default_proxy = f"/tmp/x509up_u{os.getuid()}"
-        chosen = proxy or env.get("X509_USER_PROXY") or \
-            (default_proxy if os.path.exists(default_proxy) else None)
-        if chosen:
-            _readable(chosen, "proxy")
-            return cls(chosen, chosen, cert_dir)
-        user_cert, user_key = env.get("X509_USER_CERT"), env.get("X509_USER_KEY")
-        if user_cert and user_key:
-            return cls(_readable(user_cert, "certificate"), _readable(user_key, "key"), cert_dir, proxy=False)
-        raise GsiError(f"no GSI credentials: no proxy at {default_proxy} and X509_USER_PROXY is not set "
-                       f"(make one with grid-proxy-init, or give --proxy, or --cert and --key); "
-                       f"anonymous clear-text transfers need --anonymous")
+        return cls(*identity, cert_dir=cert_dir, proxy=identity[0] == identity[1])
 
     def environment(self) -> dict[str, str]:
         """Environment for globus-url-copy children, so they present the same identity."""
@@ -107,6 +93,24 @@ class Credentials:
         except (ssl.SSLError, OSError) as exc:
             raise GsiError(f"cannot use the GSI credentials {self.cert}: {exc}") from None
         return ctx
+
+
+def _identity(proxy: str | None, cert: str | None, key: str | None, env) -> tuple[str, str]:
+    """(certificate file, key file) in the Globus tools' order (see ``Credentials.find``)."""
+    if cert or key:
+        if not (cert and key):
+            raise GsiError("--cert and --key go together")
+        return _readable(cert, "certificate"), _readable(key, "key")
+    default_proxy = f"/tmp/x509up_u{os.getuid()}"
+    chosen = proxy or env.get("X509_USER_PROXY") or (default_proxy if os.path.exists(default_proxy) else None)
+    if chosen:
+        return _readable(chosen, "proxy"), chosen
+    user_cert, user_key = env.get("X509_USER_CERT"), env.get("X509_USER_KEY")
+    if user_cert and user_key:
+        return _readable(user_cert, "certificate"), _readable(user_key, "key")
+    raise GsiError(f"no GSI credentials: no proxy at {default_proxy} and X509_USER_PROXY is not set "
+                   f"(make one with grid-proxy-init, or give --proxy, or --cert and --key); "
+                   f"anonymous clear-text transfers need --anonymous")
 
 
 def _readable(path: str, what: str) -> str:

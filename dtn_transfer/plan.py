@@ -206,7 +206,8 @@ def walk_remote(node: str, root: str, timeout: float = 10.0, scheme: str = FTP) 
             lines: list[str] = []
             path = root.rstrip("/") + ("/" + rel if rel else "")
             try:
-                ftp.retrlines(f"MLSD {path}", lines.append)
+                wire = path.encode("utf-8", "surrogateescape").decode("latin-1")   # ftplib sends latin-1
+                ftp.retrlines(f"MLSD {wire}", lines.append)
             except ftplib.Error as exc:
                 raise PlanError(f"cannot list {path} on {node}: {str(exc).splitlines()[0]}") from None
             for line in lines:

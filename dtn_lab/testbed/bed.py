@@ -142,9 +142,6 @@ class Testbed:
             if not keep_data and os.path.isdir(layout.root):
                 shutil.rmtree(layout.root, ignore_errors=True)
                 removed.append(layout.root)
-            if not keep_data and os.path.isdir(layout.gsi_root):
-                shutil.rmtree(layout.gsi_root, ignore_errors=True)
-                removed.append(layout.gsi_root)
             if keep_data:
                 shutil.rmtree(servers.run_dir(layout), ignore_errors=True)
                 layout.state = "down"

@@ -18,6 +18,7 @@ left), so ``ensure`` is cheap on a running testbed.  Servers get ``server_enviro
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -162,9 +163,20 @@ class GsiFiles:
                               capture_output=True, env={**os.environ, **self._tools_env()})
         return done.returncode == 0
 
-    def make_proxy(self, hours: int = 24, out: str | None = None) -> str:
+    def make_proxy(self, hours: int = 24, out: str | None = None, cert: str | None = None,
+                   key: str | None = None) -> str:
         """grid-proxy-init from the user certificate (no pass phrase: a testbed key)."""
         target = out or self.proxy
-        _run(["grid-proxy-init", "-q", "-cert", self.user_cert, "-key", self.user_key,
+        _run(["grid-proxy-init", "-q", "-cert", cert or self.user_cert, "-key", key or self.user_key,
               "-out", target, "-hours", str(hours), "-bits", "2048"], self._tools_env())
         return target
+
+    def other_user(self, label: str) -> str:
+        """A proxy of another user of this CA (``CN=<label>``), not in the grid-mapfile:
+        what a valid identity that the site never authorised presents."""
+        slug = re.sub(r"[^A-Za-z0-9_.-]", "_", label)      # grid-ca-sign breaks on spaces in paths
+        directory = os.path.join(self.root, "others", slug)
+        cert, key = os.path.join(directory, "usercert.pem"), os.path.join(directory, "userkey.pem")
+        if not os.path.exists(cert):
+            self._certificate(["-cn", label], directory, "user", cert)
+        return self.make_proxy(out=os.path.join(directory, "proxy.pem"), cert=cert, key=key)

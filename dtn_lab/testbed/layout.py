@@ -96,8 +96,10 @@ class Layout:
 
     @property
     def gsi_root(self) -> str:
-        """The testbed's CA, certificates, grid-mapfile and proxy (``gsi.GsiFiles``)."""
-        return os.path.join(layouts_dir(), f"{self.name}-gsi")
+        """The testbed's CA, certificates, grid-mapfile and proxy (``gsi.GsiFiles``), beside its
+        data and server files: the servers read the CA directory after switching to the mapped
+        account, which the (possibly private) state directory would not let them."""
+        return os.path.join(self.root, "gsi")
 
     def cluster(self, role: str) -> list[Node]:
         return [n for n in self.nodes if n.role == role]
