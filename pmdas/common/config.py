@@ -26,7 +26,8 @@ class Option:
 
 
 def positive(value: Any) -> str | None:
-    return None if value > 0 else "must be greater than 0"
+    # .inf is a YAML float: an infinite interval or timeout would never refresh or time out
+    return None if 0 < value < float("inf") else "must be greater than 0 and finite"
 
 
 def non_negative(value: Any) -> str | None:
@@ -140,6 +141,11 @@ def load(agent: str, options: Mapping[str, Option], path: str | None = None) -> 
             raw = yaml.safe_load(f)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot be read ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: is not UTF-8 text (byte {exc.start})") from None
+    except (RecursionError, ValueError):  # nested past Python's stack; an int of over 4,300 digits
+        raise ConfigError(f"{path}: is not a usable configuration (nested too deeply or a "
+                          "number too long)") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
