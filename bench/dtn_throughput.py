@@ -15,6 +15,12 @@
    is for (it has no added latency, so per-file round trips, which pipelining hides on a
    real WAN, are not counted in the tool's favour).
 
+GSI by default, as the tool is: the servers are GSI-only (a CA, host certificate,
+grid-mapfile and proxy made with Debian's GSI tools by the lab's ``GsiFiles`` in the
+benchmark's directory), both sides present the same proxy, and both use the same data
+channel level (``--data-channel``: auth = DCAU, GridFTP's default; safe; private; clear).
+``--anonymous`` runs the old anonymous ftp:// comparison.
+
 Real globus-gridftp-server nodes on 127.0.0.1 (root needed).  Loopback has no latency,
 so BDP effects are absent; ratios, not absolute rates, are the result.  ``--dir /dev/shm``
 (tmpfs, ~12 GiB for scenario 1) keeps disk writeback, which belongs to neither side, out of
@@ -42,11 +48,37 @@ from collections.abc import Callable
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from dtn_transfer.endpoints import Endpoint  # noqa: E402
+from dtn_lab.testbed.gsi import GsiFiles  # noqa: E402
+from dtn_transfer.endpoints import FTP, GSIFTP, Endpoint  # noqa: E402
+from dtn_transfer.gsi import data_channel_flags  # noqa: E402
 from dtn_transfer.servers import GridftpServer  # noqa: E402
 
 RESULTS = os.path.join(ROOT, "bench", "results", "dtn_throughput.json")
 MIB = 2 ** 20
+DTN_FLAGS = {"auth": [], "safe": ["--dcsafe"], "private": ["--dcpriv"], "clear": ["--no-dcau"]}
+
+
+class Security:
+    """How both sides authenticate: GSI with one data channel level, or anonymous."""
+
+    def __init__(self, anonymous: bool, data_channel: str):
+        self.anonymous, self.data_channel = anonymous, data_channel
+
+    @property
+    def scheme(self) -> str:
+        return FTP if self.anonymous else GSIFTP
+
+    def raw_flags(self) -> list[str]:
+        return [] if self.anonymous else data_channel_flags(self.data_channel)
+
+    def dtn_flags(self) -> list[str]:
+        return ["--anonymous"] if self.anonymous else DTN_FLAGS[self.data_channel]
+
+    def label(self) -> str:
+        return "anonymous ftp" if self.anonymous else f"GSI, data channel {self.data_channel}"
+
+
+SECURITY = Security(anonymous=False, data_channel="auth")     # set from the options in main
 
 
 def make_files(directory: str, count: int, size: int) -> int:
@@ -91,19 +123,19 @@ def client_cpu() -> float:
 
 
 def raw_copy(src_node: str, dst_node: str, src: str, dst: str, options: list[str], work: str) -> None:
-    source, dest = Endpoint((src_node,), src), Endpoint((dst_node,), dst)
+    source, dest = Endpoint((src_node,), src, SECURITY.scheme), Endpoint((dst_node,), dst, SECURITY.scheme)
     listing = os.path.join(work, "raw.list")
     with open(listing, "w", encoding="utf-8") as f:
         for name in sorted(os.listdir(src)):
             f.write(f'"{source.url(src_node, name)}" "{dest.url(dst_node, name)}"\n')
-    subprocess.run(["globus-url-copy", *options, "-f", listing], check=True,
+    subprocess.run(["globus-url-copy", *options, *SECURITY.raw_flags(), "-f", listing], check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def dtn_copy(src_ep: str, dst_ep: str, options: list[str], state: str, tree: str = ROOT) -> None:
     env = {**os.environ, "DTN_TRANSFER_STATE_DIR": state, "PYTHONPATH": tree}
     done = subprocess.run([sys.executable, "-m", "dtn_transfer.cli", "run", src_ep, dst_ep, "-q",
-                           *options], env=env, capture_output=True, text=True)
+                           *options, *SECURITY.dtn_flags()], env=env, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"dtn-transfer failed ({done.returncode}): {done.stderr}")
 
@@ -151,7 +183,8 @@ def wan_small_files(files: int, size: int, repeat: int, node_rate: int, flow_rat
     """Scenario 3: globus-url-copy's defaults against dtn-transfer's on the testbed."""
     from dtn_lab.testbed import DEST, SOURCE, Testbed
     bed = Testbed.up(WAN_BED, source_nodes=2, dest_nodes=2, datasets=(), subnet=WAN_SUBNET,
-                     node_rate=node_rate, flow_rate=flow_rate)
+                     node_rate=node_rate, flow_rate=flow_rate, anonymous=SECURITY.anonymous)
+    os.environ.update(bed.client_environment())        # the testbed's proxy, for both sides
     base = tempfile.mkdtemp(prefix="dtn-wan-bench-")
     os.chmod(base, 0o777)
     try:
@@ -186,17 +219,28 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--wan-files", type=int, default=120, help="small files in scenario 3")
     parser.add_argument("--wan-flow-rate", type=int, default=MIB, help="bytes/s one TCP stream may use")
     parser.add_argument("--wan-node-rate", type=int, default=8 * MIB, help="bytes/s one node may use")
+    parser.add_argument("--anonymous", action="store_true",
+                        help="anonymous ftp:// servers and transfers instead of GSI")
+    parser.add_argument("--data-channel", choices=tuple(DTN_FLAGS), default="auth",
+                        help="GSI data channel level for both sides (auth = DCAU, GridFTP's default)")
     parser.add_argument("--dtn-tree", default=ROOT,
                         help="tree whose dtn_transfer runs (an exported older commit: before/after)")
     args = parser.parse_args(argv)
+    global SECURITY
+    SECURITY = Security(args.anonymous, args.data_channel)
 
     base = tempfile.mkdtemp(prefix="dtn-bench-", dir=args.dir)
     os.chmod(base, 0o777)
     servers: list[GridftpServer] = []
     rows = []
     try:
+        gsi = None
+        if not args.anonymous:
+            files = GsiFiles(os.path.join(base, "gsi"), "bench").ensure(["127.0.0.1"])
+            gsi = files.server_environment("127.0.0.1")
+            os.environ.update(files.client_environment())    # both sides present this proxy
         for i in range(4):
-            servers.append(GridftpServer(args.port + i, base).start())
+            servers.append(GridftpServer(args.port + i, base, gsi=gsi).start())
         s = [x.node for x in servers]
         src1, src2, dst, state = (os.path.join(base, d) for d in ("same", "small", "dst", "state"))
 
@@ -238,6 +282,7 @@ def main(argv: list[str] | None = None) -> None:
     os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
     with open(RESULTS, "w", encoding="utf-8") as f:
         json.dump({"taken": time.time(), "rows": rows, "load_average": os.getloadavg(),
+                   "security": SECURITY.label(),
                    "dtn_tree": args.dtn_tree, "data_dir": args.dir,
                    "note": "speedup = raw seconds / dtn-transfer seconds (>1: dtn-transfer faster), "
                            "medians of alternating runs; loopback, real globus-gridftp-server nodes"},

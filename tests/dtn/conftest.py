@@ -122,8 +122,13 @@ def _four_servers(world, gsi: dict[str, str] | None, first: int):
 
 
 @pytest.fixture
-def servers(world, gsi_files):
-    """Four GSI-only GridFTP nodes: two stand for the source cluster, two for the destination."""
+def servers(world, gsi_files, monkeypatch):
+    """Four GSI-only GridFTP nodes: two stand for the source cluster, two for the destination.
+    In-process clients (Checker, walk) present the test proxy while they run."""
+    for name in ("X509_USER_CERT", "X509_USER_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in gsi_files.client_environment().items():
+        monkeypatch.setenv(name, value)
     yield from _four_servers(world, gsi_files.server_environment("127.0.0.1"), 0)
 
 
