@@ -125,3 +125,19 @@ def test_any_json_costs_only_its_own_run(doc, tmp_path_factory):
     LEDGER.add("dtn runs and files", Figures(inputs=1))
     assert values["hpc.dtn.agent.up"] == 1, values["hpc.dtn.agent.last_error"]
     assert values["hpc.dtn.run.state"].get("good") == "completed"
+
+
+@pytest.mark.xfail(strict=True, reason="hpc_pcp.pcpclient.PcpReader names instances with the PCP "
+                   "Python binding's pmNameInDom, which decodes with 'ascii', 'ignore' (Debian 12, "
+                   "PCP 6.0): 'runé' and 'run' come back as one key, one value silently lost "
+                   "(hpc-pcp status and every reader-based check); pminfo shows both")
+def test_the_reader_keeps_non_ascii_instances_apart(abuse_dir):
+    runs = os.path.join(abuse_dir, "runs")
+    os.mkdir(runs)
+    for k, run in enumerate(["run", "runé", "run😀"]):
+        _run(runs, f"r{k}", _running(run))
+    with installed_agent("hpcdtn", {"runs_directory": runs, "interval": 1}), \
+            watch("dtn runs and files", ["hpcdtn"], [abuse_dir]) as case:
+        case.tried(3)
+        wait_for(lambda: len(served("hpc.dtn.run.state")) == 3, 30, what="three runs in pminfo")
+        assert set(reader().fetch(["hpc.dtn.run.state"])["hpc.dtn.run.state"]) == {"run", "runé", "run😀"}
