@@ -248,16 +248,20 @@ class GsiFTP(ftplib.FTP):
 
     # -- listing on the control channel ----------------------------------------------------
     def retrlines(self, cmd, callback=None):
-        """``MLSD path`` as ``MLSC path``: the listing comes in the (protected) reply."""
+        """``MLSD path`` as ``MLSC path``: the listing comes in the (protected) replies, a big
+        directory as several preliminary ``150-`` replies and then the final ``250``."""
         if not cmd.startswith("MLSD"):
             return super().retrlines(cmd, callback)
         reply = self.sendcmd("MLSC" + cmd[4:])
-        if not reply.startswith("250"):
-            raise ftplib.error_reply(reply)
-        lines = reply.split("\n")
-        for line in lines[1:-1]:
-            (callback or print)(line[1:] if line.startswith(" ") else line)
-        return lines[-1]
+        while True:
+            if not reply.startswith(("150", "250")):
+                raise ftplib.error_reply(reply)
+            lines = reply.split("\n")
+            for line in lines[1:-1]:
+                (callback or print)(line[1:] if line.startswith(" ") else line)
+            if reply.startswith("250"):
+                return lines[-1]
+            reply = self.getresp()
 
 
 def _subject(peer: dict) -> str:

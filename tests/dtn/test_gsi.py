@@ -17,6 +17,7 @@ from dtn_transfer import gsi
 from dtn_transfer.batchrun import batch_argv
 from dtn_transfer.endpoints import EndpointError, parse_endpoint
 from dtn_transfer.options import RunOptions
+from dtn_transfer.plan import walk_remote
 from dtn_transfer.schedule import Batch
 from dtn_transfer.tuning import Tuning
 
@@ -170,3 +171,14 @@ def test_gsi_transfer_between_testbed_clusters():
         finally:
             lab("testbed", "down", "--name", bed.layout.name)
         assert not os.path.exists(bed.layout.gsi_root), "down removes the testbed's CA and proxy"
+
+
+@needs_gridftp
+def test_a_big_directory_lists_completely_over_gsi(world, servers):
+    """The server answers MLSC of a big directory in several 150 replies before the 250:
+    every one of them is read (before: the first 150 failed the listing)."""
+    names = {f"f{i:05d}" for i in range(2500)}
+    for name in names:
+        (world / "src" / name).touch()
+    listed = walk_remote(node(servers, 0), f"{world}/src", scheme="gsiftp")
+    assert {f.relpath for f in listed} == names
