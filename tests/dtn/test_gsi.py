@@ -22,7 +22,7 @@ from dtn_transfer.schedule import Batch
 from dtn_transfer.tuning import Tuning
 
 from .conftest import dtn, identical, make_files, needs_gridftp, needs_testbed, run_dirs
-from .testbed_support import cli, lab, state_dir, up, worker_index
+from .testbed_support import cli, lab, name_and_subnet, state_dir, up, worker_index
 
 
 def node(servers, i):
@@ -182,3 +182,25 @@ def test_a_big_directory_lists_completely_over_gsi(world, servers):
         (world / "src" / name).touch()
     listed = walk_remote(node(servers, 0), f"{world}/src", scheme="gsiftp")
     assert {f.relpath for f in listed} == names
+
+
+@needs_testbed
+def test_an_anonymous_testbed_is_asked_for_and_so_are_its_transfers():
+    with state_dir():
+        name, subnet = name_and_subnet("a", 5)
+        built = lab("testbed", "up", "--name", name, "--subnet", subnet, "--nodes", "1", "--anonymous",
+                    "--datasets", "small", "--scale", "0.02", "--root", f"/tmp/{name}-data")
+        try:
+            assert built.returncode == 0, built.stderr
+            assert "anonymous ftp://" in built.stdout
+            ends = lab("testbed", "endpoints", "small", "--name", name)
+            src, dst = ends.stdout.split()
+            assert src.startswith("ftp://") and dst.startswith("ftp://")
+            assert lab("testbed", "env", "--name", name).stdout == "", "no credentials to export"
+            refused = cli("run", src, dst)
+            assert refused.returncode == 2 and "pass --anonymous" in refused.stderr
+            out = cli("run", src, dst, "--anonymous", "--json")
+            assert out.returncode == 0, out.stdout + out.stderr
+            assert json.loads(out.stdout)["files"]["failed"] == 0
+        finally:
+            lab("testbed", "down", "--name", name)
