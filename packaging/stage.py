@@ -12,8 +12,10 @@ Run by scripts/build-deb.sh as ``/usr/bin/python3 -I packaging/stage.py WHEEL_DI
   wrapper running ``/usr/bin/python3 -I -m pmdas.<agent>``), so pmcd's .NeedInstall and
   the admin's ./Install work as for PCP's own agents (the packaged code is imported from
   the staging root for this, so these come from the code being packaged);
-- /etc/pcp/hpc/<agent>.yaml, every setting commented out with its default and help: the
-  agent reads it (an all-comment file means defaults), the admin edits it in place;
+- /etc/pcp/hpc/<agent>.yaml.example, every setting commented out with its default and help
+  (conffiles).  Not <agent>.yaml itself, which the agent reads: that file is the site's
+  (configuration management writes it, so does the demo), and a package owning it would
+  stop a non-interactive install at dpkg's conffile question and delete it on purge;
 - the agent names, one a line, on standard output (for the maintainer scripts).
 """
 from __future__ import annotations
@@ -80,8 +82,9 @@ def example_config(name: str, root: str, options: dict) -> str:
     """The commented example configuration of one agent."""
     import yaml
 
-    lines = [f"# /{CONFIG_DIR}/{name}.yaml: settings of the pcp-hpc {name} agent ({root}.*).",
-             "# Every setting is shown commented out with its default; uncomment one to change it.",
+    lines = [f"# Example of /{CONFIG_DIR}/{name}.yaml: settings of the pcp-hpc {name} agent ({root}.*).",
+             "# Every setting is shown commented out with its default; copy this file to",
+             f"# /{CONFIG_DIR}/{name}.yaml (or ship that with configuration management) and uncomment.",
              f"# Check the file with 'hpc-pcp check {name}'; the agent reads it when it starts",
              f"# (restart it: cd /{PMDAS_DIR}/{name} && ./Install).", ""]
     for key, option in options.items():
@@ -111,7 +114,7 @@ def main(wheel_dir: str, staging: str) -> int:
     for name, entry in AGENTS.items():
         agent = entry.load()
         install.write_agent_dir(agent, entry.module, python=PYTHON)
-        with open(os.path.join(config_dir, f"{name}.yaml"), "w", encoding="utf-8") as f:
+        with open(os.path.join(config_dir, f"{name}.yaml.example"), "w", encoding="utf-8") as f:
             f.write(example_config(name, agent.root, {**COMMON_OPTIONS, **agent.options}))
         print(name)
     return 0

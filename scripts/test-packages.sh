@@ -20,6 +20,7 @@ umask 022
 HERE=$(cd "$(dirname "$0")/.." && pwd)
 export PATH=/usr/bin:/bin:/usr/sbin:/sbin:/usr/lib/pcp/bin:$PATH DEBIAN_FRONTEND=noninteractive
 VENV=/opt/pcp-hpc-ci
+APT_OPTS="-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold"   # never a question
 TESTS=(
   tests/packaging/test_installed.py                   # shipped data found, launch checks pass
   tests/hpcib/test_pcp.py                             # an agent on a fixture tree through pmcd
@@ -36,12 +37,11 @@ fail() { echo "test-packages.sh: $*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || fail "needs root (installs the package and agents into pmcd)"
 pminfo -f pmcd.version >/dev/null 2>&1 || fail "pmcd is not running: run scripts/setup-node.sh"
 /usr/bin/python3 -c 'import pytest' 2>/dev/null || fail "python3-pytest is missing: run scripts/setup-node.sh"
-if dpkg-query -W -f='${Status}' pcp-hpc 2>/dev/null | grep -q "ok installed"; then
-  fail "pcp-hpc is installed already: this test installs and purges it"
-fi
+installed() { dpkg -s pcp-hpc >/dev/null 2>&1; }    # in any state dpkg knows, half-installed too
+installed && fail "pcp-hpc is installed already: this test installs and purges it"
 [ ! -e "$VENV" ] || fail "$VENV exists: left by an earlier run? remove it"
 
-. /etc/pcp.env
+set +u; . /etc/pcp.env; set -u     # pcp.env reads unset variables
 WORK=$(mktemp -d /tmp/pcp-hpc-packages.XXXXXX)
 chmod 755 "$WORK"          # agents that drop to the pcp user read the copied fixture trees
 AGENTS=$(cd "$HERE" && .venv/bin/python -c 'from pmdas.agents import AGENTS; print(*AGENTS)' 2>/dev/null \
@@ -53,13 +53,14 @@ ours() { loaded_agents | grep -xF -f <(tr ' ' '\n' <<<"$AGENTS") || true; }
 BEFORE_PCP=$(loaded_agents | { grep -vxF -f <(tr ' ' '\n' <<<"$AGENTS") || true; } | sort)
 BEFORE_OURS=$(ours)
 for agent in $BEFORE_OURS; do cp -a "$PCP_PMDAS_DIR/$agent" "$WORK/before-$agent"; done
+# The site's agent configurations (or the demo's): the package must leave them alone.
+site_configs() { find "$PCP_SYSCONF_DIR/hpc" -maxdepth 1 -type f -name '*.yaml' -exec md5sum {} + 2>/dev/null | sort; }
+BEFORE_CONFIGS=$(site_configs)
 
 restore() {
   local rc=$?
   set +e
-  if dpkg-query -W -f='${Status}' pcp-hpc 2>/dev/null | grep -q "ok installed"; then
-    apt-get purge -y -q pcp-hpc >/dev/null 2>&1
-  fi
+  installed && apt-get purge -y -q pcp-hpc >/dev/null 2>&1
   rm -rf "$VENV"
   for agent in $(ours); do
     (cd "$PCP_PMDAS_DIR/$agent" && HPC_PCP_DIRECT=1 ./Remove </dev/null >/dev/null 2>&1)
@@ -101,7 +102,7 @@ WHEEL=$(ls "$WORK"/dist/pcp_hpc-*.whl)
 
 # 2. The Debian package.
 log "apt-get install $DEB"
-apt-get install -y -q --no-install-recommends "$DEB" >"$WORK/apt-install.log" 2>&1 \
+apt-get install -y -q --no-install-recommends $APT_OPTS "$DEB" >"$WORK/apt-install.log" 2>&1 \
   || { cat "$WORK/apt-install.log" >&2; fail "apt-get install of the .deb failed"; }
 dpkg-query -L pcp-hpc | sort > "$WORK/deb-files"
 /usr/bin/python3 -I -c 'import pmdas, hpc_pcp, sys
@@ -124,7 +125,7 @@ sed 's/^/  /' "$WORK/status.log"
 status_ok || fail "hpc-pcp status does not show every agent healthy"
 
 log ".deb: the same package again, as an upgrade: the loaded agents restart on it"
-apt-get install -y -q --reinstall --no-install-recommends "$DEB" >"$WORK/apt-upgrade.log" 2>&1 \
+apt-get install -y -q --reinstall --no-install-recommends $APT_OPTS "$DEB" >"$WORK/apt-upgrade.log" 2>&1 \
   || { cat "$WORK/apt-upgrade.log" >&2; fail "reinstalling the .deb failed"; }
 [ "$(ours | sort)" = "$(tr ' ' '\n' <<<"$AGENTS" | sort)" ] || fail "an upgrade dropped agents from pmcd"
 for _ in $(seq 1 60); do status_ok && break; sleep 1; done
@@ -150,6 +151,10 @@ done
 for agent in $AGENTS; do
   [ ! -e "$PCP_PMDAS_DIR/$agent" ] || fail "purge left $PCP_PMDAS_DIR/$agent"
   [ ! -e "$PCP_LOG_DIR/pmcd/$agent.log" ] || fail "purge left $PCP_LOG_DIR/pmcd/$agent.log"
+done
+[ "$(site_configs)" = "$BEFORE_CONFIGS" ] || fail "the site's $PCP_SYSCONF_DIR/hpc/*.yaml changed"
+for top in pmdas hpc_pcp dtn_transfer; do
+  [ ! -e "/usr/lib/python3/dist-packages/$top" ] || fail "purge left /usr/lib/python3/dist-packages/$top"
 done
 log ".deb: purged; pmcd serves PCP's agents only ($(wc -w <<<"$after_pcp")), no file of ours left"
 

@@ -111,11 +111,12 @@ def test_every_agent_lands_the_pcp_way(built):
 def test_the_example_configurations_are_conffiles_that_mean_the_defaults(built):
     root = built["unpacked"]
     conffiles = (root / "DEBIAN/conffiles").read_text().split()
-    assert conffiles == sorted(f"/etc/pcp/hpc/{name}.yaml" for name in AGENTS)
+    # Examples only: /etc/pcp/hpc/<agent>.yaml is the site's (see packaging/stage.py).
+    assert conffiles == sorted(f"/etc/pcp/hpc/{name}.yaml.example" for name in AGENTS)
     for name, entry in AGENTS.items():
         agent = entry.load()
-        example = load(name, agent.options, str(root / f"etc/pcp/hpc/{name}.yaml"))
+        example = load(name, agent.options, str(root / f"etc/pcp/hpc/{name}.yaml.example"))
         assert dict(example) == dict(load(name, agent.options, os.devnull)), name
-        text = (root / f"etc/pcp/hpc/{name}.yaml").read_text()
+        text = (root / f"etc/pcp/hpc/{name}.yaml.example").read_text()
         for key in {**COMMON_OPTIONS, **agent.options}:
             assert f"# {key}:" in text, f"{name}.yaml does not show {key}"
