@@ -201,7 +201,10 @@ class SqueueParser:
         """Lines of ``squeue -h -r --states=all -O SQUEUE_FORMAT``; lines that do not fit are skipped."""
         last, seen, jobs = self._last, {}, []
         width = len(SQUEUE_FIELDS)
-        for line in text.splitlines():
+        # squeue ends lines with \n only; splitlines() would also cut at \r, \v, \f, \x1c-\x1e,
+        # \x85, \u2028 and \u2029, which users put in job names and (without accounting
+        # enforcement) accounts: a job would vanish from the listing, or lose its name's end.
+        for line in text.split("\n"):
             job = last.get(line)
             if job is None:
                 fields = line.split("|", width - 1)
