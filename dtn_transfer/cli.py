@@ -1,10 +1,13 @@
-"""dtn-transfer command line: plan, run (and resume), status, list.
+"""dtn-transfer command line: plan, run (and resume), status, list, remove.
 
 Exit codes (stable, for scripts):
-  0  every file is at the destination (sent, or skipped as already identical)
-  1  the run finished but some files did not make it (listed, with reasons)
+  0  every file is at the destination (sent and verified by this run, or skipped as already
+     there at the sync level asked for)
+  1  the run finished but some files did not make it (listed, with reasons), or it stopped
+     by itself because the destination is full or over quota (one message)
   2  usage error (bad option or endpoint)
-  3  nothing could start: the source could not be listed or the run is unknown
+  3  nothing could start: the source could not be listed or the run is unknown (remove:
+     no such run, or it is still running)
   4  interrupted (SIGINT/SIGTERM); `run --resume RUN` continues without re-sending
 """
 from __future__ import annotations
