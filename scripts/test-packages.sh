@@ -113,9 +113,22 @@ for m in (pmdas, hpc_pcp):
 /usr/bin/hpc-pcp agents >/dev/null || fail "/usr/bin/hpc-pcp agents failed"
 run_suite /usr/bin/python3 ".deb"
 
-log ".deb: hpc-pcp install --all, then hpc-pcp status"
-/usr/bin/hpc-pcp install --all >"$WORK/install-all.log" 2>&1 \
-  || { cat "$WORK/install-all.log" >&2; fail "hpc-pcp install --all failed"; }
+# Every agent installed on sources that work on this machine (as a site ships its
+# /etc/pcp/hpc/<agent>.yaml; given here with -c, so the site's or the demo's files stay).
+log ".deb: every agent installed by the package's hpc_pcp, then hpc-pcp status"
+S=$WORK/status && mkdir -p "$S/dtn-runs" "$S/alarms" "$S/sample" "$S/bpftrace" && echo 1 > "$S/sample/files"
+FIX=$WORK/suite/tests/fixtures
+cat > "$S/configs.yaml" <<CONFIGS
+hpcjob: {scheduler: slurm, squeue_command: [/bin/true], interval: 2}
+hpclustre: {root: $FIX/lustre/v2_15/client, interval: 2}
+hpcib: {root: $FIX/ib/mlx5, interval: 2}
+hpcbpftrace: {script_dir: $S/bpftrace, enabled: [], interval: 2}
+hpcdtn: {runs_directory: $S/dtn-runs, interval: 2}
+hpcalarm: {directory: $S/alarms, interval: 2}
+hpcsample: {directory: $S/sample, interval: 2}
+CONFIGS
+/usr/bin/python3 -I "$HERE/tests/packaging/install_all.py" "$S" $AGENTS >"$WORK/install-all.log" 2>&1 \
+  || { cat "$WORK/install-all.log" >&2; fail "installing every agent from the package failed"; }
 status_ok() {
   /usr/bin/hpc-pcp status >"$WORK/status.log" 2>&1 || return 1
   [ "$(grep -c ' healthy ' "$WORK/status.log")" = "$(wc -w <<<"$AGENTS")" ]
@@ -128,8 +141,15 @@ log ".deb: the same package again, as an upgrade: the loaded agents restart on i
 apt-get install -y -q --reinstall --no-install-recommends $APT_OPTS "$DEB" >"$WORK/apt-upgrade.log" 2>&1 \
   || { cat "$WORK/apt-upgrade.log" >&2; fail "reinstalling the .deb failed"; }
 [ "$(ours | sort)" = "$(tr ' ' '\n' <<<"$AGENTS" | sort)" ] || fail "an upgrade dropped agents from pmcd"
-for _ in $(seq 1 60); do status_ok && break; sleep 1; done
-status_ok || { cat "$WORK/status.log" >&2; fail "after an upgrade hpc-pcp status does not show every agent healthy"; }
+# The upgrade put back the packaged Install (no -c): the agents now read /etc/pcp/hpc, so
+# on this machine they may be degraded, but every one must answer.
+answering() {
+  /usr/bin/hpc-pcp status >"$WORK/status.log" 2>&1
+  ! grep -q "NOT ANSWERING" "$WORK/status.log" \
+    && [ "$(grep -cE ' (healthy|DEGRADED) ' "$WORK/status.log")" = "$(wc -w <<<"$AGENTS")" ]
+}
+for _ in $(seq 1 60); do answering && break; sleep 1; done
+answering || { cat "$WORK/status.log" >&2; fail "after an upgrade not every agent answers"; }
 
 log ".deb: apt-get purge pcp-hpc"
 apt-get purge -y -q pcp-hpc >"$WORK/apt-purge.log" 2>&1 \
