@@ -172,9 +172,11 @@ def test_one_stream_is_held_to_the_flow_cap(bed):
 @needs_testbed
 def test_many_streams_are_held_to_the_node_cap_and_nodes_add_up(bed):
     busy = RunOptions(concurrency=4, parallelism=8, pipelining=True)
-    one = run_trial(bed, "medium", 1, busy, seconds=3.0, warmup=1.0)
+    # GSI sessions (handshake, delegation, DCAU on 32 data channels per pair) take 1-2 s on
+    # two shared cores before the first byte (anonymous: 0.1 s): the window starts after them
+    one = run_trial(bed, "medium", 1, busy, seconds=3.0, warmup=2.5)
     assert 0.85 * NODE_RATE <= one.rate <= 1.05 * NODE_RATE, f"{one.rate / MIB:.2f} MiB/s for 32 streams"
-    two = run_trial(bed, "medium", 2, busy, seconds=3.0, warmup=1.0)
+    two = run_trial(bed, "medium", 2, busy, seconds=3.0, warmup=2.5)
     assert two.rate >= 1.7 * one.rate, f"2 nodes {two.rate / MIB:.2f} vs 1 node {one.rate / MIB:.2f} MiB/s"
 
 
