@@ -16,6 +16,7 @@ PACKAGES=(
   pcp python3-pcp                                      # the release's pmcd, pmproxy and bindings
   python3-yaml python3-click python3-clustershell      # what pcp-hpc needs on a node
   bpftrace                                             # the release's bpftrace
+  redis-server                                         # pmproxy's series store
   procps iproute2                                      # ps, ip (loopback in the namespace)
 )
 

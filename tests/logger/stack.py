@@ -14,12 +14,13 @@ import signal
 import socket
 import subprocess
 import time
-import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any
 
 from hpc_pcp import logger
 from tests.harness.pcp import pcp_env, wait_for
+
+from . import http11
 
 PMLOGCONF = "/usr/lib/pcp/bin/pmlogconf"
 LINUX_SECTION = """
@@ -37,38 +38,6 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _dechunk(body: bytes) -> tuple[bytes, bool]:
-    """Chunked transfer decoding, lenient about blank size lines (pmproxy 6.0.3 writes
-    some); returns the data so far and whether the terminating zero-size chunk came."""
-    out, rest = b"", body
-    while rest:
-        size_line, crlf, rest = rest.partition(b"\r\n")
-        if not crlf:
-            return out, False
-        if not size_line.strip():
-            continue
-        size = int(size_line.split(b";")[0], 16)
-        if size == 0:
-            return out, True
-        if len(rest) < size + 2:
-            return out, False
-        out, rest = out + rest[:size], rest[size + 2:]
-    return out, False
-
-
-def _complete(raw: bytes) -> tuple[bytes, bool]:
-    """(body, whole reply received?) of one HTTP/1.1 reply, chunked or with Content-Length."""
-    head, sep, body = raw.partition(b"\r\n\r\n")
-    if not sep:
-        return b"", False
-    fields = {k.strip().lower(): v.strip() for k, _, v in
-              (line.partition(b":") for line in head.split(b"\r\n")[1:])}
-    if fields.get(b"transfer-encoding", b"").lower() == b"chunked":
-        return _dechunk(body)
-    length = int(fields.get(b"content-length", b"-1"))
-    return body, length >= 0 and len(body) >= length
-
-
 @dataclass
 class Stack:
     directory: str
@@ -81,24 +50,8 @@ class Stack:
         return f"http://127.0.0.1:{self.http_port}"
 
     def get(self, path: str, **params: Any) -> Any:
-        """GET a pmproxy REST path and decode its JSON.
-
-        Spoken as HTTP/1.1, as Grafana does: pmproxy streams any reply larger than its
-        chunk size (a page) with chunked encoding, and refuses such replies to HTTP/1.0
-        clients with 413 "HTTP 1.0 request result exceeds server limits".  The connection
-        stays keep-alive (with "Connection: close", pmproxy 6.0.3 closed it after the first
-        chunk of a streamed reply); the reply ends at its zero-size chunk or Content-Length.
-        Read over a plain socket and de-chunked leniently: Python's http.client rejected
-        some chunked replies of pmproxy 6.0.3 (blank chunk size lines).
-        """
-        request = (f"GET {path}?{urllib.parse.urlencode(params)} HTTP/1.1\r\n"
-                   f"Host: 127.0.0.1:{self.http_port}\r\n\r\n")
-        raw, body, whole = b"", b"", False
-        with socket.create_connection(("127.0.0.1", self.http_port), timeout=30) as conn:
-            conn.sendall(request.encode())
-            while not whole and (chunk := conn.recv(65536)):
-                raw += chunk
-                body, whole = _complete(raw)
+        """GET a pmproxy REST path and decode its JSON (HTTP/1.1 as Grafana, see http11)."""
+        raw, body = http11.get(self.http_port, path, params)
         try:
             return json.loads(body.decode())
         except ValueError:

@@ -14,6 +14,7 @@ import contextlib
 import importlib
 import os
 import re
+import shutil
 import socket
 import tempfile
 import time
@@ -22,9 +23,9 @@ import pytest
 
 from hpc_pcp import dashboards, logger
 from hpc_pcp.agents import available
-from hpc_pcp.dashboards import catalog
 from tests.harness.pcp import installed_agent, reader, wait_for, wait_refreshed
 
+from .panels import run_every_panel, variables
 from .stack import Stack
 
 pytestmark = [pytest.mark.services, pytest.mark.root, pytest.mark.usefixtures("pmcd")]
@@ -105,6 +106,9 @@ def live():
                          what=f"pmproxy to load {root} from the archive")
             yield stack, set(demos), host
         finally:
+            keep = os.environ.get("HPC_PCP_KEEP_ARCHIVES")  # how tests/fixtures/archives/dashboards-* is made
+            if keep and os.path.isdir(os.path.join(stack.directory, "archives")):
+                shutil.copytree(os.path.join(stack.directory, "archives"), keep, dirs_exist_ok=True)
             for name, module in demos.items():
                 if hasattr(module, "teardown"):
                     module.teardown(os.path.join(stack.directory, "demo", name))
@@ -133,22 +137,10 @@ def _job_with_cgroup(stack) -> str:
                              f"(of {len(insts)})") from None
 
 
-def _variables(board: dict) -> dict[str, str]:
-    return {v["name"]: v["query"] for v in board["templating"]["list"] if v["type"] == "query"}
-
-
-def _substitute(text: str, values: dict[str, str]) -> str:
-    return re.sub(r"\$\{?(\w+)\}?", lambda m: values.get(m.group(1), m.group(0)), text)
-
-
-def _metric(expr: str) -> str:
-    return expr.split("{", 1)[0]
-
-
 def test_template_variables_resolve(live):
     stack, installed, host = live
     for board in dashboards.generate().values():
-        for name, query in _variables(board).items():
+        for name, query in variables(board).items():
             label = re.fullmatch(r"label_values\((\w+)\)", query)
             assert label, f"{board['uid']}: variable {name} is not a label_values() query: {query}"
             reply = stack.get("/series/labels", names=label.group(1))
@@ -157,51 +149,13 @@ def test_template_variables_resolve(live):
                 assert host in reply.get("hostname", []), reply
 
 
-def _target_has_data(stack, target: dict, values: dict[str, str], where: str) -> bool:
-    """True if the target returns data the way grafana-pcp asks for it."""
-    expr = _substitute(target["expr"], values)
-    if target["datasource"]["type"] == "performancecopilot-vector-datasource":
-        reply = stack.get("/pmapi/fetch", hostspec=_substitute(target["hostspec"], values), names=expr)
-        return bool(reply.get("values") and reply["values"][0]["instances"])
-    series = stack.get("/series/query", expr=expr)
-    assert isinstance(series, list), f"{where}: pmproxy refused the query: {series}"
-    if not series:
-        return False
-    now = time.time()
-    # a handful of series over the last two minutes at Grafana-like steps proves the data is there
-    try:
-        points = stack.get("/series/values", series=",".join(series[:8]),
-                           start=int(now - 120), finish=int(now + 10), interval=10)
-    except AssertionError as exc:
-        raise AssertionError(f"{where}: {exc}") from None
-    return bool(points)
-
-
 def test_every_panel_query(live):
     """Every query parses; every panel of an installed agent shows data from at least one target."""
     stack, installed, host = live
     job = _job_with_cgroup(stack)
     values = {"host": host, "job": job}
-    panels = with_data = 0
-    empty: list[str] = []
-    for filename, board in dashboards.generate().items():
-        for panel in board["panels"]:
-            if panel["type"] == "row":
-                continue
-            panels += 1
-            where = f"{filename} / {panel['title']}"
-            results, ours = [], False
-            for target in panel["targets"]:
-                metric = _metric(target["expr"])
-                agent = catalog.owner(metric.rstrip("*") + "x" if metric.endswith("*") else metric)
-                ours = ours or agent in installed or agent == catalog.LINUX
-                results.append(_target_has_data(stack, target, values, f"{where} / {target['expr']}"))
-            if not ours:
-                continue
-            if any(results):
-                with_data += 1
-            else:
-                empty.append(where)
-    print(f"panels: {panels}, with data: {with_data}, installed: {sorted(installed)}")
-    assert not empty, "panels of installed agents without data: " + "; ".join(empty)
-    assert with_data, "no panel returned data"
+    now = int(time.time())
+    run = run_every_panel(stack.get, values, installed, (now - 120, now + 10))
+    print(f"panels: {run.panels}, with data: {run.with_data}, installed: {sorted(installed)}")
+    assert not run.empty, "panels of installed agents without data: " + "; ".join(run.empty)
+    assert run.with_data, "no panel returned data"

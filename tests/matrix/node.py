@@ -13,6 +13,7 @@ and started by the root's own interpreter and bindings.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -212,6 +213,21 @@ class VersionNode:
         self.sh("/etc/init.d/pmproxy start >/tmp/pmproxy-start.log 2>&1 || true")
         self.wait(self._pmproxy_answers, 60, "pmproxy")
 
+    def load_series(self, archive: Path) -> None:
+        """A Redis of the release's own, pmproxy restarted onto it, and ``archive`` loaded
+        into it with the release's pmseries."""
+        target = self.root / "var" / "tmp" / "matrix-archive"
+        shutil.rmtree(target, ignore_errors=True)
+        target.mkdir(parents=True)
+        for part in archive.parent.glob(archive.name + ".*"):
+            shutil.copy(part, target / part.name)
+        self.run("redis-server", "--port", "6379", "--save", "", "--appendonly", "no",
+                 "--daemonize", "yes")
+        self.wait(lambda: self.run("redis-cli", "ping", check=False).stdout.strip() == "PONG", 30, "redis")
+        self.sh("/etc/init.d/pmproxy restart >/tmp/pmproxy-start.log 2>&1 || true")
+        self.wait(self._pmproxy_answers, 60, "pmproxy with series")
+        self.run("pmseries", "--load", f"/var/tmp/matrix-archive/{archive.name}", timeout=300)
+
     def _pmproxy_answers(self) -> bool:
         probe = ("import urllib.request,sys; "
                  "urllib.request.urlopen('http://127.0.0.1:44322/pmapi/context', timeout=5); print('ok')")
@@ -252,3 +268,28 @@ class VersionNode:
         command = self.root / "usr" / "bin" / "hpc-pcp"
         command.write_text("#!/usr/bin/python3 -I\nfrom hpc_pcp.cli import main\nmain()\n")
         command.chmod(0o755)
+
+
+class SeriesClient:
+    """pmproxy's REST API inside the node: tests/logger/http11.py run by the root's Python,
+    one JSON request and reply per line."""
+
+    def __init__(self, node: VersionNode, port: int = 44322):
+        shutil.copy(REPO / "tests" / "logger" / "http11.py", node.root / "var" / "tmp" / "http11.py")
+        self.process = subprocess.Popen(
+            ["nsenter", "-t", str(node.pid), "-p", "-m", "-n", "-u", "-i", "-r", "-w",
+             "python3", "-I", "/var/tmp/http11.py", str(port)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def get(self, path: str, **params) -> object:
+        self.process.stdin.write(json.dumps([path, params]) + "\n")
+        self.process.stdin.flush()
+        reply = json.loads(self.process.stdout.readline())
+        if "error" in reply:
+            raise AssertionError(f"pmproxy gave no JSON for {path} {params}: {reply['error']}")
+        return reply["json"]
+
+    def close(self) -> None:
+        self.process.stdin.close()
+        self.process.wait(timeout=10)
+        self.process.stdout.close()
