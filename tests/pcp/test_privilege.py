@@ -184,3 +184,17 @@ def test_dtn_runs_written_by_a_user_are_read_by_hpcdtn_as_pcp(tmp_path):
         values = reader().fetch(["hpc.dtn.agent.up", "hpc.dtn.agent.last_error", "hpc.dtn.run.state"])
         assert values["hpc.dtn.agent.up"] == 1, values["hpc.dtn.agent.last_error"]
         assert run.name in (values["hpc.dtn.run.state"] or {}), values
+
+
+def test_refresh_child_gets_its_settings_from_the_agent_not_the_file():
+    """The configuration file may be root's alone (here: in a 0700 directory); the refresh
+    child runs as pcp and could not read it.  It builds the agent from the settings its parent
+    read, so the interval it reports is the file's and there is no configuration error (before:
+    the child fell back to the defaults, 10 s, with 'cannot be read (Permission denied)')."""
+    with installed_agent("hpclustre", {"interval": 3}) as directory:
+        assert stat.S_IMODE(os.stat(directory).st_mode) & 0o077 == 0, "the file is not root's alone"
+        pid, children = agent_processes("hpclustre")
+        assert children and all(_ids(child)[0] == {PCP.pw_uid} for child in children)
+        wait_refreshed("hpc.lustre", 2)
+        got = reader().fetch(["hpc.lustre.agent.interval", "hpc.lustre.agent.config_error"])
+        assert got == {"hpc.lustre.agent.interval": 3.0, "hpc.lustre.agent.config_error": ""}, got
