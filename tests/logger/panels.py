@@ -21,6 +21,17 @@ def variables(board: dict) -> dict[str, str]:
     return {v["name"]: v["query"] for v in board["templating"]["list"] if v["type"] == "query"}
 
 
+def label_variables() -> list[tuple[str, str, str]]:
+    """(board uid, variable, label) of every template variable: each is a label_values() query."""
+    found = []
+    for board in dashboards.generate().values():
+        for name, query in variables(board).items():
+            label = re.fullmatch(r"label_values\((\w+)\)", query)
+            assert label, f"{board['uid']}: variable {name} is not a label_values() query: {query}"
+            found.append((board["uid"], name, label.group(1)))
+    return found
+
+
 def substitute(text: str, values: dict[str, str]) -> str:
     return re.sub(r"\$\{?(\w+)\}?", lambda m: values.get(m.group(1), m.group(0)), text)
 

@@ -9,7 +9,6 @@ of our agents returns data.
 """
 from __future__ import annotations
 
-import re
 import subprocess
 
 import pytest
@@ -17,7 +16,7 @@ from pcp import pmapi
 
 from hpc_pcp import dashboards
 from pmdas.agents import AGENTS
-from tests.logger.panels import run_every_panel, variables
+from tests.logger.panels import label_variables, run_every_panel
 
 from .node import REPO, SeriesClient
 from .test_versions import INSTANCE
@@ -84,15 +83,11 @@ def test_instance_labels_after_load(matrix_node, series):
 
 def test_template_variables_resolve(matrix_node, series):
     labels_loaded = _instance_labels_loaded(series)
-    for board in dashboards.generate().values():
-        for name, query in variables(board).items():
-            label = re.fullmatch(r"label_values\((\w+)\)", query)
-            assert label, f"{board['uid']}: variable {name} is not a label_values() query: {query}"
-            reply = series.get("/series/labels", names=label.group(1))
-            assert isinstance(reply, dict), reply
-            if label.group(1) != "job" or labels_loaded:
-                assert reply.get(label.group(1)), \
-                    f"{board['uid']} ${name} on pmproxy {matrix_node.versions['pcp']}: {reply}"
+    for uid, name, label in label_variables():
+        reply = series.get("/series/labels", names=label)
+        assert isinstance(reply, dict), reply
+        if label != "job" or labels_loaded:
+            assert reply.get(label), f"{uid} ${name} on pmproxy {matrix_node.versions['pcp']}: {reply}"
 
 
 def test_every_panel_query(matrix_node, series):
