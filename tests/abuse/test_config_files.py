@@ -87,9 +87,10 @@ def installed_with_file(name: str, path: str):
 
 @pytest.mark.pcp
 @pytest.mark.usefixtures("pmcd")
-@pytest.mark.parametrize("name", ["deep_list", "latin1"])
+@pytest.mark.parametrize("name", ["deep_list"])
 def test_a_hostile_file_leaves_the_agent_running_in_pmcd(abuse_dir, name):
-    """Before the fix, both stopped the agent at start: pmcd never served it."""
+    """Before the fix, this file (like latin1 and long_int) stopped the agent at start: pmcd
+    never served it.  One through pmcd; every file and agent in-process above."""
     from .ledger import Canary
     canary = Canary()
     path = _write(abuse_dir, {name: hostile_files(canary)[name]})[name]

@@ -4,6 +4,7 @@ flood of stores go to the real pmcd while one of our agents is installed: pmcd a
 must stay up and keep answering."""
 from __future__ import annotations
 
+import os
 import socket
 import struct
 import time
@@ -44,6 +45,19 @@ def pmcd_pid() -> int:
     return reader().fetch(["pmcd.pid"])["pmcd.pid"]
 
 
+def pmcd_conf_changed(since: float) -> bool:
+    """Whether an agent was installed or removed (pmcd.conf rewritten) since ``since``: other
+    developers' tests share this pmcd, and pmdaproc.sh may restart it."""
+    return os.stat(os.environ.get("PCP_PMCDCONF_PATH", "/etc/pcp/pmcd/pmcd.conf")).st_mtime > since
+
+
+def assert_same_pmcd(before: int, since: float) -> None:
+    now = pmcd_pid()
+    if now != before and pmcd_conf_changed(since):
+        raise AssertionError("inconclusive: pmcd was restarted while another test (re)installed an agent")
+    assert now == before, "pmcd restarted"
+
+
 def answering() -> bool:
     return run_pcp("pminfo", "-f", "hpc.sample.agent.up", timeout=10).returncode == 0
 
@@ -72,7 +86,7 @@ CRAFTED = {
 def test_garbage_pdus_flood_and_stores(abuse_dir):
     with installed_agent("hpcsample", {"interval": 1}), \
             watch("pmcd clients over TCP", ["hpcsample"], [abuse_dir]) as case:
-        before = pmcd_pid()
+        before, since = pmcd_pid(), time.time()
         for payload in CRAFTED.values():
             send(payload)
             case.tried()
@@ -94,7 +108,7 @@ def test_garbage_pdus_flood_and_stores(abuse_dir):
             assert done.returncode != 0
             case.tried()
         assert answering(), "pmcd or hpcsample stopped answering"
-        assert pmcd_pid() == before, "pmcd restarted"
+        assert_same_pmcd(before, since)
 
 
 @pytest.mark.xfail(strict=True, reason="upstream pmcd (Debian 12, PCP 6.0) reads a client's PDU "
@@ -103,13 +117,12 @@ def test_garbage_pdus_flood_and_stores(abuse_dir):
                    "client for 5 s per half-sent PDU (measured 5.0 s). Not ours to fix; sites limit "
                    "who reaches the port (firewall) and may lower pmcd -t")
 def test_a_half_sent_pdu_does_not_stall_other_clients(abuse_dir):
-    with installed_agent("hpcsample", {"interval": 1}), \
-            watch("pmcd clients over TCP", ["hpcsample"], [abuse_dir]) as case:
+    with watch("pmcd clients over TCP", [], [abuse_dir]) as case:
         with socket.create_connection(("127.0.0.1", PORT), timeout=2) as stalled:
             stalled.recv(4096)
             stalled.sendall(pdu(PDU_CREDS, length=4096)[:20])
             started = time.monotonic()
-            assert answering()
+            assert run_pcp("pminfo", "-f", "pmcd.version", timeout=10).returncode == 0
             took = time.monotonic() - started
             case.tried()
         print(f"another client waited {took:.2f} s")
@@ -122,6 +135,6 @@ def test_a_half_sent_pdu_does_not_stall_other_clients(abuse_dir):
                                           st.binary(max_size=64)))
 def test_random_bytes_to_pmcd(payload):
     LEDGER.add("pmcd clients over TCP", Figures(inputs=1))
-    before = pmcd_pid()
+    before, since = pmcd_pid(), time.time()
     send(payload, wait=0.05)
-    assert pmcd_pid() == before
+    assert_same_pmcd(before, since)
