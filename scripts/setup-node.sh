@@ -28,6 +28,7 @@ PACKAGES=(
   globus-simple-ca globus-proxy-utils globus-gsi-cert-utils-progs  # GSI: CA, proxies, cert tools (testbed)
   iproute2 procps psmisc                                # namespaces, tc, process tools
   python3-pytest                                        # tests against the installed packages (scripts/test-packages.sh)
+  debootstrap                                           # other Debian releases' roots (version matrix, scripts/version-root.sh)
 )
 
 log() { printf '[setup] %s\n' "$*"; }
