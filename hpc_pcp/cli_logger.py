@@ -14,10 +14,11 @@ def logger_group() -> None:
 
 
 @logger_group.command("setup")
-@click.option("--nodes", required=True, help="Comma-separated hosts whose pmcd to record (host1,host2).")
+@click.option("--nodes", required=True, help="Hosts whose pmcd to record: a node set (node[01-08],login1) or a list (host1,host2).")
 @click.option("--interval", default="30s", show_default=True, help="Sampling interval (30s, 1m, 500ms).")
 @click.option("--redis", default="localhost:6379", show_default=True,
-              help="Valkey/Redis servers for pmproxy's time series: host:port[,host:port].")
+              help="Valkey/Redis for pmproxy's time series: host:port, or a cluster's seeds "
+              "host:port,host:port,... (a cluster is not started here).")
 @click.option("--retention-days", default=14.0, show_default=True, type=float,
               help="Days of samples Valkey keeps per series (pmproxy stream.expire / maxlen).")
 @click.option("--viz", default="", help="Comma-separated visualisation (Grafana) hosts allowed to reach "
@@ -45,11 +46,11 @@ def setup_cmd(nodes: str, interval: str, redis: str, retention_days: float, viz:
     - $PCP_SYSCONF_DIR/hpc/pmproxy-access.nft: firewall rules for the Grafana host;
     - $PCP_SYSCONF_DIR/hpc/pmcd.conf.access: copy to every node's pmcd directory (fetches
       from this logger and --fetch-from hosts only, stores from the node itself);
-    - $PCP_SYSCONF_DIR/pmie/control.d/hpc: the alarm rules, when shipped, and the alarm
+    - $PCP_SYSCONF_DIR/pmie/control.d/hpc: the alarm rules on every node, when shipped, and the alarm
       state directory their actions write ($PCP_VAR_DIR/config/hpc/alarms, owned by pcp).
     """
     try:
-        files = logger.plan(nodes.split(","), interval, redis, retention_days,
+        files = logger.plan(logger.expand_nodes(nodes), interval, redis, retention_days,
                             [v for v in viz.split(",") if v.strip()], listen, pmie_rules,
                             fetch_from=[h for h in fetch_from.split(",") if h.strip()])
     except logger.LoggerSetupError as exc:
@@ -66,7 +67,7 @@ def setup_cmd(nodes: str, interval: str, redis: str, retention_days: float, viz:
     except (OSError, KeyError) as exc:
         raise click.ClickException(f"cannot write the configuration: {exc}") from None
     if start:
-        if logger.start_services(click.echo, with_pmie):
+        if logger.start_services(click.echo, with_pmie, with_store=logger.local_store(redis)):
             raise click.ClickException("a service failed to start; see above and $PCP_LOG_DIR")
 
 

@@ -70,6 +70,37 @@ def check_nodes(nodes: Iterable[str]) -> list[str]:
     return out
 
 
+def expand_nodes(text: str) -> list[str]:
+    """Host names from a Slurm/ClusterShell node set ('node[01-08],login1') or a plain list.
+
+    Clusters name nodes by ranges; an admin writes the range once, as in slurm.conf and
+    pdsh, instead of listing a thousand hosts.  A malformed set is a LoggerSetupError."""
+    from ClusterShell.NodeSet import NodeSet, NodeSetException
+
+    if "@" in text:  # ClusterShell groups would read this host's group sources: not a plan input
+        raise LoggerSetupError(f"nodes {text!r}: node groups (@name) are not supported, name the nodes")
+    try:
+        return check_nodes(NodeSet(text.strip()))
+    except NodeSetException as exc:
+        raise LoggerSetupError(f"nodes {text!r} are not a node set such as node[01-08],login1: {exc}") from None
+
+
+def redis_seeds(text: str) -> list[str]:
+    """Valkey/Redis servers as host:port, de-duplicated: one server, or a cluster's seeds.
+
+    pmproxy reads ``servers`` as seeds: given any node of a Valkey/Redis cluster it learns
+    the others (and which shard holds which keys) from the cluster itself, so every shard
+    need not be named, but naming more than one keeps pmproxy starting when one is down."""
+    seeds: list[str] = []
+    for seed in text.split(","):
+        seed = seed.strip()
+        if not re.match(r"^[\w.-]+:\d{1,5}$", seed) or not 0 < int(seed.rsplit(":", 1)[1]) < 65536:
+            raise LoggerSetupError(f"redis servers {text!r} must be host:port[,host:port...]")
+        if seed not in seeds:
+            seeds.append(seed)
+    return seeds
+
+
 def is_local(node: str) -> bool:
     return node in LOCAL_NAMES or node in (socket.gethostname(), socket.getfqdn())
 
@@ -155,10 +186,13 @@ def pmcd_access(loggers: Sequence[str]) -> str:
     return "".join(lines)
 
 
-def pmie_control(rules: str) -> str:
-    """pmie farm control line for the pcp-hpc alarm rules (the rules come from pmie_rules/)."""
-    return (MARK + "$version=1.1\n"
-            f"LOCALHOSTNAME\tn   n\tPCP_LOG_DIR/pmie/LOCALHOSTNAME-hpc\t-c {rules}\n")
+def pmie_control(rules: str, nodes: Sequence[str] = ()) -> str:
+    """pmie farm control lines for the pcp-hpc alarm rules (the rules come from pmie_rules/):
+    one pmie per node, so every rule is evaluated on every node and its alarm names the node
+    (%h); the logger node's own line is PCP's LOCALHOSTNAME."""
+    hosts = ["LOCALHOSTNAME", *(n for n in nodes if not is_local(n))]
+    return MARK + "$version=1.1\n" + "".join(
+        f"{host}\tn   n\tPCP_LOG_DIR/pmie/{host}-hpc\t-c {rules}\n" for host in hosts)
 
 
 def default_pmie_rules() -> str | None:
@@ -179,8 +213,7 @@ def plan(nodes: Sequence[str], interval: str = "30s", redis: str = "localhost:63
     seconds = interval_seconds(interval)
     if retention_days <= 0:
         raise LoggerSetupError("retention must be more than 0 days")
-    if not re.match(r"^[\w.-]+:\d+(,[\w.-]+:\d+)*$", redis):
-        raise LoggerSetupError(f"redis servers {redis!r} must be host:port[,host:port...]")
+    redis = ",".join(redis_seeds(redis))
     sysconf, var = pcp_config("PCP_SYSCONF_DIR"), pcp_config("PCP_VAR_DIR")
     files = []
     for node in nodes:
@@ -204,8 +237,8 @@ def plan(nodes: Sequence[str], interval: str = "30s", redis: str = "localhost:63
                             f"{', '.join(loggers)}, stores only from the node itself"))
     rules = pmie_rules or default_pmie_rules()
     if rules:
-        files.append(ConfigFile(f"{sysconf}/pmie/control.d/hpc", pmie_control(rules),
-                                f"pmie: alarm rules {rules}"))
+        files.append(ConfigFile(f"{sysconf}/pmie/control.d/hpc", pmie_control(rules, nodes),
+                                f"pmie: alarm rules {rules} on this host and {len(nodes)} node(s)"))
     return files
 
 
@@ -254,12 +287,21 @@ def alarm_directory(root: str = "/", user: str = "pcp", echo: Callable[[str], No
     return directory
 
 
-def start_services(echo: Callable[[str], None] = print, with_pmie: bool = False) -> int:
-    """(Re)start Valkey (or Redis), pmproxy, pmlogger and, if configured, pmie; return failures."""
+def local_store(redis: str) -> bool:
+    """True when ``redis`` is one server on this host: the packaged Valkey/Redis service.
+    A cluster (several seeds) or a remote server is run by its own admin, not started here."""
+    seeds = redis_seeds(redis)
+    return len(seeds) == 1 and seeds[0].rsplit(":", 1)[0] in ("localhost", "127.0.0.1", "::1")
+
+
+def start_services(echo: Callable[[str], None] = print, with_pmie: bool = False,
+                   with_store: bool = True) -> int:
+    """(Re)start Valkey (or Redis) if ``with_store``, pmproxy, pmlogger and, if configured,
+    pmie; return failures."""
     rc_dir = pcp_config("PCP_RC_DIR")
     store = "valkey-server" if os.path.exists("/etc/init.d/valkey-server") else "redis-server"
-    steps = [(f"/etc/init.d/{store}", "start"), (f"{rc_dir}/pmproxy", "restart"),
-             (f"{rc_dir}/pmlogger", "restart")]
+    steps = [(f"/etc/init.d/{store}", "start")] if with_store else []
+    steps += [(f"{rc_dir}/pmproxy", "restart"), (f"{rc_dir}/pmlogger", "restart")]
     if with_pmie:
         steps.append((f"{rc_dir}/pmie", "restart"))
     env = {**os.environ, "PATH": "/usr/bin:/bin:/usr/sbin:/sbin:" + os.environ.get("PATH", "")}

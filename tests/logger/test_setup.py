@@ -131,3 +131,50 @@ def test_cli_dry_run_and_write(tmp_path):
         assert path.stat().st_uid == pwd.getpwnam("pcp").pw_uid and oct(path.stat().st_mode)[-3:] == "755"
     bad = runner.invoke(logger_group, ["setup", "--nodes", "n1", "--interval", "soon"])
     assert bad.exit_code == 2 and "interval 'soon'" in bad.output
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("node[01-03]", ["node01", "node02", "node03"]),
+    ("cn[8-10],login1", ["cn8", "cn9", "cn10", "login1"]),
+    ("n1,n2, n3,n1", ["n1", "n2", "n3"]),
+    ("rack[1-2]-n[1-2]", ["rack1-n1", "rack1-n2", "rack2-n1", "rack2-n2"]),
+])
+def test_node_sets_expand(text, expected):
+    assert sorted(logger.expand_nodes(text)) == sorted(expected)
+
+
+@pytest.mark.parametrize("bad", ["node[1-", "a[3-1]", "bad host", "", "@compute", "-rf"])
+def test_bad_node_sets_refused(bad):
+    with pytest.raises(logger.LoggerSetupError):
+        logger.expand_nodes(bad)
+
+
+def test_redis_cluster_seeds_and_who_starts_the_store():
+    seeds = "10.77.0.9:7001,10.77.0.9:7002,10.77.0.9:7003,10.77.0.9:7001"
+    files = _by_path(logger.plan(["n1"], redis=seeds))
+    conf = configparser.ConfigParser()
+    conf.read_string(files[next(p for p in files if p.endswith("pmproxy.conf"))])
+    assert conf["redis"]["servers"] == "10.77.0.9:7001,10.77.0.9:7002,10.77.0.9:7003"
+    assert logger.local_store("localhost:6379") and not logger.local_store(seeds)
+    assert not logger.local_store("redis1:6379")
+    for bad in ("10.77.0.9", "h:0", "h:70000", "h:1,,h:2", "h 1:2"):
+        with pytest.raises(logger.LoggerSetupError, match="redis"):
+            logger.plan(["n1"], redis=bad)
+
+
+def test_pmie_runs_the_rules_on_every_node():
+    files = _by_path(logger.plan(["node01", "node02", "localhost"], pmie_rules="/r/hpc.pmie"))
+    pmie = files[next(p for p in files if p.endswith("/pmie/control.d/hpc"))]
+    lines = [ln.split("\t") for ln in pmie.splitlines() if ln and ln[0] not in "#$"]
+    assert [ln[0] for ln in lines] == ["LOCALHOSTNAME", "node01", "node02"]
+    assert all(ln[3] == "-c /r/hpc.pmie" and ln[2].endswith(f"/{ln[0]}-hpc") for ln in lines)
+
+
+def test_cli_takes_a_node_set(tmp_path):
+    result = CliRunner().invoke(logger_group, ["setup", "--nodes", "node[01-03]", "--dry-run",
+                                               "--redis", "a:7001,a:7002,a:7003"])
+    assert result.exit_code == 0, result.output
+    assert all(f"control.d/hpc-node0{i}" in result.output for i in (1, 2, 3))
+    assert "servers = a:7001,a:7002,a:7003" in result.output
+    bad = CliRunner().invoke(logger_group, ["setup", "--nodes", "node[01-", "--dry-run"])
+    assert bad.exit_code == 2 and "node set" in bad.output
