@@ -14,7 +14,8 @@ def logger_group() -> None:
 
 
 @logger_group.command("setup")
-@click.option("--nodes", required=True, help="Hosts whose pmcd to record: a node set (node[01-08],login1) or a list (host1,host2).")
+@click.option("--nodes", required=True,
+              help="Hosts whose pmcd to record: a node set (node[01-08],login1) or a list (host1,host2).")
 @click.option("--interval", default="30s", show_default=True, help="Sampling interval (30s, 1m, 500ms).")
 @click.option("--redis", default="localhost:6379", show_default=True,
               help="Valkey/Redis for pmproxy's time series: host:port, or a cluster's seeds "

@@ -82,7 +82,8 @@ def expand_nodes(text: str) -> list[str]:
     try:
         return check_nodes(NodeSet(text.strip()))
     except NodeSetException as exc:
-        raise LoggerSetupError(f"nodes {text!r} are not a node set such as node[01-08],login1: {exc}") from None
+        raise LoggerSetupError(f"nodes {text!r} are not a node set such as node[01-08],login1: "
+                               f"{exc}") from None
 
 
 def redis_seeds(text: str) -> list[str]:
