@@ -256,3 +256,13 @@ def served(metric: str) -> dict[str, str]:
     out = run_pcp("pminfo", "-f", metric)
     assert out.returncode == 0, out.stderr
     return dict(re.findall(r'^\s*inst \[\d+ or "(.*)"\] value (.*)$', out.stdout, re.M))
+
+
+def wait_served(predicate, root: str, what: str, timeout: float = 60):
+    """wait_for with what the agent and pmcd said when it times out (a loaded shared machine
+    makes refreshes slow; the diagnostics tell that from a hostile input's harm)."""
+    from tests.harness.pcp import agent_diagnostics, wait_for
+    try:
+        return wait_for(predicate, timeout, what=what)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{agent_diagnostics(root)}") from None

@@ -13,10 +13,10 @@ from hypothesis import strategies as st
 
 from pmdas.common.names import renamed
 from pmdas.hpcalarm.state import parse_state
-from tests.harness.pcp import installed_agent, reader, wait_for
+from tests.harness.pcp import installed_agent, reader
 
 from .actions import run_rule_actions
-from .ledger import LEDGER, Figures, served, watch
+from .ledger import LEDGER, Figures, served, wait_served, watch
 from .payloads import hostile_names, surrogates
 
 pytestmark = [pytest.mark.pcp, pytest.mark.usefixtures("pmcd")]
@@ -74,7 +74,7 @@ def test_hostile_alarm_state_through_pmcd(abuse_dir, tmp_path):
         def everything():
             got = reader().fetch(["hpc.alarm.agent.up", "hpc.alarm.state.unusable"])
             return got if got["hpc.alarm.state.unusable"] == refused else None
-        got = wait_for(everything, 30, what="the planted files to be read")
+        got = wait_served(everything, "hpc.alarm", "the planted files to be read")
         firing = served("hpc.alarm.firing")
         assert got["hpc.alarm.agent.up"] == 1
         assert firing["hpc.good:n1:i"] == "1"

@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 
 from pmdas.hpcbpftrace.header import NAME_RE, HeaderError, parse_header
 from pmdas.hpcbpftrace.registry import RegistryError, ScriptRegistry
-from tests.harness.pcp import PCP_PATH, installed_agent, reader, wait_for
+from tests.harness.pcp import PCP_PATH, installed_agent, reader
 
-from .ledger import LEDGER, Figures, served, watch
+from .ledger import LEDGER, Figures, served, wait_served, watch
 from .payloads import hostile_names
 
 pytestmark = [pytest.mark.pcp, pytest.mark.services, pytest.mark.usefixtures("pmcd")]
@@ -82,7 +82,7 @@ def test_hostile_stores_through_pmcd(abuse_dir):
         def settled():
             states = served("hpc.bpftrace.script.state")
             return states if all(states.get(n) in ('"failed"', '"unsupported"') for n in accepted) else None
-        states = wait_for(settled, 60, what="the scripts bpftrace refuses to fail")
+        states = wait_served(settled, "hpc.bpftrace", "the scripts bpftrace refuses to fail")
         got = reader().fetch(["hpc.bpftrace.agent.up", "hpc.bpftrace.script.error"])
         assert got["hpc.bpftrace.agent.up"] == 1
         assert all(got["hpc.bpftrace.script.error"][n] for n in accepted), got

@@ -16,7 +16,7 @@ from tests.dtn.test_agent import _state, agent
 from tests.harness.pcp import installed_agent, reader, wait_for
 
 from .actions import run_rule_actions
-from .ledger import served, watch
+from .ledger import served, wait_served, watch
 from .payloads import hostile_names, surrogates
 
 pytestmark = [pytest.mark.pcp, pytest.mark.usefixtures("pmcd")]
@@ -94,7 +94,7 @@ def test_hostile_runs_through_pmcd(abuse_dir, tmp_path):
         def everything():
             got = reader().fetch(["hpc.dtn.run.state", "hpc.dtn.agent.up", "hpc.dtn.runs.unreadable"])
             return got if len(got["hpc.dtn.run.state"] or {}) >= expected else None
-        got = wait_for(everything, 30, what="the hostile runs to be served")
+        got = wait_served(everything, "hpc.dtn", "the hostile runs to be served")
         states = served("hpc.dtn.run.state")
         assert got["hpc.dtn.agent.up"] == 1 and len(states) == expected
         assert states["good"] == '"running"' and states["huge-pid"] == '"interrupted"'

@@ -18,7 +18,7 @@ from tests.harness.pcp import installed_agent, reader, wait_for
 from tests.services.slurm import hpcjob_config
 
 from .actions import run_rule_actions
-from .ledger import LEDGER, Figures, served, watch
+from .ledger import LEDGER, Figures, served, wait_served, watch
 from .payloads import hostile_names
 
 pytestmark = [pytest.mark.pcp, pytest.mark.services, pytest.mark.usefixtures("pmcd")]
@@ -142,7 +142,7 @@ def test_hostile_pbs_jobs_through_pmcd(abuse_dir, tmp_path):
     try:
         with installed_agent("hpcjob", config), watch("pbs job names", ["hpcjob"], [abuse_dir]) as case:
             case.tried(4 * len(texts))
-            wait_for(lambda: len(served("hpc.job.job.state")) == count, 30, what="every PBS job served")
+            wait_served(lambda: len(served("hpc.job.job.state")) == count, "hpc.job", "every PBS job served")
             assert reader().fetch(["hpc.job.agent.up"])["hpc.job.agent.up"] == 1
             names = [*_check_names("hpc.job.job.state"), *_check_names("hpc.job.account.pending"),
                      *_check_names("hpc.job.user.pending"), *_check_names("hpc.job.pending_reason.jobs")]

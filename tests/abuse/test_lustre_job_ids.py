@@ -13,10 +13,10 @@ from hypothesis import strategies as st
 
 from pmdas.common.names import renamed
 from pmdas.hpclustre.job_stats import parse_job_stats
-from tests.harness.pcp import installed_agent, reader, wait_for
+from tests.harness.pcp import installed_agent, reader
 
 from .actions import run_rule_actions
-from .ledger import LEDGER, Figures, served, watch
+from .ledger import LEDGER, Figures, served, wait_served, watch
 from .payloads import hostile_names
 
 pytestmark = [pytest.mark.pcp, pytest.mark.usefixtures("pmcd")]
@@ -59,7 +59,7 @@ def test_hostile_job_ids_through_pmcd(abuse_dir, tmp_path):
         def hostile_served():
             names = served("hpc.lustre.job.read.bytes")
             return names if len(names) >= len(parsed) else None
-        names = wait_for(hostile_served, 30, what="the hostile job ids to be served")
+        names = wait_served(hostile_served, "hpc.lustre", "the hostile job ids to be served")
         assert reader().fetch(["hpc.lustre.agent.up"])["hpc.lustre.agent.up"] == 1
         assert all(n.isprintable() for n in names), [n for n in names if not n.isprintable()]
         assert len({n.split(" ")[0] for n in names}) == len(names), "PCP's first-word rule broken"
