@@ -43,6 +43,7 @@ def _job_mix(node: VersionNode) -> dict[str, str]:
         "completed": node.sbatch("--wrap", "true"),
         "array": node.sbatch("--array=0-1", "--wrap", "sleep 600"),
         "gpu": node.sbatch("--gres=gpu:a100:1", "--wrap", "sleep 600"),
+        "busy": node.sbatch("--wrap", "exec python3 -c 'while True: pass'"),
     }
     finished = (jobs["exit3"], jobs["signal9"], jobs["completed"])
 

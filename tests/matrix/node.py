@@ -54,9 +54,9 @@ SlurmctldPidFile=/run/slurmctld.pid
 SlurmdPidFile=/run/slurmd.pid
 SlurmctldLogFile=/var/log/slurm/slurmctld.log
 SlurmdLogFile=/var/log/slurm/slurmd.log
-ProctrackType=proctrack/linuxproc
+ProctrackType=proctrack/cgroup
 TaskPlugin=task/none
-JobAcctGatherType=jobacct_gather/none
+JobAcctGatherType=jobacct_gather/cgroup
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
 MpiDefault=none
@@ -64,7 +64,8 @@ ReturnToService=2
 MinJobAge=3600
 DefMemPerCPU=100
 GresTypes=gpu
-NodeName={host} CPUs=2 RealMemory=1000 Gres=gpu:a100:2 State=UNKNOWN
+SlurmdParameters=config_overrides
+NodeName={host} CPUs=8 RealMemory=1000 Gres=gpu:a100:2 State=UNKNOWN
 PartitionName=batch Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 """
 
@@ -145,6 +146,19 @@ class VersionNode:
                 self.holder.wait(timeout=10)
         self.holder.stdout.close()
         self.holder = None
+        self.remove_job_cgroups()
+
+    def job_cgroups(self) -> list[Path]:
+        """This node's Slurm cgroups in the machine's v1 hierarchies (slurm_<host>)."""
+        return sorted(Path("/sys/fs/cgroup").glob(f"*/slurm_{self.host}"))
+
+    def remove_job_cgroups(self) -> None:
+        """Slurm removes a job's cgroups when its step daemon ends the job; a node ended by
+        SIGKILL leaves them (empty): remove them, deepest first."""
+        for top in self.job_cgroups():
+            for directory in sorted((d for d in top.rglob("*") if d.is_dir()), key=lambda d: -len(d.parts)):
+                directory.rmdir()
+            top.rmdir()
 
     def leftovers(self) -> list[str]:
         """Processes rooted in this node's root and mounts under it, as the host sees them."""
@@ -156,6 +170,7 @@ class VersionNode:
                         found.append(f"process {entry.name}")
                 except OSError:
                     continue
+        found += [f"cgroup {c}" for c in self.job_cgroups()]
         with open("/proc/self/mountinfo", encoding="utf-8") as f:
             for line in f:
                 point = line.split()[4]
@@ -190,7 +205,12 @@ class VersionNode:
         (self.root / "etc" / "slurm" / "slurm.conf").write_text(conf)
         (self.root / "etc" / "slurm" / "gres.conf").write_text(
             f"NodeName={self.host} Name=gpu Type=a100 File=/var/lib/matrix-gpu/gpu[0-1]\n")
-        (self.root / "etc" / "slurm" / "cgroup.conf").write_text("CgroupPlugin=autodetect\n")
+        # Jobs in this machine's cgroup v1 hierarchies, <ctrl>/slurm_<host>/uid_<uid>/job_<id>:
+        # every release here still has cgroup/v1; its v2 plugin refuses a host that mounts
+        # v1 and v2 side by side ("Hybrid mode is not supported", 26.05).  No limits.
+        (self.root / "etc" / "slurm" / "cgroup.conf").write_text(
+            "CgroupPlugin=cgroup/v1\nConstrainCores=no\nConstrainRAMSpace=no\n")
+        self.remove_job_cgroups()
         self.sh("mkdir -p /var/spool/slurmctld /var/spool/slurmd /var/log/slurm /run/munge "
                 "/var/lib/matrix-gpu && touch /var/lib/matrix-gpu/gpu0 /var/lib/matrix-gpu/gpu1 "
                 "&& chown munge:munge /run/munge && rm -rf /var/spool/slurmctld/* /var/spool/slurmd/*")

@@ -69,6 +69,19 @@ def test_array_tasks_and_typed_gpus(matrix_node):
     assert job_value(gpus, gpu) == "1"
 
 
+def test_a_running_job_s_cgroup_use(matrix_node):
+    """The busy job's cgroup, as this release's slurmd makes it (cgroup/v1, job_<id>), gives
+    its CPU time (growing) and memory through pmcd."""
+    node, job = matrix_node.node, matrix_node.jobs["busy"]
+    first = int(wait_job_values(matrix_node, "hpc.job.job.cgroup.cpu_time", [job]) and
+                job_value(fetch(node, "hpc.job.job.cgroup.cpu_time"), job))
+    later = node.wait(lambda: (v := job_value(fetch(node, "hpc.job.job.cgroup.cpu_time"), job))
+                      and int(v) > first and int(v), 60, "the busy job's CPU time to grow")
+    assert later > first > 0
+    assert int(job_value(fetch(node, "hpc.job.job.cgroup.memory.current"), job)) > 0
+    assert job_value(fetch(node, "hpc.job.job.cgroup.version"), job) == "1"
+
+
 def test_every_agent_serves_its_pinned_namespace(matrix_node):
     """The names and PMIDs served through this release's pmcd, on its own Python and PCP
     bindings, are the ones committed in metrics.golden."""
