@@ -119,7 +119,8 @@ log ".deb: every agent installed by the package's hpc_pcp, then hpc-pcp status"
 S=$WORK/status && mkdir -p "$S/dtn-runs" "$S/alarms" "$S/sample" "$S/bpftrace" && echo 1 > "$S/sample/files"
 FIX=$WORK/suite/tests/fixtures
 cat > "$S/configs.yaml" <<CONFIGS
-hpcjob: {scheduler: slurm, squeue_command: [/bin/true], interval: 2}
+hpcjob: {scheduler: slurm, squeue_command: [/bin/true], interval: 2,
+         scontrol_command: [/bin/sh, -c, "echo PrivateData = none; echo SlurmUser = slurm", sh]}
 hpclustre: {root: $FIX/lustre/v2_15/client, interval: 2}
 hpcib: {root: $FIX/ib/mlx5, interval: 2}
 hpcbpftrace: {script_dir: $S/bpftrace, enabled: [], interval: 2}
