@@ -119,6 +119,14 @@ def cmdline(pid: int | None) -> bytes:
         return b""
 
 
+def _pmcd_pid() -> int | None:
+    from tests.harness.pcp import reader
+    try:
+        return reader().fetch(["pmcd.pid"])["pmcd.pid"]
+    except Exception:  # pmcd not answering at all
+        return None
+
+
 def pmcd_conf_line(name: str) -> str:
     """The agent's line in pmcd.conf: whose configuration (-c) pmcd runs it with."""
     path = os.environ.get("PCP_PMCDCONF_PATH", "/etc/pcp/pmcd/pmcd.conf")
@@ -201,6 +209,7 @@ def watch(path: str, agents: Iterable[str] = (), directories: Iterable[str] = ()
     case = Case(path, canary, directories)
     pids = {name: agent_pid(name) for name in agents}
     argvs = {name: (cmdline(pids[name]), pmcd_conf_line(name)) for name in agents}
+    pmcd = _pmcd_pid() if agents else None
     status = pmcd_agents() if agents else {}
     for name in agents:
         assert pids[name] and status.get(name) == 0, f"{name} is not running before the case: {status}"
@@ -211,7 +220,12 @@ def watch(path: str, agents: Iterable[str] = (), directories: Iterable[str] = ()
         failed = False
     finally:
         figures = Figures(inputs=case.inputs, cases=1)
-        if agents:
+        if agents and _pmcd_pid() != pmcd:
+            # pmcd was restarted (other developers' installs do that): every agent with it.
+            # The case proves nothing; it fails as inconclusive, never passes.
+            figures.interfered += 1
+            figures.findings.append(f"pmcd restarted during the case (pid {pmcd} -> {_pmcd_pid()})")
+        elif agents:
             status = pmcd_agents()
             for name in agents:
                 now = agent_pid(name)
