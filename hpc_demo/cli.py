@@ -4,6 +4,7 @@ from __future__ import annotations
 import click
 
 from . import node
+from .cluster.cli import cluster_group
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -38,6 +39,8 @@ def tick(every: float, count: int | None) -> None:
     """Advance the demo sources (counters move) periodically."""
     node.tick(every, count)
 
+
+main.add_command(cluster_group)
 
 if __name__ == "__main__":
     main()

@@ -27,6 +27,20 @@ SLURMD = shutil.which("slurmd") or "/usr/sbin/slurmd"
 MUNGED = shutil.which("munged") or "/usr/sbin/munged"
 DAEMONS = ("slurmd", "slurmctld", "munged")  # the order they are stopped in
 
+# How jobs are placed and kept, shared by every demo Slurm (this one-node one, the cluster's).
+SCHEDULING = """\
+AccountingStorageType=accounting_storage/none
+JobCompType=jobcomp/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_CPU_Memory
+DefMemPerCPU=100
+MpiDefault=none
+ReturnToService=2
+MinJobAge=600
+KillWait=2
+SchedulerParameters=sched_interval=2
+"""
+
 SLURM_CONF = """\
 ClusterName={cluster}
 SlurmctldHost={host}
@@ -46,17 +60,7 @@ SlurmdLogFile={dir}/slurmd.log
 ProctrackType={proctrack}
 TaskPlugin=task/none
 JobAcctGatherType={jobacct}
-AccountingStorageType=accounting_storage/none
-JobCompType=jobcomp/none
-SelectType=select/cons_tres
-SelectTypeParameters=CR_CPU_Memory
-DefMemPerCPU=100
-MpiDefault=none
-ReturnToService=2
-MinJobAge=600
-KillWait=2
-SchedulerParameters=sched_interval=2
-GresTypes=gpu
+""" + SCHEDULING + """GresTypes=gpu
 NodeName={host} CPUs=2 RealMemory=1000 Gres=gpu:2 State=UNKNOWN
 PartitionName=debug Nodes={host} Default=YES MaxTime=INFINITE State=UP
 PartitionName=long Nodes={host} Default=NO MaxTime=2-00:00:00 State=UP

@@ -1,0 +1,229 @@
+"""Bring the cluster up, report on it, inject faults, take it down with nothing left behind.
+
+State (each node's namespace pid and identity) is kept in $BASE/cluster.json, so ``down``
+and ``status`` are separate commands from ``up``.  ``down`` also works from no state at all:
+it removes our bridge and links, and kills only namespaces it recorded.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import yaml
+
+from hpc_demo.namespace import Namespace, NamespaceError
+
+from . import network, pcpdirs, slurm, sources, store
+from .layout import BASE, Node, computes, hosts_file, node_set, plan, state_file
+
+Echo = Callable[[str], None]
+PYTHON_ENV = {"PATH": f"{os.path.dirname(sys.executable)}:/usr/sbin:/usr/bin:/sbin:/bin"}
+
+
+class ClusterError(RuntimeError):
+    pass
+
+
+def load() -> tuple[list[Node], dict[str, Namespace]]:
+    try:
+        with open(state_file(), encoding="utf-8") as f:
+            state = json.load(f)
+    except (OSError, ValueError):
+        return [], {}
+    namespaces = {r["name"]: Namespace.adopt(r) for r in state["namespaces"]}
+    return [n for n in plan(state["computes"]) if n.name in namespaces], namespaces
+
+
+def _save(count: int, namespaces: dict[str, Namespace], timings: dict[str, float]) -> None:
+    with open(state_file(), "w", encoding="utf-8") as f:
+        json.dump({"computes": count, "namespaces": [ns.record() for ns in namespaces.values()],
+                   "timings": timings}, f, indent=1)
+
+
+def up(count: int, echo: Echo = print, logger: bool = True) -> dict[str, float]:
+    """Start head, ``count`` compute nodes and (with ``logger``) the logger node; return the
+    seconds each phase took."""
+    _, running = load()
+    if any(ns.alive() for ns in running.values()):
+        raise ClusterError("a cluster is already up: 'hpc-demo cluster down' first")
+    down(lambda _: None)
+    nodes = plan(count)
+    if not logger:
+        nodes = [n for n in nodes if n.role != "logger"]
+    timings: dict[str, float] = {}
+    t0 = time.monotonic()
+    os.makedirs(BASE, exist_ok=True)
+    namespaces: dict[str, Namespace] = {}
+    try:
+        _start_namespaces(nodes, namespaces, count, timings)
+        slurm.write_conf(nodes)
+        _phase(timings, "pmcd", lambda: _each(nodes, lambda n: _start_pmcd(namespaces[n.name])))
+        _phase(timings, "slurm", lambda: _start_slurm(nodes, namespaces))
+        _phase(timings, "agents", lambda: _each(computes(nodes), lambda n: _agents(n, namespaces[n.name])))
+        head = namespaces["head"]
+        head.daemon(os.path.join(BASE, "head", "ticker.log"), sys.executable, "-m",
+                    "hpc_demo.cluster.ticker", "--nodes", str(count), env=PYTHON_ENV)
+        if logger:
+            log = next(n for n in nodes if n.role == "logger")
+            _phase(timings, "redis", lambda: store.start_redis_cluster(log, namespaces[log.name]))
+            _phase(timings, "logger", lambda: echo(store.logger_setup(log, namespaces[log.name],
+                                                                       node_set(nodes))))
+    except Exception:
+        _save(count, namespaces, timings)
+        raise
+    timings["total"] = time.monotonic() - t0
+    _save(count, namespaces, timings)
+    return timings
+
+
+def _phase(timings: dict[str, float], name: str, work: Callable[[], object]) -> None:
+    t = time.monotonic()
+    work()
+    timings[name] = round(time.monotonic() - t, 2)
+
+
+def _each(nodes: list[Node], work: Callable[[Node], object]) -> None:
+    """``work`` on every node at once (each mostly waits on daemons starting)."""
+    with ThreadPoolExecutor(max_workers=max(1, len(nodes))) as pool:
+        for future in [pool.submit(work, n) for n in nodes]:
+            future.result()
+
+
+def _start_namespaces(nodes: list[Node], namespaces: dict[str, Namespace], count: int,
+                      timings: dict[str, float]) -> None:
+    t = time.monotonic()
+    hosts = hosts_file(nodes)
+    network.make_bridge()
+    for node in nodes:
+        shutil.rmtree(node.directory, ignore_errors=True)
+        os.makedirs(node.directory)
+        pcpdirs.prepare(node, hosts)
+        ns = Namespace(node.name)
+        ns.start(pcpdirs.HOLDER, node.directory, node.name)
+        namespaces[node.name] = ns
+        _save(count, namespaces, timings)
+        network.attach(node, ns)
+    timings["namespaces"] = round(time.monotonic() - t, 2)
+
+
+def _start_pmcd(ns: Namespace) -> None:
+    ns.sh("/etc/init.d/pmcd start >/var/log/pcp/pmcd/rc.log 2>&1", timeout=120)
+    ns.sh("for i in $(seq 100); do pminfo -f pmcd.hostname >/dev/null 2>&1 && exit 0; sleep 0.2; done; "
+          "exit 1")
+
+
+def _start_slurm(nodes: list[Node], namespaces: dict[str, Namespace]) -> None:
+    for node in nodes:
+        if node.role in ("head", "compute"):
+            slurm.start(node, namespaces[node.name])
+    head = namespaces["head"]
+    deadline = time.monotonic() + 60
+    want = len(computes(nodes))
+    while time.monotonic() < deadline:
+        states = slurm.run(head, "sinfo", "-h", "-N", "-o", "%N %T", check=False).split()
+        if states.count("idle") + states.count("mixed") + states.count("allocated") >= want:
+            return
+        time.sleep(0.5)
+    raise ClusterError(f"slurmd did not register on every node: {states}")
+
+
+def _agents(node: Node, ns: Namespace) -> None:
+    configs = sources.prepare(node, int(node.name[4:]))
+    directory = os.path.join(node.directory, "pcp", "etc", "hpc")
+    os.makedirs(directory, exist_ok=True)
+    for agent, config in configs.items():
+        with open(os.path.join(directory, f"{agent}.yaml"), "w", encoding="utf-8") as f:
+            yaml.safe_dump(config, f, sort_keys=True)
+    for agent in sources.AGENTS:
+        done = ns.run(sys.executable, "-m", "hpc_pcp.cli", "install", agent, check=False, timeout=240,
+                      env=PYTHON_ENV)
+        if done.returncode:
+            raise ClusterError(f"{node.name}: installing {agent} failed:\n{done.stdout}{done.stderr}")
+
+
+def down(echo: Echo = print) -> list[str]:
+    """Kill every recorded node (with its processes and mounts), remove our links and bridge;
+    return what is still left (nothing, normally)."""
+    nodes, namespaces = load()
+    for name, ns in namespaces.items():
+        if ns.alive():
+            echo(f"{name}: stopping {len(ns.processes())} processes")
+        if not ns.stop():
+            echo(f"{name}: processes remain: {ns.processes()}")
+    for interface in network.remove():
+        echo(f"removed {interface}")
+    left = leftovers(namespaces)
+    if not left and os.path.isdir(BASE):
+        shutil.rmtree(BASE)
+    return left
+
+
+def leftovers(namespaces: dict[str, Namespace] | None = None) -> list[str]:
+    """Processes in a recorded node, our interfaces, mounts under the cluster directory."""
+    if namespaces is None:
+        namespaces = load()[1]
+    found = [f"{name}: process {pid}" for name, ns in namespaces.items() for pid in ns.processes()]
+    found += network.leftovers()
+    with open("/proc/self/mountinfo", encoding="utf-8") as f:
+        found += [f"mount {line.split()[4]}" for line in f if line.split()[4].startswith(BASE)]
+    return found
+
+
+def memory_kib(ns: Namespace) -> int:
+    """Proportional set size of every process in the node (shared pages split fairly)."""
+    total = 0
+    for pid in ns.processes():
+        try:
+            with open(f"/proc/{pid}/smaps_rollup", encoding="utf-8") as f:
+                total += next(int(ln.split()[1]) for ln in f if ln.startswith("Pss:"))
+        except (OSError, StopIteration):
+            continue
+    return total
+
+
+def status() -> list[dict[str, object]]:
+    nodes, namespaces = load()
+    rows = []
+    head = namespaces.get("head")
+    slurm_states = {}
+    if head is not None and head.alive():
+        for line in slurm.run(head, "sinfo", "-h", "-N", "-o", "%N %T", check=False).splitlines():
+            name, state = line.split()
+            slurm_states[name] = state
+    for node in nodes:
+        ns = namespaces.get(node.name)
+        alive = bool(ns and ns.alive())
+        row: dict[str, object] = {"node": node.name, "role": node.role, "address": node.address,
+                                  "up": alive}
+        if alive:
+            row["processes"] = len(ns.processes())
+            row["memory_mib"] = round(memory_kib(ns) / 1024, 1)
+            answer = ns.run("pminfo", "-f", "pmcd.hostname", check=False, timeout=10).stdout
+            row["pmcd"] = answer.rsplit('"', 2)[-2] if answer.count('"') >= 2 else "no answer"
+            if node.role == "compute":
+                row["agents"] = _agents_answering(ns)
+                row["slurm"] = slurm_states.get(node.name, "?")
+                row["fault"] = sources.current_fault(node) or "-"
+        rows.append(row)
+    return rows
+
+
+def _agents_answering(ns: Namespace) -> list[str]:
+    names = ns.run("pminfo", "hpc", check=False, timeout=20).stdout.split()
+    return sorted({"hpc" + n.split(".")[1] for n in names if n.count(".") >= 2})
+
+
+def fault(name: str, kind: str | None) -> None:
+    nodes, namespaces = load()
+    node = next((n for n in computes(nodes) if n.name == name), None)
+    if node is None or not namespaces.get(name) or not namespaces[name].alive():
+        raise ClusterError(f"{name} is not a running compute node of the cluster")
+    sources.set_fault(node, kind)
+
+
+__all__ = ["ClusterError", "NamespaceError", "down", "fault", "leftovers", "status", "up"]

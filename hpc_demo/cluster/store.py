@@ -1,0 +1,69 @@
+"""The logger node's series store: a 3-shard Valkey/Redis cluster (no replicas), as a site
+runs one beside its logger, and the logger setup of the product pointed at its seeds."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import sys
+import time
+
+from hpc_demo.namespace import Namespace
+
+from .layout import REDIS_PORTS, Node, redis_seeds
+
+SERVER = shutil.which("valkey-server") or "redis-server"
+CLI = shutil.which("valkey-cli") or "redis-cli"
+
+
+def start_redis_cluster(logger: Node, ns: Namespace, seconds: float = 30) -> None:
+    for port in REDIS_PORTS:
+        directory = os.path.join(logger.directory, f"redis-{port}")
+        os.makedirs(directory, exist_ok=True)
+        ns.run(SERVER, "--port", str(port), "--bind", logger.address, "127.0.0.1",
+               "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--dir", directory,
+               "--save", "", "--appendonly", "no", "--protected-mode", "no", "--daemonize", "yes",
+               "--logfile", os.path.join(directory, "redis.log"))
+    ns.sh(f"for i in $(seq 100); do {CLI} -h {logger.address} -p {REDIS_PORTS[-1]} ping && exit 0; "
+          "sleep 0.1; done; exit 1")
+    ns.run(CLI, "--cluster", "create", *redis_seeds(logger).split(","), "--cluster-replicas", "0",
+           "--cluster-yes", timeout=60)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        info = ns.run(CLI, "-h", logger.address, "-p", str(REDIS_PORTS[0]), "cluster", "info",
+                      check=False).stdout
+        if "cluster_state:ok" in info:
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"the Redis cluster on {logger.name} did not become ok: {info}")
+
+
+def quick_rules(logger: Node, seconds: int = 5) -> str:
+    """The shipped alarm rules evaluated every ``seconds`` instead of every 30 s, so a fault
+    shows as an alarm within seconds in a demo (and a test).  Their actions call this
+    checkout's hpc-pcp by path: pmie runs actions with PATH=/usr/sbin:/sbin:/usr/bin:/bin,
+    where a package puts hpc-pcp but a virtual environment does not."""
+    from hpc_pcp.logger import default_pmie_rules
+
+    shipped = default_pmie_rules()
+    if shipped is None:
+        raise RuntimeError("this installation ships no pmie rules (pmie_rules/hpc-alarms.pmie)")
+    with open(shipped, encoding="utf-8") as f:
+        text = re.sub(r"(?m)^delta = .*;$", f"delta = {seconds} sec;", f.read())
+    text = re.sub(r"\bhpc-pcp alarm (fire|clear) ", rf"{sys.executable} -I -m hpc_pcp.cli alarm \1 ", text)
+    path = os.path.join(logger.directory, "hpc-alarms.pmie")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+    return path
+
+
+def logger_setup(logger: Node, ns: Namespace, node_set: str, interval: str = "10s") -> str:
+    """``hpc-pcp logger setup`` on the logger node, for every compute node, with --start."""
+    done = ns.run(sys.executable, "-m", "hpc_pcp.cli", "logger", "setup", "--nodes", node_set,
+                  "--redis", redis_seeds(logger), "--interval", interval, "--start",
+                  "--pmie-rules", quick_rules(logger),
+                  timeout=300, check=False, env={"PATH": f"{os.path.dirname(sys.executable)}:"
+                                                 "/usr/sbin:/usr/bin:/sbin:/bin"})
+    if done.returncode:
+        raise RuntimeError(f"logger setup on {logger.name} failed:\n{done.stdout}{done.stderr}")
+    return done.stdout
