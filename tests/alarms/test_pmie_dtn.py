@@ -22,7 +22,7 @@ import subprocess
 import pytest
 
 from dtn_transfer.state import read_state
-from tests.dtn.conftest import GRIDFTP, dtn, gridftp_tools, make_files, servers, world  # noqa: F401
+from tests.dtn.conftest import GRIDFTP, dtn, gridftp_tools, gsi_files, make_files, servers, world  # noqa: F401
 from tests.harness.pcp import installed_agent, wait_for
 
 from .live import alarm_values, rules_text, running_pmie, wait_alarms
