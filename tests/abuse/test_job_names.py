@@ -83,7 +83,8 @@ def _forged_line(job_id: str, user: str, cpus: int) -> str:
     return "|".join(fields[f] for f in slurm.SQUEUE_FIELDS)
 
 
-@pytest.mark.xfail(strict=True, reason="squeue -O prints a job name raw, newlines included, and the "
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="squeue -O prints a job name raw, newlines included, and the "
                    "agent parses its output line by line: a job name holding a newline and a whole "
                    "squeue line makes hpcjob serve a job that does not exist (any user, any CPU "
                    "count, any state). Needs an unambiguous source for names (e.g. a separate "
