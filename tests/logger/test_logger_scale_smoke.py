@@ -1,0 +1,54 @@
+"""bench/logger_scale.py in its quick mode (3 hosts, 5 simulated minutes): the figures are there
+and sane, so that the full run (1,000 hosts modelled) is not the first time the code runs.
+
+Needs redis-server, pmseries and pmproxy (PCP 6): what the logger tests need.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def test_quick_run_writes_sane_figures(tmp_path):
+    out = tmp_path / "logger_scale.json"
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, os.path.join(REPO, "bench", "logger_scale.py"), "--quick",
+                           "--out", str(out)], capture_output=True, text=True, timeout=120, cwd=REPO)
+    wall = time.monotonic() - started
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    assert wall < 60, f"quick mode took {wall:.0f} s"
+    result = json.loads(out.read_text())
+
+    # the model: 3 hosts, one per role that a cluster this small has, 5 minutes at 10 s
+    assert result["modelled"]["hosts"] == 3
+    assert result["loaded"] == {"head": 1, "dtn": 0, "server": 1, "compute": 1}
+    per_tick = result["samples_per_tick_per_host"]
+    assert per_tick["compute"] > 100 and per_tick["server"] > 10 and per_tick["head"] > 100
+    assert result["needed_samples_per_s"] == sum(per_tick.values()) / 10
+    for role, mb in result["archive_mb_per_host_day"].items():
+        assert 0.1 < mb < 10_000, (role, mb)
+
+    assert set(result["stores"]) == {"redis", "cluster"}
+    for name, store in result["stores"].items():
+        # the cluster really spread its keys over three shards
+        keys = store["keys_per_shard"]
+        assert len(keys) == store["shards"] and all(k > 0 for k in keys), (name, keys)
+        assert store["ingest_samples_per_s"] > result["needed_samples_per_s"], name
+        # metadata and values both took memory on the busiest host
+        split = store["memory_split_bytes"]["compute"]
+        assert split["metadata"] > 0 and split["values"] > 0, (name, split)
+        assert 1 < store["key_server_mb_per_host_day_cluster_mean_extrapolated"] < 100_000, name
+        boards = {q["board"] for q in store["queries"]}
+        assert boards == {"summary", "job", "job_by_instance"}, boards
+        for q in store["queries"]:
+            assert q["n"] == 3 and 0 < q["median_s"] <= q["p99_s"] < 10, q
+        # every agent's summary panels found this cluster's series (no DTN host at 3 hosts)
+        found = {q["expr"] for q in store["queries"] if q["board"] == "summary" and q["series"]}
+        assert "hpc.lustre.client.read.bytes" in found and "hpc.job.nodes.allocated" in found
+        assert all(q["series"] for q in store["queries"] if q["board"] == "job_by_instance"), name
+    assert {row["figure"].split("]")[0] for row in result["table"]} >= {"[redis", "[cluster"}
