@@ -7,13 +7,12 @@ import os
 import shutil
 import signal
 import socket
-import subprocess
 import tempfile
 import threading
 
 import pytest
 
-from tests.harness.pcp import installed_agent, run_pcp, wait_for
+from tests.harness.pcp import installed_agent, pmcd_agents, run_pcp, wait_for
 
 from .live import rules_text, running_pmie, wait_alarms
 
@@ -85,11 +84,6 @@ def test_node_unreachable_fires_and_clears():
 
 
 
-def _agent_pids(module: str) -> list[int]:
-    done = subprocess.run(["pgrep", "-f", "--", f"-m {module}( |$)"], capture_output=True, text=True)
-    return [int(p) for p in done.stdout.split()]
-
-
 def test_agent_down_fires_and_clears():
     """An agent that dies and cannot be started again → node.agent_down; repaired → clears.
 
@@ -107,18 +101,18 @@ def test_agent_down_fires_and_clears():
     try:
         with installed_agent("hpcsample", {"directory": work, "interval": 1}), \
                 installed_agent("hpcalarm", {"directory": state, "interval": 1}), running_pmie(text):
-            (pid,) = _agent_pids("pmdas.hpcsample")
+            (pid,) = wait_for(lambda: pmcd_agents("hpcsample"), 30, what="the hpcsample agent pmcd runs")
             os.rename(launcher, launcher + ".away")
             try:
                 os.kill(pid, signal.SIGKILL)
                 # pmcd notices at its next request to the agent (on a node: pmlogger's next sample)
                 run_pcp("pminfo", "-f", "hpc.sample.agent.up")
                 wait_alarms({"node.agent_down|hpcsample": 1})
-                assert not _agent_pids("pmdas.hpcsample")
+                assert not pmcd_agents("hpcsample")
             finally:
                 os.rename(launcher + ".away", launcher)
             assert run_pcp("pmsignal", "-a", "-s", "HUP", "pmcd").returncode == 0
-            wait_for(lambda: _agent_pids("pmdas.hpcsample"), 30, what="pmcd to restart hpcsample")
+            wait_for(lambda: pmcd_agents("hpcsample"), 30, what="pmcd to restart hpcsample")
             wait_alarms({"node.agent_down": 0})
     finally:
         shutil.rmtree(work, ignore_errors=True)

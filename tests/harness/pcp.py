@@ -184,19 +184,25 @@ def _process_table() -> dict[int, tuple[int, list[bytes]]]:
     return table
 
 
-def agent_processes(name: str) -> tuple[int, list[int]]:
-    """The process this machine's pmcd runs for agent ``name`` (``python -I -m pmdas.<name>``,
-    started by pmcd: not an agent of another pmcd, such as a container's) and its refresh
-    children (``pmdas.common.worker``)."""
+def pmcd_agents(name: str) -> list[int]:
+    """The processes this machine's pmcd runs for agent ``name`` (``python -I -m pmdas.<name>``,
+    started by pmcd: not an agent of another pmcd, such as a container's or a matrix node's)."""
     pmcd_pid = reader().fetch(["pmcd.pid"])["pmcd.pid"]
     table = _process_table()
     module = f"pmdas.{name}".encode()
+
     def started_by_pmcd(parent: int) -> bool:   # directly, or through its pmdaroot
         return parent == pmcd_pid or table.get(parent, (None,))[0] == pmcd_pid
-    agents = [pid for pid, (parent, argv) in table.items()
-              if started_by_pmcd(parent) and b"-m" in argv and module in argv]
-    assert len(agents) == 1, f"pmcd {pmcd_pid} runs {len(agents)} {name} agents: {agents}"
-    children = [pid for pid, (parent, argv) in table.items()
+    return [pid for pid, (parent, argv) in table.items()
+            if started_by_pmcd(parent) and b"-m" in argv and module in argv]
+
+
+def agent_processes(name: str) -> tuple[int, list[int]]:
+    """The one process this machine's pmcd runs for agent ``name`` and its refresh children
+    (``pmdas.common.worker``)."""
+    agents = pmcd_agents(name)
+    assert len(agents) == 1, f"pmcd runs {len(agents)} {name} agents: {agents}"
+    children = [pid for pid, (parent, argv) in _process_table().items()
                 if parent == agents[0] and b"pmdas.common.worker" in argv]
     return agents[0], children
 
