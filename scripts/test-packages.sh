@@ -54,7 +54,9 @@ BEFORE_PCP=$(loaded_agents | { grep -vxF -f <(tr ' ' '\n' <<<"$AGENTS") || true;
 BEFORE_OURS=$(ours)
 for agent in $BEFORE_OURS; do cp -a "$PCP_PMDAS_DIR/$agent" "$WORK/before-$agent"; done
 # The site's agent configurations (or the demo's): the package must leave them alone.
-site_configs() { find "$PCP_SYSCONF_DIR/hpc" -maxdepth 1 -type f -name '*.yaml' -exec md5sum {} + 2>/dev/null | sort; }
+site_configs() {
+  { find "$PCP_SYSCONF_DIR/hpc" -maxdepth 1 -type f -name '*.yaml' -exec md5sum {} + 2>/dev/null || true; } | sort
+}
 BEFORE_CONFIGS=$(site_configs)
 
 restore() {
@@ -62,7 +64,8 @@ restore() {
   set +e
   installed && apt-get purge -y -q pcp-hpc >/dev/null 2>&1
   rm -rf "$VENV"
-  for agent in $(ours); do
+  for agent in $(ours); do    # an agent this run started with its settings under $WORK
+    grep -q "^$agent[[:space:]].*$WORK/" "$PCP_PMCDCONF_PATH" || continue
     (cd "$PCP_PMDAS_DIR/$agent" && HPC_PCP_DIRECT=1 ./Remove </dev/null >/dev/null 2>&1)
   done
   for agent in $BEFORE_OURS; do
