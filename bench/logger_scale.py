@@ -64,6 +64,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--compute", type=int, default=20, help="compute nodes written and loaded")
     p.add_argument("--servers", type=int, default=2, help="Lustre servers written and loaded")
     p.add_argument("--rounds", type=int, default=20, help="runs of each dashboard query per store")
+    p.add_argument("--query-budget", type=float, default=30.0,
+                   help="seconds per query (both stores) after which no further rounds start (min 3)")
     p.add_argument("--quick", action="store_true", help="smoke test: 3 hosts, 5 minutes, 3 rounds")
     p.add_argument("--out", default=RESULTS, help="JSON results file")
     args = p.parse_args(argv)
@@ -142,14 +144,18 @@ def queries(job: str) -> list[tuple[str, str, str]]:
     return found
 
 
-def run_queries(stores: list[Store], window: tuple[int, int], rounds: int, job: str) -> list[dict]:
+def run_queries(stores: list[Store], window: tuple[int, int], rounds: int, job: str,
+                budget: float) -> list[dict]:
     interval = max(archives.INTERVAL, (window[1] - window[0]) // 1000)
     runs = []
     for board, title, expr in queries(job):
         entry = {"board": board, "panel": title, "expr": expr, "stores": {}}
         for store in stores:
             entry["stores"][store.name] = {"seconds": [], "series": 0, "points": 0}
-        for _ in range(rounds):
+        began = time.perf_counter()
+        for done in range(rounds):
+            if done >= 3 and time.perf_counter() - began > budget:
+                break
             for store in stores:
                 started = time.perf_counter()
                 series = store.get("/series/query", expr=expr)
@@ -222,6 +228,10 @@ def figures(args, cluster, written, loaded, runs, stores) -> dict:
             "key_server_mb_per_host_day_cluster_mean_extrapolated":
                 sum(counts[r] * per_host_day[r] for r in roles) / args.hosts,
             "ingest_samples_per_s": total_samples / load_seconds,
+            "value_bytes_per_sample": {r: v / sum(w["samples"] for w in by_role[r])
+                                       for r, (_, v) in split.items()},
+            "key_server_gb_per_day_all_hosts_extrapolated":
+                sum(counts[r] * per_host_day[r] for r in roles) / 1e3,
             "load_seconds": got["load_seconds"],
             "queries": latencies,
             "summary_p99_max_s": max(q["p99_s"] for q in latencies if q["board"] == "summary"),
@@ -257,6 +267,10 @@ def table(out: dict) -> list[tuple[str, str, str, str]]:
         mean = s["key_server_mb_per_host_day_cluster_mean_extrapolated"]
         rows.append((f"[{name}] key server MB/host/day, cluster mean (extrapolated)",
                      f"{mean:.1f}", f"{anchor:.0f}", f"{mean / anchor:.2f}"))
+        hosts = out["modelled"]["hosts"]
+        total = s["key_server_gb_per_day_all_hosts_extrapolated"]
+        rows.append((f"[{name}] key server GB/day, {hosts} hosts (extrapolated)", f"{total:,.0f}",
+                     f"{anchor * hosts / 1e3:,.0f}", f"{total / (anchor * hosts / 1e3):.2f}"))
         for q in s["queries"]:
             rows.append((f"[{name}] {q['board']}: {q['expr'][:48]} ({q['series']} series) p50/p99 s",
                          f"{q['median_s']:.3f}/{q['p99_s']:.3f}", f"{SUMMARY_P99_TARGET:.0f} (target)",
@@ -284,7 +298,7 @@ def main(argv: list[str] | None = None) -> dict:
         jobs = [j for j in cluster.running(0) if set(j.nodes) & generated] or cluster.running(0)
         job = str(max(jobs, key=lambda j: len(set(j.nodes) & generated)).id)
         window = (archives.START, archives.START + cluster.seconds)
-        runs = run_queries(stores, window, args.rounds, job)
+        runs = run_queries(stores, window, args.rounds, job, args.query_budget)
         out = figures(args, cluster, written, loaded, runs, stores)
     finally:
         for store in stores:

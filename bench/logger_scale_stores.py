@@ -202,10 +202,12 @@ class Store:
 
 
 def series_values(store: Store, series: list[str], window: tuple[int, int], interval: int) -> int:
-    """Values of every series over the window, in requests of 100 series; points returned."""
+    """Values of every series over the window, in requests of 100 series; points returned.
+    The reply is counted, not decoded: the latency measured is pmproxy's and Redis's."""
     points = 0
     for i in range(0, len(series), 100):
-        reply = store.get("/series/values", series=",".join(series[i:i + 100]),
-                          start=window[0], finish=window[1], interval=interval)
-        points += len(reply) if isinstance(reply, list) else 0
+        body = http_get(store.http_port, "/series/values",
+                        {"series": ",".join(series[i:i + 100]), "start": window[0],
+                         "finish": window[1], "interval": interval})
+        points += body.count(b'"timestamp"')
     return points
