@@ -22,7 +22,13 @@ from . import network, pcpdirs, slurm, sources, store
 from .layout import BASE, Node, computes, hosts_file, node_set, plan, state_file
 
 Echo = Callable[[str], None]
-PYTHON_ENV = {"PATH": f"{os.path.dirname(sys.executable)}:/usr/sbin:/usr/bin:/sbin:/bin"}
+# Commands inside the nodes run this tree's code (a pcp-hpc package installed on the host
+# meanwhile must not answer instead): its directory leads the module path.
+TREE = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+PYTHON_ENV = {"PATH": f"{os.path.dirname(sys.executable)}:/usr/sbin:/usr/bin:/sbin:/bin", "PYTHONPATH": TREE}
+
+
+INSTALL_SECONDS: dict[str, float] = {}   # node/agent → seconds its install took (last up)
 
 
 class ClusterError(RuntimeError):
@@ -72,11 +78,12 @@ def up(count: int, echo: Echo = print, logger: bool = True) -> dict[str, float]:
             log = next(n for n in nodes if n.role == "logger")
             _phase(timings, "redis", lambda: store.start_redis_cluster(log, namespaces[log.name]))
             _phase(timings, "logger", lambda: echo(store.logger_setup(log, namespaces[log.name],
-                                                                       node_set(nodes))))
+                                                                       node_set(nodes), PYTHON_ENV)))
     except Exception:
         _save(count, namespaces, timings)
         raise
-    timings["total"] = time.monotonic() - t0
+    timings["total"] = round(time.monotonic() - t0, 1)
+    timings["slowest_install"] = max(INSTALL_SECONDS.values(), default=0.0)
     _save(count, namespaces, timings)
     return timings
 
@@ -140,10 +147,12 @@ def _agents(node: Node, ns: Namespace) -> None:
         with open(os.path.join(directory, f"{agent}.yaml"), "w", encoding="utf-8") as f:
             yaml.safe_dump(config, f, sort_keys=True)
     for agent in sources.AGENTS:
+        t = time.monotonic()
         done = ns.run(sys.executable, "-m", "hpc_pcp.cli", "install", agent, check=False, timeout=240,
                       env=PYTHON_ENV)
         if done.returncode:
             raise ClusterError(f"{node.name}: installing {agent} failed:\n{done.stdout}{done.stderr}")
+        INSTALL_SECONDS[f"{node.name}/{agent}"] = round(time.monotonic() - t, 1)
 
 
 def down(echo: Echo = print) -> list[str]:

@@ -57,13 +57,13 @@ def quick_rules(logger: Node, seconds: int = 5) -> str:
     return path
 
 
-def logger_setup(logger: Node, ns: Namespace, node_set: str, interval: str = "10s") -> str:
+def logger_setup(logger: Node, ns: Namespace, node_set: str, env: dict[str, str],
+                 interval: str = "10s") -> str:
     """``hpc-pcp logger setup`` on the logger node, for every compute node, with --start."""
     done = ns.run(sys.executable, "-m", "hpc_pcp.cli", "logger", "setup", "--nodes", node_set,
                   "--redis", redis_seeds(logger), "--interval", interval, "--start",
                   "--pmie-rules", quick_rules(logger),
-                  timeout=300, check=False, env={"PATH": f"{os.path.dirname(sys.executable)}:"
-                                                 "/usr/sbin:/usr/bin:/sbin:/bin"})
+                  timeout=300, check=False, env=env)
     if done.returncode:
         raise RuntimeError(f"logger setup on {logger.name} failed:\n{done.stdout}{done.stderr}")
     return done.stdout
