@@ -53,3 +53,49 @@ def test_slurm_conf_names_every_compute_node(tmp_path, monkeypatch):
 def test_unknown_fault_refused():
     with pytest.raises(ValueError, match="unknown fault"):
         sources.set_fault(layout.plan(1)[1], "melted")
+
+
+def _counter(port: str, name: str) -> int:
+    with open(f"{port}/counters/{name}", encoding="utf-8") as f:
+        return int(f.read())
+
+
+def test_faults_change_only_their_node_sources(tmp_path, monkeypatch):
+    """ib-errors climbs, port-down downs the port, ost-slow makes RPCs wait seconds; clearing
+    stops them; the other node's sources stay healthy."""
+    import json
+    import os
+
+    monkeypatch.setattr(layout, "BASE", str(tmp_path))
+    sick, well = layout.computes(layout.plan(2))
+    for index, node in enumerate((sick, well), 1):
+        config = sources.prepare(node, index)
+        assert os.path.isdir(config["hpcib"]["root"]) and config["hpcjob"]["node_name"] == node.name
+    ports = {n.name: sources._port(n) for n in (sick, well)}
+    before = {n: _counter(p, "symbol_error") for n, p in ports.items()}
+    sources.set_fault(sick, "ib-errors")
+    for _ in range(2):
+        sources.advance(sick, ["7"])
+        sources.advance(well, ["7"])
+    assert _counter(ports[sick.name], "symbol_error") >= before[sick.name] + 100
+    assert _counter(ports[well.name], "symbol_error") == before[well.name]
+    sources.set_fault(sick, "port-down")
+    assert open(f"{ports[sick.name]}/state").read() == "1: DOWN\n"
+    tree = os.path.join(sick.directory, "demo", "hpclustre", "tree", ".hpclustre-demo.json")
+
+    def waittime() -> tuple[int, int]:
+        oscs = {t: o for fs in json.load(open(tree))["fs"].values() for t, o in fs["osc"].items()}
+        count, _, usecs = oscs[sources.SLOW_OST]["stats"]["req_waittime"]
+        return count, usecs
+
+    sources.set_fault(sick, "ost-slow")
+    count0, usecs0 = waittime()
+    sources.advance(sick, [])
+    count1, usecs1 = waittime()
+    # what the alarm rule sees: the period's wait time over the period's RPCs (rates of both)
+    assert (usecs1 - usecs0) / (count1 - count0) > 1_000_000
+    sources.set_fault(sick, None)
+    assert open(f"{ports[sick.name]}/state").read() == "4: ACTIVE\n" and sources.current_fault(sick) is None
+    after = _counter(ports[sick.name], "symbol_error")
+    sources.advance(sick, [])
+    assert _counter(ports[sick.name], "symbol_error") == after
