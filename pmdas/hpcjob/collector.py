@@ -135,6 +135,7 @@ class JobAgent(Agent):
         self.node = config.get("node_name") or socket.gethostname()
         self.scheduler = self._choose_scheduler()
         self._squeue = slurm.SqueueParser()
+        self.unconfirmed_jobs = 0     # squeue lines the id listing did not confirm (last refresh)
         self._hidden = ("", -PRIVATE_DATA_RECHECK)   # (why jobs are hidden from us, checked at)
         self._answered_hidden = False
 
@@ -178,15 +179,16 @@ class JobAgent(Agent):
         # is killed and reported by the command, not left running.
         return run_command([*self.config[option], *args], max(0.5, self.config.timeout - 0.2), env)
 
-    def _squeue_args(self) -> list[str]:
+    def _squeue_args(self, fields: str = slurm.SQUEUE_FORMAT) -> list[str]:
         # -r: one line per array task, so that a pending array of 10,000 tasks counts as
         # 10,000 pending jobs, as Slurm's own tools count them.
-        args = ["-h", "-r", "--states=all", "-O", slurm.SQUEUE_FORMAT]
+        args = ["-h", "-r", "--states=all", "-O", fields]
         return args if self.config.cluster_view else [*args, "-w", self.node]
 
     def scheduler_commands(self) -> dict[str, list[str]]:
         """Source name → the full argv each refresh runs (Slurm; for benchmarks and docs)."""
-        commands = {"jobs": [*self.config.squeue_command, *self._squeue_args()]}
+        commands = {"jobs": [*self.config.squeue_command, *self._squeue_args()],
+                    "job ids": [*self.config.squeue_command, *self._squeue_args(slurm.SQUEUE_IDS_FORMAT)]}
         if self.config.cluster_view:
             commands["nodes"] = [*self.config.sinfo_command, *_SINFO_ARGS]
             commands["scheduler"] = list(self.config.sdiag_command)
@@ -232,6 +234,8 @@ class JobAgent(Agent):
             if hidden:
                 self._answered_hidden = True   # the controller answered: still reachable
                 raise SourceError(hidden)
+            ids = slurm.listed_ids(self._run("squeue_command", self._squeue_args(slurm.SQUEUE_IDS_FORMAT)))
+            jobs, self.unconfirmed_jobs = slurm.cross_checked(jobs, ids)
             return jobs, seconds
         ids: list[str] = []
         if not self.config.cluster_view:

@@ -10,6 +10,7 @@ is the last field so that a name containing '|' stays whole.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime
 from functools import lru_cache
@@ -35,6 +36,7 @@ SQUEUE_FIELDS = ("JobArrayID", "JobID", "ArrayJobID", "ArrayTaskID", "State", "U
                  "SubmitTime", "StartTime", "EndTime", "TimeUsed", "TimeLimit", "TimeLeft",
                  "Reason", "exit_code", "NodeList", "Name")
 SQUEUE_FORMAT = ",".join(f"{f}:|" for f in SQUEUE_FIELDS[:-1]) + f",{SQUEUE_FIELDS[-1]}:"
+SQUEUE_IDS_FORMAT = "JobArrayID:|"      # the cross-check of every listing (see cross_checked)
 SINFO_FIELDS = ("NodeList", "Partition", "StateLong", "CPUsState", "Gres", "GresUsed",
                 "Memory", "AllocMem", "Reason")
 SINFO_FORMAT = ",".join(f"{f}:|" for f in SINFO_FIELDS[:-1]) + f",{SINFO_FIELDS[-1]}:"
@@ -215,6 +217,25 @@ class SqueueParser:
             jobs.append(job)
         self._last = seen
         return jobs
+
+
+def listed_ids(text: str) -> Counter[str]:
+    """Job ids (JobArrayID, as ``squeue -h -r --states=all -O JobArrayID:|`` prints them)."""
+    return Counter(line.split("|", 1)[0].strip() for line in text.split("\n") if line.strip())
+
+
+def cross_checked(jobs: list[Job], ids: Counter[str]) -> tuple[list[Job], int]:
+    """The jobs of a full listing that a listing of ids alone confirms, and how many were not.
+
+    squeue prints a job name raw, line breaks included, and users choose names (and may
+    change them with ``scontrol update``): a name holding a newline and a whole squeue line
+    would add a job that does not exist, or a second line for someone else's job.  A listing
+    of job ids cannot be forged that way.  A line whose id that listing lacks, or an id two
+    lines claim, is not served (unavailable, never wrong): the forger's own job keeps its
+    line, its name cut at the line break."""
+    claimed = Counter(job.display_id for job in jobs)
+    kept = [job for job in jobs if claimed[job.display_id] == 1 and ids[job.display_id] == 1]
+    return kept, len(jobs) - len(kept)
 
 
 def parse_squeue(text: str) -> list[Job]:

@@ -83,25 +83,23 @@ def _forged_line(job_id: str, user: str, cpus: int) -> str:
     return "|".join(fields[f] for f in slurm.SQUEUE_FIELDS)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="squeue -O prints a job name raw, newlines included, and the "
-                   "agent parses its output line by line: a job name holding a newline and a whole "
-                   "squeue line makes hpcjob serve a job that does not exist (any user, any CPU "
-                   "count, any state). Needs an unambiguous source for names (e.g. a separate "
-                   "'squeue -O JobID' cross-check, or --json), not a small fix")
 def test_a_job_name_cannot_forge_a_job(slurm_cluster, abuse_dir):
     c = slurm_cluster
     with installed_agent("hpcjob", hpcjob_config(c, user="root")), \
             watch("slurm job names", ["hpcjob"], [abuse_dir]) as case:
-        name = "innocent\n" + _forged_line("4242424", "alice", 4096)
+        victim = c.sbatch("--hold", "-J", "victim", "--wrap", "true")
+        name = ("innocent\n" + _forged_line("4242424", "alice", 4096) + "\n"
+                + _forged_line(victim, "alice", 4096))     # a second line for someone else's job
         job = c.sbatch("--hold", "-J", name, "--wrap", "true")
-        case.tried()
+        case.tried(2)
         try:
             wait_for(lambda: job in served("hpc.job.job.state"), 30, what="the job to be served")
             truth = set(c.run("squeue", "-h", "-r", "--states=all", "-O", "JobID").split())
             assert set(served("hpc.job.job.state")) <= truth, "a job name forged a job"
+            assert served("hpc.job.job.user").get(victim) in (None, "\"root\""), "a job name forged a user"
+            assert served("hpc.job.job.cpus").get(victim) != "4096", "a job name forged a job's CPUs"
         finally:
-            c.run("scancel", job, check=False)
+            c.run("scancel", job, victim, check=False)
 
 
 def _pbs_fixture(directory: str, texts: list[str]) -> int:

@@ -41,8 +41,10 @@ def test_agent_asks_squeue_for_every_array_task():
     cluster = make_agent(cluster_view=True, **options).scheduler_commands()
     assert cluster["jobs"][:4] == ["squeue", "-h", "-r", "--states=all"]
     assert cluster["nodes"][:4] == ["sinfo", "-h", "-N", "-O"] and cluster["scheduler"] == ["sdiag"]
+    assert cluster["job ids"] == ["squeue", "-h", "-r", "--states=all", "-O", "JobArrayID:|"]
     node = make_agent(**options).scheduler_commands()
-    assert node["jobs"][-2:] == ["-w", "n1"] and set(node) == {"jobs"}
+    assert node["jobs"][-2:] == ["-w", "n1"] and node["job ids"][-2:] == ["-w", "n1"]
+    assert set(node) == {"jobs", "job ids"}
 
 
 def test_remembering_parser_reuses_unchanged_lines_only():

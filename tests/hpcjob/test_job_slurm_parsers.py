@@ -151,3 +151,19 @@ def test_node_lists_neither_resolve_groups_nor_explode():
     assert expand_hosts("@compute") == ("@compute",)
     assert expand_hosts("n[1-999999999]") == ()
     assert expand_hosts("n[1-3],gpu[01-02]") == ("gpu01", "gpu02", "n1", "n2", "n3")
+
+
+def test_a_listing_of_ids_confirms_jobs_and_drops_forged_lines():
+    """A job name holding newlines can add whole squeue lines: one for a job that does not
+    exist, one more for someone else's job.  The id listing drops both; the forger's own job
+    stays, its name cut at the line break."""
+    fields = ["0"] * 21
+    def line(job_id: str, user: str, name: str) -> str:
+        return "|".join([job_id, job_id, job_id, "N/A", "RUNNING", user, *fields[6:], name])
+    forged = "innocent\n" + line("4242424", "alice", "x") + "\n" + line("7", "alice", "y")
+    text = "\n".join([line("7", "bob", "victim"), line("8", "eve", forged), line("9", "carol", "ok")])
+    jobs = slurm.parse_squeue(text)
+    assert sorted(j.id for j in jobs) == ["4242424", "7", "7", "8", "9"]
+    kept, dropped = slurm.cross_checked(jobs, slurm.listed_ids("7|\n8|\n9|\n"))
+    assert {j.id: (j.user, j.name) for j in kept} == {"8": ("eve", "innocent"), "9": ("carol", "ok")}
+    assert dropped == 3
