@@ -1,11 +1,14 @@
 """The cluster's network: one bridge, one veth pair per node, addresses from our /24 only."""
 from __future__ import annotations
 
+import re
 import subprocess
 
 from hpc_demo.namespace import Namespace
 
 from .layout import BRIDGE, PREFIX, Node
+
+OUR_LINK = re.compile(r"^hv-(head|logger|node\d{2})$")   # Node.veth of every node plan() makes
 
 
 def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -39,7 +42,7 @@ def ours() -> list[str]:
     """Our interfaces that exist: the nodes' host ends (hv-*) and the bridge."""
     names = [line.split(":", 2)[1].strip().split("@")[0]
              for line in _ip("-o", "link", "show").stdout.splitlines()]
-    return [n for n in names if n.startswith("hv-")] + ([BRIDGE] if BRIDGE in names else [])
+    return [n for n in names if OUR_LINK.match(n)] + ([BRIDGE] if BRIDGE in names else [])
 
 
 def remove() -> list[str]:

@@ -124,6 +124,21 @@ def test_fault_alarm_names_the_node_then_clears(up):
     print("workflow times (s):", TIMES)
 
 
+def test_port_down_and_slow_ost_alarm_on_their_nodes(up):
+    """Two faults at once on two nodes: each alarm names its node only, and both clear."""
+    expected = {"ib.port_not_active@node02", "lustre.rpc_wait_high@node01"}
+    cluster.fault("node01", "ost-slow")
+    cluster.fault("node02", "port-down")
+    try:
+        wait_for(lambda: expected <= _firing(), timeout=60, interval=0.5, what=f"alarms {expected}")
+        assert "lustre.rpc_wait_high@node02" not in _firing()
+        assert "ib.port_not_active@node01" not in _firing()
+    finally:
+        cluster.fault("node01", None)
+        cluster.fault("node02", None)
+    wait_for(lambda: not expected & _firing(), timeout=60, interval=0.5, what=f"alarms {expected} to clear")
+
+
 def _series(ns, path: str, **params) -> object:
     url = f"http://127.0.0.1:44322{path}?{urllib.parse.urlencode(params)}"
     out = ns.run(sys.executable, "-c", "import sys, urllib.request; "

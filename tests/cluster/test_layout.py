@@ -99,3 +99,10 @@ def test_faults_change_only_their_node_sources(tmp_path, monkeypatch):
     after = _counter(ports[sick.name], "symbol_error")
     sources.advance(sick, [])
     assert _counter(ports[sick.name], "symbol_error") == after
+
+
+def test_only_our_links_are_ours():
+    from hpc_demo.cluster.network import OUR_LINK
+
+    assert all(OUR_LINK.match(n.veth) for n in layout.plan(99))
+    assert not any(OUR_LINK.match(name) for name in ("hv-other", "eth0", "dtndemo-h", "hv-node1x"))
