@@ -12,6 +12,8 @@ The archives are loaded, archive by archive alternately, into one Redis and into
 cluster with ``pmseries --load``: first the metadata alone (``--fast``), then the values, with
 INFO used_memory read after each role, so that memory splits into series metadata (fixed per
 host) and values (growing with time; scaled to a day: stream.maxlen keeps a day at 10 s).
+Metadata is scaled as fixed, though job churn adds instances through the day (job_stats
+entries, cgroups): the per-day figure is low by that growth for servers and the head.
 Ingest rate = samples loaded / wall seconds of the value loads (metadata already known, as for
 a logger that has seen its hosts before), against the rate the modelled cluster produces.
 
@@ -275,6 +277,9 @@ def table(out: dict) -> list[tuple[str, str, str, str]]:
             rows.append((f"[{name}] {q['board']}: {q['expr'][:48]} ({q['series']} series) p50/p99 s",
                          f"{q['median_s']:.3f}/{q['p99_s']:.3f}", f"{SUMMARY_P99_TARGET:.0f} (target)",
                          f"{q['p99_s'] / SUMMARY_P99_TARGET:.2f}"))
+        rows.append((f"[{name}] worst summary p99 s at the loaded hosts (measured)",
+                     f"{s['summary_p99_max_s']:.2f}", f"{SUMMARY_P99_TARGET:.0f} (target)",
+                     f"{s['summary_p99_max_s'] / SUMMARY_P99_TARGET:.2f}"))
         rows.append((f"[{name}] worst summary p99 s at {out['modelled']['hosts']} hosts (extrapolated)",
                      f"{s['summary_p99_max_s_extrapolated']:.2f}", f"{SUMMARY_P99_TARGET:.0f} (target)",
                      f"{s['summary_p99_max_s_extrapolated'] / SUMMARY_P99_TARGET:.2f}"))
