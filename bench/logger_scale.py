@@ -1,6 +1,6 @@
 """Benchmark: the logger at 1,000 nodes — archives, series store memory, ingest and dashboard queries.
 
-A cluster of ``--hosts`` hosts is modelled (bench/logger_scale_archives.py: roles head, dtn,
+A cluster of ``--hosts`` hosts is modelled (bench/logger_scale_parts/archives.py: roles head, dtn,
 Lustre servers, compute; jobs spread over the nodes; every metric shaped like the agents' real
 recording) and archives are written with PCP's LOGIMPORT API for ``--hours`` at 10 s.  Writing
 and loading every host does not fit 2 shared cores, so every host of the small roles (head,
@@ -44,8 +44,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from bench import logger_scale_archives as archives  # noqa: E402
-from bench.logger_scale_stores import Store, series_values  # noqa: E402
+from bench.logger_scale_parts import archives  # noqa: E402
+from bench.logger_scale_parts.stores import Store, series_values  # noqa: E402
 from hpc_pcp import dashboards  # noqa: E402
 
 RESULTS = os.path.join(HERE, "results", "logger_scale.json")

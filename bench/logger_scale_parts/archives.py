@@ -28,8 +28,8 @@ import cpmapi as c
 from pcp import pmapi
 from pcp.pmi import LIBPCP_IMPORT, pmiLogImport
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-FIXTURE = os.path.join(os.path.dirname(HERE), "tests", "fixtures", "archives", "dashboards-2026-12-05")
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+FIXTURE = os.path.join(REPO, "tests", "fixtures", "archives", "dashboards-2026-12-05")
 INTERVAL = 10
 START = 1796083200          # 2026-12-01 00:00:00 UTC: a fixed simulated start
 LINGER = 600                # Lustre job_cleanup_interval: job_stats entries outlive the job
