@@ -45,10 +45,13 @@ def members(ns_id: int, kind: str = "pid") -> list[int]:
 class Namespace:
     """One node's namespaces: ``start`` (or ``adopt``), ``run`` inside, ``stop``."""
 
-    def __init__(self, name: str, pid: int = 0, ns_id: int = 0):
+    def __init__(self, name: str, pid: int = 0, ns_id: int = 0, root: str | None = None):
+        """``root``: the node runs in that directory tree (chroot'ed, e.g. another release's
+        root); None shares the host's filesystem, with the node's own mounts over it."""
         self.name = name
         self.pid = pid        # the first process inside, as the host sees it
         self.ns_id = ns_id    # its PID namespace's inode: a reused pid is not our node
+        self.root = root
 
     @classmethod
     def adopt(cls, record: Mapping[str, object]) -> Namespace:
@@ -62,17 +65,18 @@ class Namespace:
 
     def start(self, holder: str, *args: str, seconds: float = 20) -> None:
         """Enter new namespaces and run the shell script ``holder`` (with ``args``) as their
-        first process; it makes the node's mounts and must end by exec'ing something that
-        never returns.  Returns once that exec happened (the process is no longer a shell)."""
+        first process; it makes the node's mounts and must end by exec'ing ``sleep`` (in the
+        root, if the node has one).  Returns once that exec happened."""
+        proc = os.path.join(self.root or "/", "proc")
         unshare = subprocess.Popen(
             ["unshare", "--pid", "--fork", "--kill-child", "--mount", "--net", "--uts", "--ipc",
-             "--propagation", "private", "--mount-proc", "sh", "-c", holder, self.name, *args],
+             "--propagation", "private", f"--mount-proc={proc}", "sh", "-c", holder, self.name, *args],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
             start_new_session=True)
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             child = self._child_of(unshare.pid)
-            if child and _command(child).startswith("sleep"):
+            if child and os.path.basename(_command(child).split(" ", 1)[0]) == "sleep":
                 self.pid, self.ns_id = child, namespace_id(child)
                 unshare.stderr.close()
                 return
@@ -109,7 +113,8 @@ class Namespace:
     def command(self, argv: Sequence[str], env: Mapping[str, str] | None = None) -> list[str]:
         """``argv`` as a host command line that runs it inside the node, clean environment."""
         environ = {"PATH": PATH, "HOME": "/root", "LANG": "C.UTF-8", **(env or {})}
-        return ["nsenter", "-t", str(self.pid), "-p", "-m", "-n", "-u", "-i", "--",
+        chroot = ["-r", "-w"] if self.root else []
+        return ["nsenter", "-t", str(self.pid), "-p", "-m", "-n", "-u", "-i", *chroot, "--",
                 "env", "-i", *[f"{k}={v}" for k, v in environ.items()], *argv]
 
     def run(self, *argv: str, check: bool = True, timeout: float = 60,
