@@ -36,6 +36,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import statistics
 import sys
 import tempfile
@@ -288,6 +289,8 @@ def table(out: dict) -> list[tuple[str, str, str, str]]:
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse(argv)
+    # a terminated run still stops its redis-server and pmproxy processes (the finally below)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     started = time.perf_counter()
     cluster = archives.Cluster(args.hosts, max(archives.INTERVAL, int(args.hours * 3600)))
     work = tempfile.mkdtemp(prefix="logger_scale.")
