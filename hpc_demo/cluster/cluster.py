@@ -77,6 +77,9 @@ def up(count: int, echo: Echo = print, logger: bool = True) -> dict[str, float]:
         if logger:
             log = next(n for n in nodes if n.role == "logger")
             _phase(timings, "redis", lambda: store.start_redis_cluster(log, namespaces[log.name]))
+            # hpcalarm on the logger exports the alarms pmie records there (hpc.alarm.*, the
+            # summary board's alarm panel); installed before pmlogger probes what to log.
+            _install(log, namespaces[log.name], "hpcalarm")
             _phase(timings, "logger", lambda: echo(store.logger_setup(log, namespaces[log.name],
                                                                        node_set(nodes), PYTHON_ENV)))
     except Exception:
@@ -147,12 +150,16 @@ def _agents(node: Node, ns: Namespace) -> None:
         with open(os.path.join(directory, f"{agent}.yaml"), "w", encoding="utf-8") as f:
             yaml.safe_dump(config, f, sort_keys=True)
     for agent in sources.AGENTS:
-        t = time.monotonic()
-        done = ns.run(sys.executable, "-m", "hpc_pcp.cli", "install", agent, check=False, timeout=240,
-                      env=PYTHON_ENV)
-        if done.returncode:
-            raise ClusterError(f"{node.name}: installing {agent} failed:\n{done.stdout}{done.stderr}")
-        INSTALL_SECONDS[f"{node.name}/{agent}"] = round(time.monotonic() - t, 1)
+        _install(node, ns, agent)
+
+
+def _install(node: Node, ns: Namespace, agent: str) -> None:
+    t = time.monotonic()
+    done = ns.run(sys.executable, "-m", "hpc_pcp.cli", "install", agent, check=False, timeout=240,
+                  env=PYTHON_ENV)
+    if done.returncode:
+        raise ClusterError(f"{node.name}: installing {agent} failed:\n{done.stdout}{done.stderr}")
+    INSTALL_SECONDS[f"{node.name}/{agent}"] = round(time.monotonic() - t, 1)
 
 
 def down(echo: Echo = print) -> list[str]:

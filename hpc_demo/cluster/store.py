@@ -38,9 +38,11 @@ def start_redis_cluster(logger: Node, ns: Namespace, seconds: float = 30) -> Non
     raise RuntimeError(f"the Redis cluster on {logger.name} did not become ok: {info}")
 
 
-def quick_rules(logger: Node, seconds: int = 5) -> str:
+def quick_rules(logger: Node, seconds: int = 10) -> str:
     """The shipped alarm rules evaluated every ``seconds`` instead of every 30 s, so a fault
-    shows as an alarm within seconds in a demo (and a test).  Their actions call this
+    shows as an alarm within seconds in a demo (and a test).  Twice the ticker's period: every
+    evaluation then sees a fault's counters move (at 5 s, some saw no tick, and an alarm
+    cleared while its fault was still there).  Their actions call this
     checkout's hpc-pcp by path: pmie runs actions with PATH=/usr/sbin:/sbin:/usr/bin:/bin,
     where a package puts hpc-pcp but a virtual environment does not."""
     from hpc_pcp.logger import default_pmie_rules

@@ -97,7 +97,7 @@ def test_job_started_after_the_logger_is_in_the_job_board_on_both_nodes(up):
         for name in COMPUTE:
             wait_for(lambda name=name: _series(up[LOGGER], "/series/query",
                                                expr=query.replace("}", f', hostname == "{name}"}}')),
-                     timeout=40, interval=2, what=f"{query} from {name} through pmproxy")
+                     timeout=25, interval=2, what=f"{query} from {name} through pmproxy")
     finally:
         slurm.run(up["head"], "scancel", job)
 
@@ -116,6 +116,12 @@ def test_fault_alarm_names_the_node_then_clears(up):
              what="pmie alarm ib.symbol_errors@node02")
     TIMES["alarm_fired"] = round(time.monotonic() - t0, 1)
     assert not any(f.endswith("@node01") for f in _firing() if f.startswith("ib.")), _firing()
+    # The summary board's alarm panel metric, from hpcalarm on the logger node, names the node.
+    alarms = wait_for(lambda: ":node02:" in (out := up[LOGGER].run("pminfo", "-f", "hpc.alarm.firing").stdout)
+                      and out, timeout=10, interval=0.5, what="hpc.alarm.firing naming node02")
+    assert '"ib.symbol_errors:node02:' in alarms and ":node01:" not in alarms
+    time.sleep(12)   # more than one pmie evaluation: the alarm holds while the fault does
+    assert "ib.symbol_errors@node02" in _firing()
     t1 = time.monotonic()
     cluster.fault("node02", None)
     wait_for(lambda: "ib.symbol_errors@node02" not in _firing(), timeout=90, interval=0.5,
