@@ -39,8 +39,12 @@ def coerce(kind: str, value: Any) -> Any:
 
 
 def encodable(text: str) -> str:
-    """``text``, with any lone surrogate (from hostile JSON: "\\ud800") written as an escape:
-    PCP's bindings encode strings as UTF-8, and one bad value would fail the fetch."""
+    """``text``, with any lone surrogate (from hostile JSON: "\\ud800") written as an escape
+    and any NUL replaced by U+FFFD: PCP's bindings hand strings to C as UTF-8 C strings, and
+    one such value failed the fetch (PCP 6.0.3 then left the error pending for the next
+    callback of the agent)."""
+    if "\x00" in text:
+        text = text.replace("\x00", "\ufffd")
     try:
         text.encode("utf-8")
         return text
@@ -49,8 +53,11 @@ def encodable(text: str) -> str:
 
 
 def _all_encodable(values: Collection[str]) -> bool:
+    joined = "".join(values)
+    if "\x00" in joined:
+        return False
     try:
-        "".join(values).encode("utf-8")
+        joined.encode("utf-8")
         return True
     except UnicodeEncodeError:
         return False

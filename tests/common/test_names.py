@@ -97,3 +97,12 @@ def test_the_preparer_shows_safe_names_and_keeps_values_and_the_raw_text():
     assert labels[1]["raw_name"] == raw[1] and labels[2]["raw_name"] == "lone\\ud800"
     assert "raw_name" not in labels[0]
     plain.values[table.pmids["agent.last_error"]].encode("utf-8")
+
+
+def test_a_string_value_with_nul_reaches_pcp_as_a_c_string():
+    """PCP's bindings parse string values as C strings: a NUL in one (a job name, a comment)
+    failed the whole fetch, and PCP 6.0.3 left the error pending for the agent's next call."""
+    from pmdas.common.prepare import by_instance_id, coerce
+    from pmdas.common.table import STRING
+    assert coerce(STRING, "job\x00name") == "job\ufffdname"
+    assert by_instance_id(STRING, {"a": "x\x00y", "b": "ok"}, {"a": 0, "b": 1}) == {0: "x\ufffdy", 1: "ok"}
