@@ -85,34 +85,12 @@ LEDGER = Ledger()
 
 
 # -- what is watched -------------------------------------------------------------------
-def _parent(pid: int) -> int | None:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return int(f.read().rsplit(b")", 1)[1].split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
 def agent_pid(name: str) -> int | None:
-    """The pid of the agent process this machine's pmcd runs for ``name`` (``python -I -m
-    pmdas.<name>``, a child of pmcd or of its pmdaroot): not its refresh child, nor an agent
-    of another pmcd (a container's)."""
-    from tests.harness.pcp import reader
-    pmcd = reader().fetch(["pmcd.pid"])["pmcd.pid"]
-    module = f"pmdas.{name}".encode()
-    for entry in os.listdir("/proc"):
-        if not entry.isdecimal():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                argv = f.read().split(b"\0")
-        except OSError:
-            continue
-        if b"-m" in argv and module in argv:
-            parent = _parent(int(entry))
-            if parent == pmcd or (parent is not None and _parent(parent) == pmcd):
-                return int(entry)
-    return None
+    """The pid of the agent process this machine's pmcd runs for ``name`` (not its refresh
+    child, nor an agent of another pmcd: a container's or a matrix node's)."""
+    from tests.harness.pcp import pmcd_agents
+    agents = pmcd_agents(name)
+    return agents[0] if agents else None
 
 
 def cmdline(pid: int | None) -> bytes:
