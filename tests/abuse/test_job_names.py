@@ -135,7 +135,10 @@ def test_hostile_pbs_jobs_through_pmcd(abuse_dir, tmp_path):
     canary = Canary()       # the fixture is written before the agent starts: its own canary
     texts = hostile_names(canary, "pbs") + ["pbs\ud800lone", "Not Running: pbs", "Not Running: pbs"]
     count = _pbs_fixture(pbs, texts)
-    config = {"scheduler": "pbs", "cluster_view": True, "interval": 1, "timeout": 5,
+    # root: an empty tree, so job cgroups on this host (the demo's Slurm jobs) are not PBS jobs
+    empty_root = os.path.join(abuse_dir, "root")
+    os.mkdir(empty_root)
+    config = {"scheduler": "pbs", "cluster_view": True, "interval": 1, "timeout": 5, "root": empty_root,
               "qstat_command": [os.path.join(pbs, "qstat")],
               "pbsnodes_command": [os.path.join(pbs, "pbsnodes")]}
     try:
