@@ -160,13 +160,18 @@ class LustreAgent(Agent):
                              "if the job does I/O again within this time, its counters go on from "
                              "where they were. Longer uses more memory (about 500 bytes a job, "
                              "at most 100,000 jobs kept: about 50 MB).", (int, float), non_negative),
+        "job_by_host": Option(False, "One job instance per raw job_stats id: with "
+                              "jobid_name=%j:%u:%H a job then has one instance per client node "
+                              "(<filesystem>/4242:1000:cn017). By default the ids of one job "
+                              "(its nodes, its steps) are summed into <filesystem>/<job>.", bool),
         "refresh_process": REFRESH_PROCESS,
     }
 
     def __init__(self, config: Any):
         super().__init__(config)
         self._guard = CounterGuard()
-        self._jobs = JobTotals(self._guard, float(config.get("job_memory", 86400)))
+        self._jobs = JobTotals(self._guard, float(config.get("job_memory", 86400)),
+                               fold=not config.get("job_by_host", False))
         self._lnet = LnetWraps()
 
     metrics = table.METRICS

@@ -9,6 +9,7 @@ Lines that match neither an entry start nor a counter are skipped.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import sys
@@ -116,3 +117,20 @@ def job_labels(job_id: str) -> dict[str, str]:
         labels["command"] = proc.group(1)
         labels["user"] = proc.group(2)
     return labels
+
+
+@functools.lru_cache(maxsize=65536)
+def job_of(job_id: str) -> tuple[str, str | None]:
+    """(the job an id counts for, its user or None).
+
+    An id that decodes to a Slurm job counts for that job alone: with
+    ``jobid_name=%j:%u:%H`` every client node of a job writes its own entry
+    (``4242:1000:cn017``, ``4242:1000:cn018``) and a step its own (``4242.1``), and
+    the job's I/O on a target is their sum.  Other ids (procname_uid, anything a
+    user set) count for themselves.  Cached: a big server repeats 40,000 ids a refresh.
+    """
+    labels = job_labels(job_id)
+    job = labels.get("job")
+    if job is None:
+        return job_id, None
+    return job, labels.get("user")

@@ -13,6 +13,10 @@ therefore kept while it is gone ("resting", for ``memory`` seconds, at most
 RESTING_LIMIT jobs) and its increases after the return are added to them; a
 resting job dropped for age or room is counted in ``JobView.forgotten``, since
 if the same id comes back later its totals start again from its new values.
+
+Ids are folded into their job first (``job_of``): with ``jobid_name=%j:%u:%H`` each
+client node of a job has its own entry on every target, and the job's instance is
+their sum (``fold=False`` keeps one instance per raw id).
 """
 from __future__ import annotations
 
@@ -21,7 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from .counters import CounterGuard
-from .job_stats import JobCounters, job_labels
+from .job_stats import JobCounters, job_labels, job_of
 from .ops import counts_once
 
 # Exported per-job fields.
@@ -81,9 +85,13 @@ class JobView:
 class JobTotals:
     """Running per-(filesystem, job) totals; call ``update`` per target, then ``finish``."""
 
-    def __init__(self, guard: CounterGuard | None = None, memory: float = 86400.0):
+    def __init__(self, guard: CounterGuard | None = None, memory: float = 86400.0,
+                 fold: bool = True):
         self._guard = guard or CounterGuard()
         self._memory = memory
+        self._fold = fold
+        # (filesystem, job) → its raw ids' user this refresh, None if they disagree
+        self._users: dict[tuple[str, str], str | None] = {}
         self._totals: dict[tuple[str, str], dict[str, int]] = {}
         # (filesystem, job) gone from every target → (when it left, its totals as a tuple
         # aligned with FIELDS, None where absent: a third of a dict's memory); oldest first
@@ -99,11 +107,18 @@ class JobTotals:
         is_mdt = "-MDT" in target
         deltas = self._guard.deltas
         self._available |= _DATA_FIELDS | (_MDT_FIELDS if is_mdt else {"ost_ops"})
+        fold, users = self._fold, self._users
         for job_id, counters in jobs.items():
             if "read_usecs" not in self._available and any(
                     counters.get(op, (0, ""))[1] == "usecs" for op in ("read", "write")):
                 self._available |= {"read_usecs", "write_usecs"}
-            increases = self._fresh.setdefault((filesystem, job_id), {})
+            key = (filesystem, job_id)
+            if fold:
+                job, user = job_of(job_id)
+                key = (filesystem, job)
+                if job != job_id and users.setdefault(key, user) != user:
+                    users[key] = None
+            increases = self._fresh.setdefault(key, {})
             vector = job_vector(counters, is_mdt)
             steps = deltas((target, job_id), tuple(vector), tuple(vector.values()))
             if any(steps):
@@ -114,6 +129,7 @@ class JobTotals:
     def finish(self, limit: int, now: float | None = None) -> JobView:
         """Apply this refresh's increases; export the top ``limit`` jobs by bytes moved."""
         fresh, self._fresh = self._fresh, {}
+        users, self._users = self._users, {}
         now = time.monotonic() if now is None else now
         elapsed = None if self._finished_at is None else now - self._finished_at
         self._finished_at = now
@@ -148,6 +164,8 @@ class JobTotals:
             if key in kept:
                 name = f"{filesystem}/{job_id}"
                 labels[name] = {"filesystem": filesystem, **job_labels(job_id)}
+                if users.get(key) is not None:
+                    labels[name]["user"] = users[key]
                 values[name] = {f: totals[key].get(f, 0) for f in fields}
                 steps[name] = fresh[key]
             else:

@@ -51,10 +51,14 @@ SERVER_INDOMS = [
           "One instance per operation counted in an OST's stats or an MDT's md_stats (punch, "
           "setattr, open, getattr...), named <target>::<op>.", _target_ops),
     Indom("job", 8, "jobs doing I/O per filesystem",
-          "One instance per job id seen in the job_stats of this node's OSTs and MDTs, per "
-          "filesystem, named <filesystem>/<job id>. Labels carry the raw id (jobid) and, when "
-          "the id has the usual Slurm forms (24, 24.1, SLURM_JOB24:uid:host), job, step, user "
-          "and host, so they join with hpc.job.*. Only the top job_limit jobs by bytes moved "
+          "One instance per job seen in the job_stats of this node's OSTs and MDTs, per "
+          "filesystem. Ids of the usual Slurm forms (24, 24.1, SLURM_JOB24, 24:uid:host from "
+          "jobid_name=%j:%u:%H) are summed into their job, named <filesystem>/<job> "
+          "(scratch/24: every client node and step of job 24; the name is the job id of "
+          "hpc.job.*, so dashboards find a job by name) with labels jobid and job, and user "
+          "when its ids agree on it; other ids are named <filesystem>/<raw id>. With "
+          "job_by_host each raw id is its own instance, labelled job, step, user and host. "
+          "Only the top job_limit jobs by bytes moved "
           f"are exported; the rest are summed in <filesystem>/{OTHER}.",
           lambda s: s.jobs.labels if s.jobs else {}),
 ]

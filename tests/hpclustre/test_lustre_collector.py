@@ -9,7 +9,7 @@ from lustre_helpers import fixture_root, fixture_text, make_refresher
 
 from pmdas.common.table import check_table
 from pmdas.hpclustre.collector import LustreAgent
-from pmdas.hpclustre.job_stats import parse_job_stats
+from pmdas.hpclustre.job_stats import job_of, parse_job_stats
 from pmdas.hpclustre.parsers import parse_stats
 
 P = "hpc.lustre."
@@ -127,10 +127,13 @@ def test_jobs_are_summed_over_osts(version):
     text1 = fixture_text(version, "oss", "proc/fs/lustre/obdfilter/scratch-OST0001/job_stats")
     j0, j1 = parse_job_stats(text0), parse_job_stats(text1)
     p = refresh(version, "oss")
-    for job in set(j0) | set(j1):
-        want = sum(j.get(job, {}).get("write_bytes", (0, "", 0))[2] for j in (j0, j1))
-        assert p.values[P + "job.write.bytes"][f"scratch/{job}"] == want
-    assert p.values[P + "job.tracked"] == len(set(j0) | set(j1))
+    want: dict[str, int] = {}
+    for j in (j0, j1):
+        for raw, counters in j.items():
+            job = job_of(raw)[0]
+            want[job] = want.get(job, 0) + counters.get("write_bytes", (0, "", 0))[2]
+    assert {f"scratch/{job}": total for job, total in want.items()} == p.values[P + "job.write.bytes"]
+    assert p.values[P + "job.tracked"] == len(want)
     assert p.values[P + "server.target.job_stats.entries"] == {
         "scratch-OST0000": len(j0),
         "scratch-OST0001": len(j1),
@@ -141,7 +144,10 @@ def test_jobs_are_summed_over_osts(version):
 
 def test_job_labels_join_hpc_job():
     p = refresh("v2_15", "oss")
-    labels = p.instances["job"]["scratch/SLURM_JOB10:0:node-client"][1]
+    labels = p.instances["job"]["scratch/10"][1]   # SLURM_JOB10:0:node-client, folded
+    assert labels == {"filesystem": "scratch", "jobid": "10", "job": "10", "user": "0"}
+    by_host = refresh("v2_15", "oss", job_by_host=True)
+    labels = by_host.instances["job"]["scratch/SLURM_JOB10:0:node-client"][1]
     assert labels == {
         "filesystem": "scratch",
         "jobid": "SLURM_JOB10:0:node-client",
@@ -155,7 +161,7 @@ def test_mdt_jobs():
     p = refresh("v2_15", "mds")
     assert p.values[P + "job.mdt.mkdir"]["scratch/mdtest.1001"] == 400
     assert p.values[P + "job.mdt.ops"]["scratch/mdtest.1001"] == 3200
-    assert p.values[P + "job.read.bytes"]["scratch/SLURM_JOB11:1000:node-c02"] == 3 * 78
+    assert p.values[P + "job.read.bytes"]["scratch/11"] == 3 * 78   # SLURM_JOB11:1000:node-c02
 
 
 def test_job_limit_folds_the_rest_into_other():

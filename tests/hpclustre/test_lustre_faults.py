@@ -113,7 +113,7 @@ def test_counter_going_backwards_stays_monotonic_and_is_reported(tree):
 def test_job_totals_survive_one_ost_restart_and_expiry(tree):
     root = tree("v2_15", "oss")
     r = make_refresher(root)
-    job = "scratch/SLURM_JOB10:0:node-client"
+    job = "scratch/10"   # SLURM_JOB10:0:node-client
     first = r.refresh_once().values[P + "job.write.bytes"][job]
     # OST0001 restarts: its entry for the job starts again from a small value.
     _edit(

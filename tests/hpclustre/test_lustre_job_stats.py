@@ -6,7 +6,7 @@ import pytest
 import yaml
 from lustre_helpers import fixture_text
 
-from pmdas.hpclustre.job_stats import MAX_JOB_ID, clean_job_id, job_labels, parse_job_stats
+from pmdas.hpclustre.job_stats import MAX_JOB_ID, clean_job_id, job_labels, job_of, parse_job_stats
 
 OST_10 = "proc/fs/lustre/obdfilter/scratch-OST0000/job_stats"
 OST_15 = "proc/fs/lustre/obdfilter/scratch-OST0000/job_stats"
@@ -130,3 +130,66 @@ def test_job_rates_cover_every_exported_job_including_churn():
     assert rates["fs/c"] == {"io_bytes": 2 * 4096 / 2.0, "mdt_ops": 0.0}
     # b moved nothing; d is new: its whole first count is this interval's increase
     assert rates[f"fs/{OTHER}"] == {"io_bytes": 2 * 4096 / 2.0, "mdt_ops": 4 / 2.0}
+
+
+@pytest.mark.parametrize(
+    "job_id,expected",
+    [
+        ("4242:1000:cn017", ("4242", "1000")),      # jobid_name=%j:%u:%H
+        ("SLURM_JOB10:0:node-client", ("10", "0")),
+        ("24.1", ("24", None)),                     # a step counts for its job
+        ("24", ("24", None)),
+        ("dd.1000", ("dd.1000", None)),             # procname_uid: itself
+        ("kworker", ("kworker", None)),
+        ("[other]", ("[other]", None)),
+    ],
+)
+def test_job_of(job_id, expected):
+    assert job_of(job_id) == expected
+
+
+def _two_nodes(totals, scale=1, user="1000"):
+    """Job 4242 on cn017 and cn018 (jobid_name=%j:%u:%H) on an OST and the MDT, job 7 on cn017."""
+    totals.update("fs", "fs-OST0000", {
+        f"4242:{user}:cn017": {"write_bytes": (1, "bytes", 100 * scale)},
+        "4242:1000:cn018": {"write_bytes": (1, "bytes", 30 * scale)},
+        "7:1001:cn017": {"write_bytes": (1, "bytes", 120 * scale)}})
+    totals.update("fs", "fs-MDT0000", {
+        f"4242:{user}:cn017": {"open": (2 * scale, "usecs", None)},
+        "4242:1000:cn018": {"open": (5 * scale, "usecs", None)}})
+
+
+def test_a_job_on_two_nodes_is_one_instance_with_their_sum():
+    """With jobid_name=%j:%u:%H each client node of a job has its own entry on every
+    target: the job's instance is their sum, ranked by it (4242's 130 bytes beat job 7's
+    120 although each of its nodes moved less)."""
+    from pmdas.hpclustre.jobs import JobTotals
+    totals = JobTotals()
+    _two_nodes(totals)
+    view = totals.finish(limit=1, now=0.0)
+    assert view.values["fs/4242"]["write_bytes"] == 130
+    assert view.values["fs/4242"]["open"] == 7 and view.values["fs/4242"]["mdt_ops"] == 7
+    assert view.labels["fs/4242"] == {"filesystem": "fs", "jobid": "4242", "job": "4242", "user": "1000"}
+    assert set(view.values) == {"fs/4242", "fs/[other]"} and view.tracked == 2
+    _two_nodes(totals, scale=2)                      # both nodes' entries grow
+    view = totals.finish(limit=1, now=1.0)
+    assert view.values["fs/4242"]["write_bytes"] == 260
+    assert view.rates["fs/4242"]["io_bytes"] == 130.0
+
+
+def test_ids_of_one_job_that_disagree_on_the_user_give_no_user_label():
+    from pmdas.hpclustre.jobs import JobTotals
+    totals = JobTotals()
+    _two_nodes(totals, user="0")        # anyone may set an id: do not pick one user
+    labels = totals.finish(limit=5, now=0.0).labels["fs/4242"]
+    assert "user" not in labels and labels["job"] == "4242"
+
+
+def test_job_by_host_keeps_one_instance_per_raw_id():
+    from pmdas.hpclustre.jobs import JobTotals
+    totals = JobTotals(fold=False)
+    _two_nodes(totals)
+    view = totals.finish(limit=5, now=0.0)
+    assert view.values["fs/4242:1000:cn017"]["write_bytes"] == 100
+    assert view.values["fs/4242:1000:cn018"]["write_bytes"] == 30
+    assert view.labels["fs/4242:1000:cn018"]["host"] == "cn018"

@@ -138,8 +138,8 @@ def test_job_ops_count_each_request_once():
     assert p[P + "job.ost.ops"]["scratch/4242"] == entry["punch"][0] + entry["setattr"][0]
     assert p[P + "job.write.time"]["scratch/4242"] == entry["write"][2]
     # 2.16 MDT job_stats: parallel_rename_* and the DoM write timing line
-    job = "scratch/SLURM_JOB4242:1000:node-c01"
-    entry = parse_job_stats(fixture_text("v2_16", "mds", f"{MDT0}/job_stats"))[job.split("/", 1)[1]]
+    job = "scratch/4242"   # SLURM_JOB4242:1000:node-c01
+    entry = parse_job_stats(fixture_text("v2_16", "mds", f"{MDT0}/job_stats"))["SLURM_JOB4242:1000:node-c01"]
     p = refresh("v2_16", "mds").values
     assert p[P + "job.mdt.ops"][job] == sum(entry[op][0] for op in requests)
     assert "parallel_rename_file" in HELP[P + "job.mdt.ops"] and "2.16" in HELP[P + "server.target.ops"]
