@@ -21,8 +21,15 @@ from .testbed.meter import port_counters
 
 def testbed_path(layout: Layout) -> PathFigures:
     """The testbed's shaping as path figures: a node pair moves at most the node rate, a
-    stream at most the flow rate (the node rate when streams are not capped)."""
-    return PathFigures(bandwidth=layout.node_rate, stream_rate=layout.flow_rate or layout.node_rate,
+    stream at most the flow rate (the node rate when streams are not capped).
+
+    Behind the delay line a stream's rate is what a user of a real WAN would be told:
+    TCP buffer / RTT (``dtn-transfer --tcp-buffer --rtt`` computes the same), with the RTT."""
+    stream = layout.flow_rate or layout.node_rate
+    rtt = layout.rtt_ms / 1000
+    if layout.delayed and layout.flow_rate is None and layout.tcp_buffer and rtt > 0:
+        stream = min(layout.node_rate, int(layout.tcp_buffer / rtt))
+    return PathFigures(bandwidth=layout.node_rate, stream_rate=stream, rtt=rtt,
                        origin=f"testbed {layout.name}")
 
 

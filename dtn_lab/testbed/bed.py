@@ -21,7 +21,7 @@ from collections.abc import Iterable
 
 from . import datasets as ds
 from . import layout as lay
-from . import netns, servers, shaping
+from . import netns, servers, shaping, wan
 from .layout import DEST, SOURCE, Layout, LayoutError
 
 
@@ -72,6 +72,11 @@ class Testbed:
             bed.add_datasets(datasets, scale)
             if not wanted.anonymous:
                 security.ensure([n.address for n in wanted.nodes])
+            if wanted.delayed:
+                wanted.delay_line = wan.start_delay_line(wanted)
+                lay.save(wanted)
+                echo = wan.ping(wanted)
+                wanted.delay_line["measured_rtt_ms"] = echo["median_ms"]
             for node in wanted.nodes:
                 servers.start(wanted, node)
         except BaseException as exc:      # also ^C: never leave half a testbed behind
@@ -92,21 +97,28 @@ class Testbed:
         netns.add_namespace(L.wan, hosts)
         netns.run([netns.IP, "-n", L.wan, "link", "add", "br0", "mtu", str(L.mtu), "type", "bridge"])
         netns.run([netns.IP, "-n", L.wan, "link", "set", "br0", "up"])
+        if L.delayed:
+            wan.build_bridges(L)
         if netns.link_exists(L.host_link):
             netns.run([netns.IP, "link", "delete", L.host_link])
         netns.veth(L.host_link, None, "host", L.wan, L.mtu)
         netns.run([netns.IP, "-n", L.wan, "link", "set", "host", "master", "br0", "up"])
         netns.run([netns.IP, "addr", "add", f"{L.host_address}/{L.prefix_len}", "dev", L.host_link])
         netns.run([netns.IP, "link", "set", L.host_link, "up"])
+        sysctls = (shaping.wan_sysctls(L.tcp_buffer, L.congestion) if L.delayed
+                   else shaping.node_sysctls(L.shape))
+        queue = wan.queue_bytes(L)
         for node in L.nodes:
-            netns.add_namespace(node.namespace, hosts, shaping.node_sysctls(L.shape))
+            netns.add_namespace(node.namespace, hosts, sysctls)
             netns.veth("eth0", node.namespace, node.wan_port, L.wan, L.mtu)
-            netns.run([netns.IP, "-n", L.wan, "link", "set", node.wan_port, "master", "br0", "up"])
+            netns.run([netns.IP, "-n", L.wan, "link", "set", node.wan_port, "master", L.bridge(node.role),
+                       "up"])
             netns.run([netns.IP, "-n", node.namespace, "addr", "add", f"{node.address}/{L.prefix_len}",
                        "dev", "eth0"])
             netns.run([netns.IP, "-n", node.namespace, "link", "set", "eth0", "up"])
-            netns.shape_link(node.namespace, "eth0", shaping.egress_commands("eth0", L.shape))
-            netns.shape_link(L.wan, node.wan_port, shaping.ingress_commands(node.wan_port, L.node_rate))
+            netns.shape_link(node.namespace, "eth0", shaping.egress_commands("eth0", L.shape, queue))
+            netns.shape_link(L.wan, node.wan_port, shaping.ingress_commands(node.wan_port, L.node_rate,
+                                                                           queue_bytes=queue))
 
     def add_datasets(self, names: Iterable[str], scale: float = 1.0) -> None:
         """Generate data sets into the source cluster's file system and make their destinations."""
@@ -127,6 +139,8 @@ class Testbed:
         """Remove every namespace, link, process and file of testbed ``name``; returns what was removed."""
         removed = []
         layout = lay.load(name)
+        if layout is not None and wan.stop(layout):
+            removed.append(f"delay line (pid {layout.delay_line['pid']})")
         for namespace in netns.namespaces():
             if _ours(name, namespace):
                 netns.delete_namespace(namespace)
@@ -162,7 +176,8 @@ class Testbed:
     def healthy(self) -> bool:
         present = set(netns.namespaces())
         return all(ns in present for ns in self.layout.namespaces) and \
-            all(servers.answers(n) for n in self.layout.nodes)
+            all(servers.answers(n) for n in self.layout.nodes) and \
+            (not self.layout.delayed or wan.alive(self.layout))
 
     def status(self) -> dict:
         """Namespaces, servers and shaping as they are now (not as the state file says)."""
@@ -180,8 +195,18 @@ class Testbed:
         return {"name": L.name, "state": L.state, "subnet": L.subnet, "security": security,
                 "wan_namespace_present": L.wan in present,
                 "node_rate": L.node_rate, "flow_rate": L.flow_rate, "buckets": L.buckets, "mtu": L.mtu,
-                "root": L.root, "datasets": L.datasets, "nodes": nodes,
-                "healthy": all(x["server_answers"] and x["shaped"] for x in nodes) and L.wan in present}
+                "root": L.root, "datasets": L.datasets, "nodes": nodes, "wan": self.wan_status(),
+                "healthy": all(x["server_answers"] and x["shaped"] for x in nodes) and L.wan in present
+                and (not L.delayed or wan.alive(L))}
+
+    def wan_status(self) -> dict:
+        """The delay line as set and as it runs: RTT, loss, TCP limits, forwarder and its counters."""
+        L = self.layout
+        if not L.delayed:
+            return {"delay_line": False}
+        return {"delay_line": True, "rtt_ms": L.rtt_ms, "loss": L.loss, "tcp_buffer": L.tcp_buffer,
+                "congestion": L.congestion, "queue_bytes": wan.queue_bytes(L), **L.delay_line,
+                "running": wan.alive(L), "counters": wan.counters(L)}
 
     def nodes(self, role: str) -> list[lay.Node]:
         return self.layout.cluster(role)
@@ -228,7 +253,7 @@ def _check_subnet_free(wanted: Layout) -> None:
 
 def _same_network(a: Layout, b: Layout) -> bool:
     keys = ("subnet", "source_nodes", "dest_nodes", "node_rate", "flow_rate", "buckets", "mtu", "root",
-            "anonymous")
+            "anonymous", "rtt_ms", "loss", "tcp_buffer", "congestion")
     return all(getattr(a, k) == getattr(b, k) for k in keys)
 
 

@@ -46,8 +46,9 @@ def testbed_group() -> None:
               help="Override for the destination cluster.")
 @click.option("--subnet", default="10.213.0.0/24", show_default=True, help="Private /24 for the nodes.")
 @click.option("--node-rate", default="4M", show_default=True, help="Per-node cap, bytes/s (e.g. 4M).")
-@click.option("--flow-rate", default="256K", show_default=True,
-              help="Per-TCP-stream cap, bytes/s, or 'none' for no per-stream cap.")
+@click.option("--flow-rate", default=None,
+              help="Per-TCP-stream cap, bytes/s, or 'none' for no per-stream cap "
+                   "[default: 256K; none with --rtt or --loss].")
 @click.option("--buckets", type=click.IntRange(2, 4096), default=256, show_default=True,
               help="Per-flow hash buckets (HTB classes) per node; a power of two.")
 @click.option("--mtu", type=click.IntRange(1280, 9000), default=9000, show_default=True,
@@ -60,9 +61,20 @@ def testbed_group() -> None:
               help="Scale of the data sets (file counts of small/medium, file sizes of large/huge).")
 @click.option("--anonymous", is_flag=True,
               help="Anonymous clear-text ftp:// servers instead of GSI (X.509, gsiftp://).")
+@click.option("--rtt", default=None, metavar="TIME",
+              help="Round-trip time between the clusters, e.g. 130ms: a delay line (userspace TAP "
+                   "forwarder) joins them instead of one bridge, and TCP windows limit each stream.")
+@click.option("--loss", default=None, metavar="RATE",
+              help="Random loss on the delay line, per frame and direction, e.g. 0.01%.")
+@click.option("--tcp-buffer", default=None, metavar="BYTES",
+              help="With --rtt: per-node TCP buffer maximum (tcp_rmem/tcp_wmem), e.g. 512K "
+                   "[default: the host's].")
+@click.option("--congestion", default=None, metavar="NAME",
+              help="With --rtt: per-node TCP congestion control (a namespace may pick only the host's "
+                   "allowed ones, e.g. reno or bbr) [default: the host's].")
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 def up_command(name, nodes, source_nodes, dest_nodes, subnet, node_rate, flow_rate, buckets, mtu, root,
-               datasets, scale, anonymous, as_json) -> None:
+               datasets, scale, anonymous, rtt, loss, tcp_buffer, congestion, as_json) -> None:
     """Build the testbed (idempotent: a matching running testbed is kept).
 
     The servers are GSI-only unless --anonymous: the testbed makes a CA, host certificates,
@@ -70,11 +82,19 @@ def up_command(name, nodes, source_nodes, dest_nodes, subnet, node_rate, flow_ra
     its state directory; `dtn-lab testbed env` prints the variables that make dtn-transfer
     and globus-url-copy use them."""
     names = tuple(d.strip() for d in datasets.split(",") if d.strip())
+    try:
+        rtt_ms = parse_duration_ms(rtt) if rtt else 0.0
+        loss_rate = parse_fraction(loss) if loss else 0.0
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    if flow_rate is None:
+        flow_rate = "none" if rtt_ms or loss_rate else "256K"
     flow = None if flow_rate.lower() == "none" else parse_size(flow_rate)
     try:
         bed = Testbed.up(name, source_nodes or nodes, dest_nodes or nodes, names, scale, subnet=subnet,
                          node_rate=parse_size(node_rate), flow_rate=flow, buckets=buckets, mtu=mtu, root=root,
-                         anonymous=anonymous)
+                         anonymous=anonymous, rtt_ms=rtt_ms, loss=loss_rate,
+                         tcp_buffer=parse_size(tcp_buffer) if tcp_buffer else None, congestion=congestion)
     except TestbedError as exc:
         fail(exc)
     _show(bed.status(), as_json)
@@ -130,6 +150,35 @@ def env_command(name) -> None:
         click.echo(f"export {key}={shlex.quote(value)}")
 
 
+def parse_duration_ms(text: str) -> float:
+    """``130ms``, ``0.13s`` or a bare number of milliseconds → milliseconds."""
+    t = text.strip().lower()
+    factor = 1.0
+    if t.endswith("ms"):
+        t = t[:-2]
+    elif t.endswith("s"):
+        t, factor = t[:-1], 1000.0
+    try:
+        value = float(t) * factor
+    except ValueError:
+        raise ValueError(f"{text!r} is not a time (e.g. 130ms)") from None
+    if value < 0:
+        raise ValueError(f"{text!r} is negative")
+    return value
+
+
+def parse_fraction(text: str) -> float:
+    """``0.01%`` or a bare fraction (``0.0001``) → fraction."""
+    t = text.strip()
+    try:
+        value = float(t[:-1]) / 100 if t.endswith("%") else float(t)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a loss rate (e.g. 0.01%)") from None
+    if not 0 <= value < 1:
+        raise ValueError(f"{text!r} must be between 0 and 100%")
+    return value
+
+
 def _show(status: dict, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(status, indent=1))
@@ -138,6 +187,14 @@ def _show(status: dict, as_json: bool) -> None:
     click.echo(f"testbed {status['name']}: {'healthy' if status['healthy'] else 'NOT healthy'}; "
                f"{status['subnet']}; node cap {status['node_rate'] / MIB:.2f} MiB/s, {flow} "
                f"({status['buckets']} buckets), MTU {status['mtu']}")
+    line = status.get("wan", {})
+    if line.get("delay_line"):
+        measured = line.get("measured_rtt_ms")
+        click.echo(f"  delay line: RTT {line['rtt_ms']:g} ms "
+                   f"(ping {measured if measured is not None else '?'} ms), "
+                   f"loss {line['loss']:.4%}, TCP buffer max {line['tcp_buffer'] or 'host default'}, "
+                   f"congestion {line['congestion'] or 'host default'}, forwarder "
+                   f"{'pid ' + str(line.get('pid')) if line.get('running') else 'NOT running'}")
     security = status["security"]
     if security["scheme"] == "ftp":
         click.echo("  anonymous ftp:// (clear text, no credentials)")

@@ -5,6 +5,12 @@
 a veth into the bridge; the root namespace reaches the bridge through ``<name>-h`` (no
 shaping there: it carries only control channels, since transfers are third-party).
 Addresses come from one /24: sources ``.11…``, destinations ``.21…``, the host ``.254``.
+
+With a round-trip time or loss (``rtt_ms``/``loss``) the WAN namespace has two bridges
+instead of one: ``br0`` holds the source nodes and the host, ``br1`` the destination nodes,
+and the only way between them is the delay line (``delayline``) between TAP devices
+``dls`` (on br0) and ``dld`` (on br1).  Every node then also gets TCP buffer limits
+(``tcp_buffer``) and a congestion control (``congestion``), as real DTNs are tuned.
 """
 from __future__ import annotations
 
@@ -65,10 +71,24 @@ class Layout:
     datasets: dict[str, dict] = field(default_factory=dict)    # shape → {files, bytes, source, dest}
     state: str = "planned"                     # planned, up, failed
     anonymous: bool = False                    # servers anonymous ftp:// instead of GSI gsiftp://
+    rtt_ms: float = 0.0                        # round-trip time of the delay line (0: no delay line)
+    loss: float = 0.0                          # drop probability per frame, each way
+    tcp_buffer: int | None = None              # per-node TCP buffer maximum (tcp_rmem/tcp_wmem)
+    congestion: str | None = None              # per-node TCP congestion control
+    delay_line: dict = field(default_factory=dict)     # pid, log, measured RTT (filled by ``up``)
 
     @property
     def wan(self) -> str:
         return f"{self.name}-wan"
+
+    @property
+    def delayed(self) -> bool:
+        """True when the clusters are joined by the delay line rather than one bridge."""
+        return self.rtt_ms > 0 or self.loss > 0
+
+    def bridge(self, role: str) -> str:
+        """The WAN bridge a node of ``role`` (or the host: SOURCE) is plugged into."""
+        return "br1" if self.delayed and role == DEST else "br0"
 
     @property
     def host_link(self) -> str:
@@ -124,7 +144,8 @@ class Layout:
 def plan_layout(name: str = "dtnb", source_nodes: int = 3, dest_nodes: int = 3,
                 subnet: str = "10.213.0.0/24", node_rate: int = 4 << 20, flow_rate: int | None = 256 << 10,
                 buckets: int = 256, mtu: int = 9000, root: str | None = None,
-                anonymous: bool = False) -> Layout:
+                anonymous: bool = False, rtt_ms: float = 0.0, loss: float = 0.0,
+                tcp_buffer: int | None = None, congestion: str | None = None) -> Layout:
     """Validate a request and assign namespaces and addresses."""
     if not NAME.match(name):
         raise LayoutError(f"testbed name {name!r} must be 2-10 lowercase letters or digits, "
@@ -139,9 +160,18 @@ def plan_layout(name: str = "dtnb", source_nodes: int = 3, dest_nodes: int = 3,
     if net.version != 4 or net.prefixlen != 24 or not net.is_private:
         raise LayoutError(f"subnet {subnet} must be a private IPv4 /24")
     Shape(node_rate, flow_rate, buckets)            # raises ValueError on nonsense
+    if not 0 <= rtt_ms <= 2000:
+        raise LayoutError(f"round-trip time {rtt_ms} ms must be between 0 and 2000 ms")
+    if not 0 <= loss < 0.5:
+        raise LayoutError(f"loss {loss:.4%} must be below 50%")
+    if tcp_buffer is not None and not 4096 <= tcp_buffer <= 1 << 30:
+        raise LayoutError(f"TCP buffer {tcp_buffer} must be between 4 KiB and 1 GiB")
+    if congestion is not None and not re.fullmatch(r"[a-z0-9_]{2,16}", congestion):
+        raise LayoutError(f"congestion control {congestion!r} is not a name")
     layout = Layout(name=name, subnet=str(net), source_nodes=source_nodes, dest_nodes=dest_nodes,
                     node_rate=node_rate, flow_rate=flow_rate, buckets=buckets, mtu=mtu,
-                    root=root or os.path.join("/tmp", f"{name}-data"), anonymous=anonymous)
+                    root=root or os.path.join("/tmp", f"{name}-data"), anonymous=anonymous,
+                    rtt_ms=float(rtt_ms), loss=float(loss), tcp_buffer=tcp_buffer, congestion=congestion)
     for role, count, first, letter in ((SOURCE, source_nodes, 11, "s"), (DEST, dest_nodes, 21, "d")):
         for i in range(1, count + 1):
             layout.nodes.append(Node(role=role, index=i, namespace=f"{name}-{letter}{i}",

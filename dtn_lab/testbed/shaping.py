@@ -22,6 +22,11 @@ keep N × node_rate far below what two cores move through veth + HTB).  Leaf cla
 guaranteed only ``node_rate / (2 × buckets)`` each, so their guarantees add up to less than
 the node rate and the parent's cap always holds (HTB lets a class send at its own rate
 without asking its parent).
+
+With a real round-trip time (the delay line, ``delayline``) the per-flow cap is left out
+(``flow_rate=None``): TCP's window over the RTT limits a stream, as on a WAN.  The node
+cap stays (the NIC), with a byte-limited FIFO under it (``queue_bytes``) so the queue at
+the bottleneck is a router's, tens of milliseconds, not the veth's 1000 jumbo frames.
 """
 from __future__ import annotations
 
@@ -107,11 +112,36 @@ def node_sysctls(shape: Shape) -> dict[str, str]:
     return {"net.ipv4.tcp_wmem": "4096 16384 131072"}
 
 
+def wan_sysctls(tcp_buffer: int | None, congestion: str | None) -> dict[str, str]:
+    """TCP settings of a node behind the delay line: buffers capped as on a tuned DTN.
+
+    ``tcp_rmem``/``tcp_wmem`` maxima bound what autotuning may grow a socket to, hence a
+    stream's window (about 0.7 × the buffer here) and rate (window / RTT).  The kernel does
+    not let a namespace lower ``net.core.rmem_max`` (it is the host's), so a socket that
+    sets SO_RCVBUF itself (globus-url-copy -tcp-bs) is bounded by the host's value instead.
+    """
+    out = {}
+    if tcp_buffer:
+        out["net.ipv4.tcp_rmem"] = f"4096 {min(131072, tcp_buffer)} {tcp_buffer}"
+        out["net.ipv4.tcp_wmem"] = f"4096 {min(16384, tcp_buffer)} {tcp_buffer}"
+    if congestion:
+        out["net.ipv4.tcp_congestion_control"] = congestion
+    return out
+
+
+def queue_lines(dev: str, parents: list[int], queue_bytes: int | None) -> list[str]:
+    """A ``bfifo`` of ``queue_bytes`` under each of these HTB classes (none if not given)."""
+    if not queue_bytes:
+        return []
+    return [f"qdisc add dev {dev} parent {MAJOR}:{c:x} handle {0x10 + i:x}: bfifo limit {queue_bytes}"
+            for i, c in enumerate(parents)]
+
+
 def _rate(bytes_per_second: float) -> str:
     return f"{max(1, int(bytes_per_second))}bps"    # tc: "bps" = bytes per second
 
 
-def egress_commands(dev: str, shape: Shape) -> list[str]:
+def egress_commands(dev: str, shape: Shape, queue_bytes: int | None = None) -> list[str]:
     """``tc -batch`` lines for a node's sending side: node cap, and per-flow caps under it."""
     node = _rate(shape.node_rate)
     q = shape.quantum
@@ -121,7 +151,7 @@ def egress_commands(dev: str, shape: Shape) -> list[str]:
     if shape.flow_rate is None:
         lines.append(f"class add dev {dev} parent {MAJOR}:{NODE_CLASS:x} classid {MAJOR}:{OTHER_CLASS:x} "
                      f"htb rate {node} ceil {node} quantum {q}")
-        return lines
+        return lines + queue_lines(dev, [OTHER_CLASS], queue_bytes)
     share = shape.node_rate / 2
     lines.append(f"class add dev {dev} parent {MAJOR}:{NODE_CLASS:x} classid {MAJOR}:{OTHER_CLASS:x} "
                  f"htb rate {_rate(share)} ceil {node} quantum {q}")
@@ -132,12 +162,14 @@ def egress_commands(dev: str, shape: Shape) -> list[str]:
                      f"htb rate {leaf_rate} ceil {flow_ceil} quantum {q}")
     lines.append(f"filter add dev {dev} parent {MAJOR}: prio 1 protocol all bpf bytecode "
                  f"\"{bytecode(flow_hash_program(shape.buckets))}\"")
-    return lines
+    leaves = [OTHER_CLASS] + [FLOW_BASE + k for k in range(shape.buckets)]
+    return lines + queue_lines(dev, leaves, queue_bytes)
 
 
-def ingress_commands(dev: str, node_rate: int, quantum: int = 9000) -> list[str]:
+def ingress_commands(dev: str, node_rate: int, quantum: int = 9000,
+                     queue_bytes: int | None = None) -> list[str]:
     """``tc -batch`` lines for the WAN side of a node's link: what the node may receive."""
     rate = _rate(node_rate)
     return [f"qdisc add dev {dev} root handle {MAJOR}: htb default {NODE_CLASS:x}",
             f"class add dev {dev} parent {MAJOR}: classid {MAJOR}:{NODE_CLASS:x} htb rate {rate} "
-            f"ceil {rate} quantum {quantum}"]
+            f"ceil {rate} quantum {quantum}"] + queue_lines(dev, [NODE_CLASS], queue_bytes)
