@@ -21,10 +21,12 @@ def cluster_group() -> None:
 @click.option("--nodes", default=DEFAULT_NODES, show_default=True, type=click.IntRange(1, 99),
               help="Compute nodes (node01...).")
 @click.option("--no-logger", is_flag=True, help="Leave the logger node out.")
-def up_cmd(nodes: int, no_logger: bool) -> None:
+@click.option("--bpftrace/--no-bpftrace", default=True, show_default=True,
+              help="Compute nodes also run hpcbpftrace (no script until one is added live).")
+def up_cmd(nodes: int, no_logger: bool, bpftrace: bool) -> None:
     """Start the cluster and print how long each phase took."""
     try:
-        timings = cluster.up(nodes, click.echo, logger=not no_logger)
+        timings = cluster.up(nodes, click.echo, logger=not no_logger, bpftrace=bpftrace)
     except (cluster.ClusterError, cluster.NamespaceError, RuntimeError) as exc:
         raise click.ClickException(f"{exc}\n(what started is recorded: 'hpc-demo cluster down')") from None
     click.echo("started in " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()))
@@ -63,6 +65,6 @@ def fault_cmd(node: str, kind: str | None, clear: bool) -> None:
         raise click.UsageError("give a fault KIND or --clear")
     try:
         cluster.fault(node, None if clear else kind)
-    except cluster.ClusterError as exc:
+    except (cluster.ClusterError, cluster.DStateError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"{node}: {'fault cleared' if clear else kind}")

@@ -18,7 +18,8 @@ import yaml
 
 from hpc_demo.namespace import Namespace, NamespaceError
 
-from . import network, pcpdirs, slurm, sources, store
+from . import dstate, network, pcpdirs, slurm, sources, store
+from .dstate import DStateError
 from .layout import BASE, Node, computes, hosts_file, node_set, plan, state_file
 
 Echo = Callable[[str], None]
@@ -51,9 +52,10 @@ def _save(count: int, namespaces: dict[str, Namespace], timings: dict[str, float
                    "timings": timings}, f, indent=1)
 
 
-def up(count: int, echo: Echo = print, logger: bool = True) -> dict[str, float]:
+def up(count: int, echo: Echo = print, logger: bool = True, bpftrace: bool = False) -> dict[str, float]:
     """Start head, ``count`` compute nodes and (with ``logger``) the logger node; return the
-    seconds each phase took."""
+    seconds each phase took.  ``bpftrace``: compute nodes also run hpcbpftrace (as root, no
+    script running until one is added or enabled live)."""
     _, running = load()
     if any(ns.alive() for ns in running.values()):
         raise ClusterError("a cluster is already up: 'hpc-demo cluster down' first")
@@ -70,7 +72,9 @@ def up(count: int, echo: Echo = print, logger: bool = True) -> dict[str, float]:
         slurm.write_conf(nodes)
         _phase(timings, "pmcd", lambda: _each(nodes, lambda n: _start_pmcd(namespaces[n.name])))
         _phase(timings, "slurm", lambda: _start_slurm(nodes, namespaces))
-        _phase(timings, "agents", lambda: _each(computes(nodes), lambda n: _agents(n, namespaces[n.name])))
+        agents = sources.AGENTS + ((sources.BPFTRACE,) if bpftrace else ())
+        _phase(timings, "agents",
+               lambda: _each(computes(nodes), lambda n: _agents(n, namespaces[n.name], agents)))
         head = namespaces["head"]
         head.daemon(os.path.join(BASE, "head", "ticker.log"), sys.executable, "-m",
                     "hpc_demo.cluster.ticker", "--nodes", str(count), env=PYTHON_ENV)
@@ -142,14 +146,14 @@ def _start_slurm(nodes: list[Node], namespaces: dict[str, Namespace]) -> None:
     raise ClusterError(f"slurmd did not register on every node: {states}")
 
 
-def _agents(node: Node, ns: Namespace) -> None:
+def _agents(node: Node, ns: Namespace, agents: tuple[str, ...]) -> None:
     configs = sources.prepare(node, int(node.name[4:]))
     directory = os.path.join(node.directory, "pcp", "etc", "hpc")
     os.makedirs(directory, exist_ok=True)
     for agent, config in configs.items():
         with open(os.path.join(directory, f"{agent}.yaml"), "w", encoding="utf-8") as f:
             yaml.safe_dump(config, f, sort_keys=True)
-    for agent in sources.AGENTS:
+    for agent in agents:
         _install(node, ns, agent)
 
 
@@ -166,6 +170,8 @@ def down(echo: Echo = print) -> list[str]:
     """Kill every recorded node (with its processes and mounts), remove our links and bridge;
     return what is still left (nothing, normally)."""
     nodes, namespaces = load()
+    for group in dstate.thaw_all():   # a frozen task would outlive the kill of its node
+        echo(f"thawed {group}")
     for name, ns in namespaces.items():
         if ns.alive():
             echo(f"{name}: stopping {len(ns.processes())} processes")
@@ -173,6 +179,7 @@ def down(echo: Echo = print) -> list[str]:
             echo(f"{name}: processes remain: {ns.processes()}")
     for interface in network.remove():
         echo(f"removed {interface}")
+    dstate.remove_all()
     left = leftovers(namespaces)
     if not left and os.path.isdir(BASE):
         shutil.rmtree(BASE)
@@ -185,6 +192,7 @@ def leftovers(namespaces: dict[str, Namespace] | None = None) -> list[str]:
         namespaces = load()[1]
     found = [f"{name}: process {pid}" for name, ns in namespaces.items() for pid in ns.processes()]
     found += network.leftovers()
+    found += [f"cgroup {group}" for group in dstate.groups()]
     with open("/proc/self/mountinfo", encoding="utf-8") as f:
         found += [f"mount {line.split()[4]}" for line in f if line.split()[4].startswith(BASE)]
     return found
@@ -239,7 +247,11 @@ def fault(name: str, kind: str | None) -> None:
     node = next((n for n in computes(nodes) if n.name == name), None)
     if node is None or not namespaces.get(name) or not namespaces[name].alive():
         raise ClusterError(f"{name} is not a running compute node of the cluster")
+    if sources.current_fault(node) == "d-state" and kind != "d-state":
+        dstate.clear(node, namespaces.get("head"))
+    if kind == "d-state" and sources.current_fault(node) != "d-state":
+        dstate.inject(node, namespaces["head"])
     sources.set_fault(node, kind)
 
 
-__all__ = ["ClusterError", "NamespaceError", "down", "fault", "leftovers", "status", "up"]
+__all__ = ["ClusterError", "DStateError", "NamespaceError", "down", "fault", "leftovers", "status", "up"]

@@ -18,10 +18,12 @@ from .layout import Node
 from .slurm import CONF
 
 AGENTS = ("hpcib", "hpclustre", "hpcjob")
+BPFTRACE = "hpcbpftrace"     # with ``up(bpftrace=True)``: scripts added live, none running at start
 FAULTS = {
     "ib-errors": "symbol and receive errors climb on mlx5_0 port 1",
     "port-down": "mlx5_0 port 1 goes DOWN (link downed once)",
     "ost-slow": "the node's RPCs to scratch-OST0000 wait seconds each",
+    "d-state": "a Slurm job on the node is frozen in uninterruptible sleep (D)",
 }
 IB_PORT = ("mlx5_0", "1")
 SLOW_OST = "scratch-OST0000"
@@ -40,7 +42,15 @@ def prepare(node: Node, index: int) -> dict[str, dict]:
     return {"hpcib": {"root": ib},
             "hpclustre": {"root": lustre, "interval": 5, "job_limit": 50},
             "hpcjob": {"scheduler": "slurm", "slurm_conf": CONF, "node_name": node.name,
-                       "cluster_view": False, "interval": 2}}
+                       "cluster_view": False, "interval": 2},
+            # No curated script runs at start: N nodes share one kernel and 2 cores, and every
+            # bpftrace would see the whole machine; an admin adds or enables one live (pmstore).
+            BPFTRACE: {"script_dir": script_dir(node), "enabled": [], "interval": 2}}
+
+
+def script_dir(node: Node) -> str:
+    """The node's admin-added bpftrace scripts (the host's default directory is not the node's)."""
+    return os.path.join(node.directory, "bpftrace")
 
 
 def _save_lustre(root: str, state: dict) -> None:

@@ -106,3 +106,36 @@ def test_only_our_links_are_ours():
 
     assert all(OUR_LINK.match(n.veth) for n in layout.plan(99))
     assert not any(OUR_LINK.match(name) for name in ("hv-other", "eth0", "dtndemo-h", "hv-node1x"))
+
+
+def test_each_node_keeps_its_own_bpftrace_scripts_and_runs_none_at_start(tmp_path, monkeypatch):
+    monkeypatch.setattr(layout, "BASE", str(tmp_path))
+    first, second = layout.computes(layout.plan(2))
+    configs = [sources.prepare(node, i)[sources.BPFTRACE] for i, node in enumerate((first, second), 1)]
+    assert configs[0]["script_dir"] != configs[1]["script_dir"]
+    assert all(c["script_dir"].startswith(str(tmp_path)) and c["enabled"] == [] for c in configs)
+    assert sources.BPFTRACE not in sources.AGENTS   # only with up(bpftrace=True)
+
+
+def test_demo_rules_alarm_on_d_state_and_pmie_accepts_them(tmp_path, monkeypatch):
+    """The d-state fault's rule rides along the shipped rules; pmie parses it (the shipped
+    rules refer to metrics this host lacks, so the rule is checked on its own)."""
+    import re
+    import shutil
+    import subprocess
+
+    from hpc_demo.cluster import store
+
+    monkeypatch.setattr(layout, "BASE", str(tmp_path))
+    logger = layout.plan(1)[-1]
+    (tmp_path / logger.name).mkdir()
+    text = open(store.quick_rules(logger), encoding="utf-8").read()
+    assert "some_inst (proc.runq.blocked > 0)" in text and "alarm fire node.d_state" in text
+    assert not re.search(r"-> shell \"[^\"]*hpc-pcp alarm", text)   # actions call hpc-pcp by path
+    assert "d-state" in sources.FAULTS
+    if shutil.which("pmie") is None:
+        pytest.fail("pmie is not installed")
+    rule = tmp_path / "d_state.pmie"
+    rule.write_text("delta = 10 sec;\n" + store.D_STATE_RULE)
+    checked = subprocess.run(["pmie", "-C", str(rule)], capture_output=True, text=True, timeout=30)
+    assert checked.returncode == 0, checked.stderr
