@@ -13,10 +13,9 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 
-from hpc_pcp.alarm import configure, load_catalogue, render
+from hpc_pcp.alarm import configure, installed_command, load_catalogue, render
 from hpc_pcp.pcpenv import pcp_config
 
 DELTA = "2 sec"
@@ -41,11 +40,8 @@ def prepare(directory: str) -> dict:
 
 
 def _command() -> list[str]:
-    """How pmie's actions call the recorder: this installation's hpc-pcp, else the module."""
-    script = os.path.join(os.path.dirname(sys.executable), "hpc-pcp")
-    if os.access(script, os.X_OK):
-        return [script, "alarm"]
-    return [sys.executable, "-m", "hpc_pcp.cli_alarm"]
+    """How pmie's actions call the recorder: this installation's hpc-pcp by path."""
+    return list(installed_command())
 
 
 def _known(names: set[str]) -> set[str]:

@@ -20,6 +20,8 @@ import functools
 import os
 import re
 import shlex
+import shutil
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -140,6 +142,22 @@ class Settings:
 
 
 _SETTING_KEYS = {"delta", "state_dir", "command", "hosts", "groups", "rules"}
+
+
+def installed_command() -> tuple[str, ...]:
+    """How pmie's actions reach this installation's ``hpc-pcp``: by absolute path.  pmie runs
+    actions with its own fixed PATH (/usr/sbin:/sbin:/usr/bin:/bin): a package's /usr/bin/hpc-pcp
+    is found there, a virtual environment's is not, and its alarms would be silently lost.
+    The command beside this interpreter first (the one running now), else the one on PATH;
+    the bare name only when neither exists or its path could not be quoted safely."""
+    beside = os.path.join(os.path.dirname(sys.executable), "hpc-pcp")
+    found = beside if os.access(beside, os.X_OK) else shutil.which("hpc-pcp")
+    if not found:
+        return tuple(Settings.command)
+    found = os.path.abspath(found)
+    if _UNSAFE.search(found) or " " in found:
+        return tuple(Settings.command)
+    return (found, "alarm")
 
 
 def configure(rules: list[Rule], raw: Any, where: str = "configuration") -> tuple[list[Rule], Settings]:

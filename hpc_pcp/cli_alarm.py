@@ -155,7 +155,9 @@ def show_cmd() -> None:
               help="YAML file with thresholds, enabled rules, hosts (see pmie_rules/README.md).")
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write here (default stdout).")
 @click.option("--state-dir", help="State directory the actions write (overrides the config file).")
-@click.option("--command", "command", help="How actions call this command, e.g. '/usr/bin/hpc-pcp alarm'.")
+@click.option("--command", "command",
+              help="How actions call this command (default: this installation's hpc-pcp by absolute "
+                   "path, since pmie runs actions with a fixed PATH), e.g. '/usr/bin/hpc-pcp alarm'.")
 @click.option("--delta", help="pmie evaluation interval, e.g. '30 sec'.")
 @click.option("--host", "hosts", multiple=True, help="Add a node.unreachable rule for this host.")
 @click.option("--check/--no-check", default=False,
@@ -163,12 +165,13 @@ def show_cmd() -> None:
 def rules_cmd(config_path: str | None, output: str | None, state_dir: str | None, command: str | None,
               delta: str | None, hosts: tuple[str, ...], check: bool) -> None:
     """Write the pmie configuration for the catalogue, tuned by --config."""
-    from .alarm import RuleError, configure, load_catalogue, load_config, render
+    from .alarm import RuleError, configure, installed_command, load_catalogue, load_config, render
     try:
         raw = dict(load_config(config_path))
         for key, value in (("state_dir", state_dir), ("command", command), ("delta", delta)):
             if value:
                 raw[key] = value
+        raw.setdefault("command", " ".join(installed_command()))   # pmie's PATH misses a venv
         if hosts:
             raw["hosts"] = [*(raw.get("hosts") or []), *hosts]
         rules, settings = configure(load_catalogue(), raw, config_path or "options")

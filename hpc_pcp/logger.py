@@ -202,6 +202,22 @@ def default_pmie_rules() -> str | None:
     return str(candidate) if candidate.is_file() else None
 
 
+def installed_pmie_rules() -> str | None:
+    """The shipped rules with their actions calling this installation's hpc-pcp by absolute
+    path (the shipped file says plain ``hpc-pcp``, which pmie's fixed PATH finds for a package
+    but not for a virtual environment); None when this installation ships no catalogue."""
+    from dataclasses import replace
+
+    from .alarm import RuleError, configure, installed_command, load_catalogue, render
+    if default_pmie_rules() is None:
+        return None
+    try:
+        rules, settings = configure(load_catalogue(), {})
+    except RuleError:
+        return None
+    return "// " + MARK + render(rules, replace(settings, command=installed_command()))
+
+
 def plan(nodes: Sequence[str], interval: str = "30s", redis: str = "localhost:6379",
          retention_days: float = 14, viz: Sequence[str] = (), listen: str | None = None,
          pmie_rules: str | None = None, groups: dict[str, str] | None = None,
@@ -236,7 +252,12 @@ def plan(nodes: Sequence[str], interval: str = "30s", redis: str = "localhost:63
     files.append(ConfigFile(f"{sysconf}/hpc/pmcd.conf.access", pmcd_access(loggers),
                             "for every node's /etc/pcp/pmcd/: fetches only from "
                             f"{', '.join(loggers)}, stores only from the node itself"))
-    rules = pmie_rules or default_pmie_rules()
+    rules = pmie_rules
+    generated = None if rules else installed_pmie_rules()
+    if generated is not None:
+        rules = f"{sysconf}/hpc/hpc-alarms.pmie"
+        files.append(ConfigFile(rules, generated, "pmie alarm rules (the shipped catalogue), actions calling "
+                                "this installation's hpc-pcp by path"))
     if rules:
         files.append(ConfigFile(f"{sysconf}/pmie/control.d/hpc", pmie_control(rules, nodes),
                                 f"pmie: alarm rules {rules} on this host and {len(nodes)} node(s)"))

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import configparser
 import os
+import re
 import socket
+import subprocess
 
 import pytest
 from click.testing import CliRunner
@@ -39,10 +41,29 @@ def test_plan_has_farm_lines_groups_pmproxy_access():
     assert "grafana1" in nft and "44322" in nft
     access = files[next(p for p in files if p.endswith("pmcd.conf.access"))]
     assert 'allow hosts "local:" : all;' in access and "disallow hosts * : all;" in access
-    # The shipped alarm rules are pmie's farm entry (found by default).
+    # The shipped alarm rules are pmie's farm entry (by default), written beside the other files
+    # with their actions calling this installation's hpc-pcp by path.
     pmie = files[next(p for p in files if p.endswith("/pmie/control.d/hpc"))]
     rules = pmie.split("-c ", 1)[1].split()[0]
-    assert os.path.basename(rules) == "hpc-alarms.pmie" and os.path.isfile(rules)
+    assert os.path.basename(rules) == "hpc-alarms.pmie" and rules in files
+    shipped = open(logger.default_pmie_rules(), encoding="utf-8").read()
+    assert files[rules].count(" -> shell ") == shipped.count(" -> shell ") > 0
+
+
+PMIE_PATH = "/usr/sbin:/sbin:/usr/bin:/bin"     # what pmie's actions run with, whatever pmie's own PATH
+
+
+def test_default_rules_reach_this_hpc_pcp_with_pmies_path(tmp_path):
+    """pmie runs actions with a fixed PATH: a venv's hpc-pcp is not on it, and alarms were
+    silently lost (found on the cluster).  The rules logger setup writes call it by path."""
+    text = logger.installed_pmie_rules()
+    commands = set(re.findall(r'-> shell "(?:[^"]*&& )?(\S+) alarm (?:fire|clear) ', text))
+    assert len(commands) == 1, commands
+    (command,) = commands
+    assert os.path.isabs(command)
+    done = subprocess.run(["sh", "-c", f"{command} alarm fire --help"], env={"PATH": PMIE_PATH},
+                          capture_output=True, text=True, check=False, cwd=tmp_path)
+    assert done.returncode == 0 and "fire" in done.stdout, done.stderr
 
 
 def test_nobody_but_the_loggers_fetches():
