@@ -44,7 +44,8 @@ def down_cmd() -> None:
 @cluster_group.command("status")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document.")
 def status_cmd(as_json: bool) -> None:
-    """Each node: up, processes, memory (PSS), pmcd's hostname, agents, Slurm state, fault."""
+    """Each node: up, processes, memory (PSS), pmcd's hostname, agents, Slurm state, fault;
+    on the logger node, each service's CPU seconds since start, RSS, PSS and open files."""
     rows = cluster.status()
     if as_json:
         click.echo(json.dumps(rows, indent=1))
@@ -52,7 +53,10 @@ def status_cmd(as_json: bool) -> None:
     if not rows:
         click.echo("no cluster")
     for row in rows:
-        click.echo("  ".join(f"{k}={','.join(v) if isinstance(v, list) else v}" for k, v in row.items()))
+        click.echo("  ".join(f"{k}={','.join(v) if isinstance(v, list) else v}" for k, v in row.items()
+                             if not isinstance(v, dict)))
+        for name, figures in row.get("services", {}).items():
+            click.echo(f"    {name}: " + "  ".join(f"{k}={v}" for k, v in figures.items()))
 
 
 @cluster_group.command("fault", help="Inject a fault on NODE (or --clear it): "

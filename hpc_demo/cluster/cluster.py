@@ -18,7 +18,7 @@ import yaml
 
 from hpc_demo.namespace import Namespace, NamespaceError
 
-from . import dstate, network, pcpdirs, slurm, sources, store
+from . import cost, dstate, network, pcpdirs, slurm, sources, store
 from .dstate import DStateError
 from .layout import BASE, Node, computes, hosts_file, node_set, plan, state_file
 
@@ -229,6 +229,10 @@ def status() -> list[dict[str, object]]:
             row["memory_mib"] = round(memory_kib(ns) / 1024, 1)
             answer = ns.run("pminfo", "-f", "pmcd.hostname", check=False, timeout=10).stdout
             row["pmcd"] = answer.rsplit('"', 2)[-2] if answer.count('"') >= 2 else "no answer"
+            if node.role == "logger":   # CPU since start, memory and files of each service
+                row["services"] = {name: {k: round(v, 1) for k, v in figures.items()}
+                                   for name, figures in cost.services(ns).items()}
+                row["monitored_nodes"] = len(computes(nodes))
             if node.role == "compute":
                 row["agents"] = _agents_answering(ns)
                 row["slurm"] = slurm_states.get(node.name, "?")

@@ -139,3 +139,27 @@ def test_demo_rules_alarm_on_d_state_and_pmie_accepts_them(tmp_path, monkeypatch
     rule.write_text("delta = 10 sec;\n" + store.D_STATE_RULE)
     checked = subprocess.run(["pmie", "-C", str(rule)], capture_output=True, text=True, timeout=30)
     assert checked.returncode == 0, checked.stderr
+
+
+def test_logger_cost_reads_a_process_and_scales_per_node():
+    """/proc figures of a live process, and the bench's per-node rates from two snapshots."""
+    import os
+
+    from bench.cluster_logger_live import rates
+    from hpc_demo.cluster import cost
+
+    mine = cost.process(os.getpid())
+    assert mine["rss_kib"] > 1000 and mine["pss_kib"] > 0 and mine["fds"] >= 3 and mine["cpu_s"] > 0
+    assert cost.process(2**22 + 1) is None
+    first = {"services": {"pmproxy": {"processes": 1, "cpu_s": 10.0, "rss_kib": 10240, "pss_kib": 9000,
+                                      "fds": 16}},
+             "store": {"used_memory": 1_000_000, "keys": 10}, "archive_bytes": 0}
+    last = {"services": {"pmproxy": {"processes": 1, "cpu_s": 13.6, "rss_kib": 11264, "pss_kib": 9216,
+                                     "fds": 16}},
+            "store": {"used_memory": 1_360_000, "keys": 20}, "archive_bytes": 36_000}
+    out = rates(4, first, last, 360.0, {"total": 30.0})
+    proxy = out["services"]["pmproxy"]
+    assert proxy["cpu_percent"] == 1.0 and proxy["cpu_s_per_node_per_hour"] == 9.0
+    assert proxy["pss_mib_per_node"] == 2.25 and proxy["rss_growth_mib_per_day_extrapolated"] == 240.0
+    assert out["key_server"]["mb_per_node_per_day_extrapolated"] == 21.6
+    assert out["archives_mb_per_node_per_day_extrapolated"] == 2.2
