@@ -112,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--loss", type=float, default=0.0, help="drop probability per frame (0..1)")
     parser.add_argument("--limit", type=int, default=64 << 20, help="bytes held per direction at most")
     parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--label", default="", help="the testbed's WAN namespace (names the process)")
     parser.add_argument("--report", type=float, default=0.0,
                         help="seconds between counter lines (0: at exit)")
     args = parser.parse_args(argv)

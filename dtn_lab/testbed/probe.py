@@ -128,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("address")
     p.add_argument("--count", type=int, default=10)
     p.add_argument("--interval", type=float, default=0.2)
+    p.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for each reply")
     s = sub.add_parser("sink")
     s.add_argument("--port", type=int, default=PORT)
     t = sub.add_parser("send")
@@ -137,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--buffer", type=int, default=None)
     args = parser.parse_args(argv)
     if args.what == "ping":
-        out = ping(args.address, args.count, args.interval)
+        out = ping(args.address, args.count, args.interval, args.timeout)
     elif args.what == "sink":
         out = sink(args.port)
     else:

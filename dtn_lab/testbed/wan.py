@@ -46,11 +46,11 @@ def start_delay_line(layout: Layout, timeout: float = 10.0) -> dict:
     os.makedirs(os.path.dirname(log_path(layout)), exist_ok=True)
     argv = netns.in_ns(layout.wan, [sys.executable, "-m", "dtn_lab.testbed.delayline", TAPS[SOURCE],
                                     TAPS[DEST], "--delay-ms", f"{layout.rtt_ms / 2:g}",
-                                    "--loss", f"{layout.loss:g}", "--report", "10"])
-    env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
+                                    "--loss", f"{layout.loss:g}", "--report", "10",
+                                    "--label", layout.wan])
     with open(log_path(layout), "ab") as log:
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env=env, start_new_session=True)
+                                env=probe_env(), start_new_session=True)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -88,20 +88,29 @@ def stop(layout: Layout) -> bool:
     return True
 
 
+def probe_env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
+
+
+def probe_argv(*args: str) -> list[str]:
+    """``dtn_lab.testbed.probe`` with these arguments (to run inside a namespace)."""
+    return [sys.executable, "-m", "dtn_lab.testbed.probe", *args]
+
+
 def probe(namespace: str, *args: str, timeout: float = 60.0) -> dict:
     """Run ``dtn_lab.testbed.probe`` in a namespace and return its JSON line."""
-    env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    out = subprocess.run(netns.in_ns(namespace, [sys.executable, "-m", "dtn_lab.testbed.probe", *args]),
-                         capture_output=True, text=True, timeout=timeout, env=env, check=True).stdout
+    out = subprocess.run(netns.in_ns(namespace, probe_argv(*args)), capture_output=True, text=True,
+                         timeout=timeout, env=probe_env(), check=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
-def ping(layout: Layout, count: int = 10, interval: float = 0.05) -> dict:
-    """ICMP round trips from the first source node to the first destination node (after one
-    echo that warms the ARP caches, whose frames also cross the delay line)."""
+def ping(layout: Layout, count: int = 10, interval: float = 0.05, timeout: float = 2.0) -> dict:
+    """ICMP round trips from the first source node to the first destination node (after
+    echoes that warm the ARP caches, whose frames also cross the delay line)."""
     src, dst = layout.cluster(SOURCE)[0], layout.cluster(DEST)[0]
-    probe(src.namespace, "ping", dst.address, "--count", "1")
-    return probe(src.namespace, "ping", dst.address, "--count", str(count), "--interval", str(interval))
+    probe(src.namespace, "ping", dst.address, "--count", "3", "--interval", "0")
+    return probe(src.namespace, "ping", dst.address, "--count", str(count), "--interval", str(interval),
+                 "--timeout", str(timeout))
 
 
 def counters(layout: Layout) -> dict:

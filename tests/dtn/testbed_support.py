@@ -81,3 +81,26 @@ def up(stem: str, slot: int, **options) -> Testbed:
     bed = Testbed.up(name, subnet=subnet, root=f"/tmp/{name}-data", **options)
     os.environ.update(bed.client_environment())
     return bed
+
+
+def rtt_name_and_subnet(stem: str, slot: int) -> tuple[str, str]:
+    """A delay-line testbed's name (``rtt`` prefix) and a /24 of its own in 10.91.0.0/16."""
+    i = worker_index()
+    return f"rtt{stem}{i}", f"10.91.{100 + 8 * i + slot}.0/24"
+
+
+def delay_line_leftovers(name: str, pid: int | None) -> dict:
+    """What a delay-line testbed could leave beyond ``leftovers``: TAP devices in the root
+    namespace, its forwarder (by recorded pid, and any process naming its WAN namespace)."""
+    procs = []
+    for p in filter(str.isdecimal, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{p}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if "dtn_lab.testbed.delayline" in cmd and f"{name}-wan" in cmd:
+            procs.append(int(p))
+    alive = pid is not None and os.path.exists(f"/proc/{pid}") and pid in procs
+    taps = [t for t in ("dls", "dld") if netns.link_exists(t)]
+    return {"forwarders": procs, "recorded_pid_alive": alive, "root_taps": taps}
