@@ -39,17 +39,21 @@ def state_dir():
         shutil.rmtree(path, ignore_errors=True)
 
 
-def leftovers(name: str) -> dict:
-    """Everything of testbed ``name`` still on the machine (empty lists when torn down)."""
-    procs = []
+def cmdlines() -> list[tuple[int, str]]:
+    """(pid, command line) of every process (those that vanish meanwhile left out)."""
+    out = []
     for pid in filter(str.isdecimal, os.listdir("/proc")):
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as f:
-                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+                out.append((int(pid), f.read().replace(b"\0", b" ").decode(errors="replace")))
         except OSError:
             continue
-        if f"/tmp/{name}-data" in cmd and "gridftp" in cmd:
-            procs.append(pid)
+    return out
+
+
+def leftovers(name: str) -> dict:
+    """Everything of testbed ``name`` still on the machine (empty lists when torn down)."""
+    procs = [str(pid) for pid, cmd in cmdlines() if f"/tmp/{name}-data" in cmd and "gridftp" in cmd]
     etc = os.listdir(netns.NETNS_ETC) if os.path.isdir(netns.NETNS_ETC) else []
     return {"namespaces": [n for n in netns.namespaces() if n.startswith(name + "-")],
             "etc_netns": [d for d in etc if d.startswith(name + "-")],
@@ -92,15 +96,7 @@ def rtt_name_and_subnet(stem: str, slot: int) -> tuple[str, str]:
 def delay_line_leftovers(name: str, pid: int | None) -> dict:
     """What a delay-line testbed could leave beyond ``leftovers``: TAP devices in the root
     namespace, its forwarder (by recorded pid, and any process naming its WAN namespace)."""
-    procs = []
-    for p in filter(str.isdecimal, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{p}/cmdline", "rb") as f:
-                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if "dtn_lab.testbed.delayline" in cmd and f"{name}-wan" in cmd:
-            procs.append(int(p))
+    procs = [pid for pid, cmd in cmdlines() if "dtn_lab.testbed.delayline" in cmd and f"{name}-wan" in cmd]
     alive = pid is not None and os.path.exists(f"/proc/{pid}") and pid in procs
     taps = [t for t in ("dls", "dld") if netns.link_exists(t)]
     return {"forwarders": procs, "recorded_pid_alive": alive, "root_taps": taps}
