@@ -1,0 +1,353 @@
+"""Benchmark: the DTN testbed with a real round-trip time (delay line), the paper's experiment again.
+
+The testbed's clusters are joined by the delay line (``dtn_lab.testbed.delayline``: frames
+held RTT/2 each way, random loss), nodes keep their NIC cap (HTB, ``--node-rate``) and have
+TCP buffers capped as on tuned DTNs, with no per-stream rate cap: one stream's rate is
+TCP's (window / RTT, slow start, loss recovery).  In one run:
+
+0. The path: what the delay line forwards (one unshaped stream at 10 ms), ping RTT against
+   the setting, one stream with capped buffers against window / RTT.
+1. The paper's table: Mode I (C=8, P=16) and Mode II (C=4, P=8), 1 to 3 nodes per side,
+   the four climate-shaped data sets, at 130 ms and 10 ms RTT (0.01% loss); node-scaling
+   ratio 3 vs 1 against the published 1.8× (Mode I) and 2.7× (Mode II).
+2. C × P heat maps per shape at 130 ms (one node pair) and ``--auto`` against the best
+   fixed point, at 0.01% and 0.1% loss (goal >= 95% within the probe budget).
+3. Many small files at 130 ms: dtn-transfer's defaults against globus-url-copy's, and
+   ``--verify`` against no verification (whole transfers, sides alternating).
+
+Rates are bytes/s delivered to the destination nodes' links over a window after warm-up
+(``dtn_lab.trial``).  ``--quick`` is a reduced run (130 ms only, two shapes, a 2 × 2 grid,
+one loss level) for checking that it all works.  Writes bench/results/dtn_rtt.json (or
+dtn_rtt_quick.json) and PNG heat maps and scaling plots beside it.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from bench.harness import RESULTS_DIR  # noqa: E402
+from dtn_lab import plots  # noqa: E402
+from dtn_lab.sweep import MODES  # noqa: E402
+from dtn_lab.testbed import DEST, SOURCE, Testbed, wan  # noqa: E402
+from dtn_lab.testbed import datasets as ds  # noqa: E402
+from dtn_lab.trial import run_trial  # noqa: E402
+from dtn_transfer.options import RunOptions  # noqa: E402
+
+MIB = 2 ** 20
+PAPER = {"Mode I": 1.8, "Mode II": 2.7}
+SHAPE_SCALES = {"small": 2.0, "medium": 1.5, "large": 1.0, "huge": 1.0}
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
+def bring_up(args, rtt_ms: float, loss: float, nodes: int = 3, **extra) -> Testbed:
+    options = {"node_rate": args.node_rate, "flow_rate": None, "tcp_buffer": args.tcp_buffer,
+               "congestion": args.congestion, **extra}
+    bed = Testbed.up(args.name, nodes, nodes, datasets=(), subnet=args.subnet, rtt_ms=rtt_ms, loss=loss,
+                     root=f"/tmp/{args.name}-data", **options)
+    os.environ.update(bed.client_environment())
+    return bed
+
+
+def path_check(args, bed: Testbed) -> dict:
+    """Ping against the setting and one capped stream against window / RTT."""
+    L = bed.layout
+    echo = wan.ping(L, count=20, interval=0.05)
+    src, dst = L.cluster(SOURCE)[0], L.cluster(DEST)[0]
+    sink = subprocess.Popen(["ip", "netns", "exec", dst.namespace, *wan.probe_argv("sink")],
+                            stdout=subprocess.PIPE, text=True, env=wan.probe_env())
+    sink.stdout.readline()
+    stream = wan.probe(src.namespace, "send", dst.address, "--seconds", "6")
+    sink.wait(10)
+    window = L.tcp_buffer / (L.rtt_ms / 1000) if L.tcp_buffer else None
+    out = {"rtt_set_ms": L.rtt_ms, "loss": L.loss, "ping_median_ms": echo["median_ms"],
+           "ping_min_ms": echo["min_ms"], "ping_lost": echo["lost"], "ping_count": echo["sent"],
+           "rtt_error": echo["median_ms"] / L.rtt_ms - 1, "stream": stream,
+           "buffer_over_rtt": window, "stream_over_buffer_rtt": stream["rate"] / window if window else None}
+    say(f"  RTT {L.rtt_ms:g} ms: ping median {echo['median_ms']:.2f} ms ({out['rtt_error']:+.1%}), "
+        f"min {echo['min_ms']:.2f}; one stream {stream['rate'] / MIB:.2f} MiB/s = "
+        f"{out['stream_over_buffer_rtt'] or 0:.2f} x buffer/RTT (cwnd {stream['cwnd']}, "
+        f"srtt {stream['srtt_ms']} ms)")
+    return out
+
+
+def capacity(args) -> dict:
+    """What the delay line forwards: one stream, no node cap worth the name, 10 ms, host buffers."""
+    bed = bring_up(args, 10.0, 0.0, nodes=1, node_rate=2 << 30, tcp_buffer=None, congestion=None,
+                   anonymous=True)
+    L = bed.layout
+    src, dst = L.cluster(SOURCE)[0], L.cluster(DEST)[0]
+    rates = []
+    for _ in range(2):
+        sink = subprocess.Popen(["ip", "netns", "exec", dst.namespace, *wan.probe_argv("sink")],
+                                stdout=subprocess.PIPE, text=True, env=wan.probe_env())
+        sink.stdout.readline()
+        rates.append(wan.probe(src.namespace, "send", dst.address, "--seconds", "5")["rate"])
+        sink.wait(10)
+    Testbed.down(args.name, keep_data=True)
+    say(f"  delay line forwards {max(rates) / MIB:.0f} MiB/s (one stream, MTU {L.mtu}, 10 ms), "
+        f"{', '.join(f'{r / MIB:.0f}' for r in rates)}")
+    return {"rates": rates, "mtu": L.mtu, "rtt_ms": 10.0}
+
+
+def trial(bed: Testbed, shape: str, nodes: int, c: int, p: int, args, trials: list, label: str) -> float:
+    r = run_trial(bed, shape, nodes, RunOptions(concurrency=c, parallelism=p, pipelining=True),
+                  seconds=args.seconds, warmup=args.warmup, label=label)
+    trials.append({**r.to_json(), "rtt_ms": bed.layout.rtt_ms, "loss": bed.layout.loss})
+    return r.rate
+
+
+def paper_table(args, bed: Testbed, shapes: list[str], trials: list) -> dict:
+    """Mode I/II × 1..3 nodes per shape; ratio 3 vs 1."""
+    out = {}
+    for shape in shapes:
+        rates = {mode: {} for mode in MODES}
+        for nodes in (1, 2, 3):
+            for mode, (c, p) in MODES.items():
+                rates[mode][nodes] = trial(bed, shape, nodes, c, p, args, trials,
+                                           f"{shape} {mode} N={nodes}")
+        row = {}
+        for mode in MODES:
+            one = rates[mode][1]
+            row[mode] = {"rates": rates[mode], "ratio": rates[mode][3] / one if one else None}
+        out[shape] = row
+        say(f"  {shape:7} " + "; ".join(
+            f"{m}: " + " ".join(f"{rates[m][n] / MIB:5.2f}" for n in (1, 2, 3))
+            + f" MiB/s ({row[m]['ratio']:.2f}x)" for m in MODES))
+        name = f"dtn_rtt_scaling_{int(bed.layout.rtt_ms)}ms_{shape}.png"
+        plots.scaling(rates, os.path.join(args.out, name),
+                      f"{shape}, RTT {bed.layout.rtt_ms:g} ms, loss {bed.layout.loss:.2%}: node scaling")
+    return out
+
+
+def grid_and_auto(args, bed: Testbed, shapes: list[str], grid: list[tuple[int, int]], trials: list) -> dict:
+    """Per shape at one node pair: the C × P grid (top two re-measured), a heat map, then --auto."""
+    out = {}
+    loss = bed.layout.loss
+    for shape in shapes:
+        samples = {pt: [trial(bed, shape, 1, *pt, args, trials, f"{shape} C={pt[0]} P={pt[1]}")]
+                   for pt in grid}
+        top = sorted(samples, key=lambda pt: samples[pt][0], reverse=True)[:2]
+        for _ in range(args.confirm):
+            for pt in top:
+                samples[pt].append(trial(bed, shape, 1, *pt, args, trials, f"{shape} C={pt[0]} P={pt[1]}"))
+        fixed = {pt: statistics.median(v) for pt, v in samples.items()}
+        best = max(top, key=fixed.get)
+        png = plots.heatmap(fixed, os.path.join(args.out, f"dtn_rtt_heat_{shape}_loss{loss * 100:g}.png"),
+                            f"{shape}, RTT {bed.layout.rtt_ms:g} ms, loss {loss:.2%}, 1 node pair")
+        auto = run_trial(bed, shape, 1, auto=True, seconds=args.auto_seconds, warmup=args.warmup,
+                         probe_budget=args.probe_budget, label=f"{shape} auto",
+                         report=lambda line: say("    " + line))
+        trials.append({**auto.to_json(), "rtt_ms": bed.layout.rtt_ms, "loss": loss})
+        classes = (auto.auto_summary or {}).get("classes", {})
+        probing = max((c["probing_seconds"] for c in classes.values()), default=None)
+        row = {"best_point": list(best), "best_rate": fixed[best], "auto_rate": auto.rate,
+               "auto_whole_rate": auto.whole_rate, "ratio": auto.rate / fixed[best] if fixed[best] else None,
+               "probing_seconds": probing, "auto_choice": {k: c["final"] for k, c in classes.items()},
+               "auto_note": auto.note, "heatmap": os.path.relpath(png, ROOT),
+               "grid": {f"{c}x{p}": r for (c, p), r in sorted(fixed.items())}}
+        out[shape] = row
+        say(f"  {shape:7} best C={best[0]} P={best[1]} {fixed[best] / MIB:5.2f} MiB/s; "
+            f"auto {auto.rate / MIB:5.2f} MiB/s ({row['ratio'] or 0:.1%}) after {probing}s probing; "
+            f"chose {row['auto_choice']}")
+    return out
+
+
+def _listing(src_dir: str, dst_dir: str, src_node: str, dst_node: str, scheme: str, path: str) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        for parent, _dirs, names in os.walk(src_dir):
+            for name in sorted(names):
+                rel = os.path.relpath(os.path.join(parent, name), src_dir)
+                f.write(f'"{scheme}://{src_node}{os.path.join(src_dir, rel)}" '
+                        f'"{scheme}://{dst_node}{os.path.join(dst_dir, rel)}"\n')
+
+
+def _arrived(src_dir: str, dst_dir: str) -> bool:
+    for parent, _dirs, names in os.walk(src_dir):
+        for name in names:
+            rel = os.path.relpath(os.path.join(parent, name), src_dir)
+            try:
+                if os.path.getsize(os.path.join(dst_dir, rel)) != os.path.getsize(os.path.join(parent, name)):
+                    return False
+            except OSError:
+                return False
+    return True
+
+
+def whole_runs(args, bed: Testbed, dataset: str, scale: float, sides: dict, repeat: int) -> dict:
+    """Whole transfers of a data set (made at ``scale`` beside the testbed's), sides alternating."""
+    L = bed.layout
+    src_dir = os.path.join(L.root, "source", f"{dataset}-wan")
+    dst_dir = os.path.join(L.root, "dest", f"{dataset}-wan")
+    summary = ds.generate(src_dir, dataset, scale)
+    work = tempfile.mkdtemp(prefix="dtn-rtt-bench-")
+    out = {name: [] for name in sides}
+    order = list(sides)
+    for k in range(repeat):
+        for name in (order if k % 2 == 0 else order[::-1]):
+            subprocess.run(["rm", "-rf", dst_dir], check=True)
+            os.makedirs(dst_dir)
+            os.chmod(dst_dir, 0o777)
+            t0 = time.perf_counter()
+            sides[name](bed, src_dir, dst_dir, work)
+            seconds = time.perf_counter() - t0
+            if not _arrived(src_dir, dst_dir):
+                raise SystemExit(f"{name}: files missing or short in {dst_dir}")
+            out[name].append(seconds)
+            say(f"    {name}: {seconds:.1f} s")
+    subprocess.run(["rm", "-rf", work, dst_dir], check=True)
+    return {"files": summary["files"], "bytes": summary["bytes"], "seconds": out,
+            "median": {n: statistics.median(v) for n, v in out.items()}}
+
+
+def raw_defaults(bed: Testbed, src_dir: str, dst_dir: str, work: str) -> None:
+    """globus-url-copy with its defaults (one file at a time, one stream, no pipelining), pair 1."""
+    L = bed.layout
+    listing = os.path.join(work, "raw.list")
+    _listing(src_dir, dst_dir, L.cluster(SOURCE)[0].endpoint, L.cluster(DEST)[0].endpoint, L.scheme, listing)
+    subprocess.run(["globus-url-copy", "-cd", "-f", listing], check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.PIPE)
+
+
+def dtn(nodes: int, *flags: str):
+    def run(bed: Testbed, src_dir: str, dst_dir: str, work: str) -> None:
+        L = bed.layout
+        src = f"{L.scheme}://" + ",".join(n.endpoint for n in L.cluster(SOURCE)[:nodes]) + src_dir
+        dst = f"{L.scheme}://" + ",".join(n.endpoint for n in L.cluster(DEST)[:nodes]) + dst_dir
+        env = {**os.environ, "DTN_TRANSFER_STATE_DIR": os.path.join(work, "state"), "PYTHONPATH": ROOT}
+        done = subprocess.run([sys.executable, "-m", "dtn_transfer.cli", "run", src, dst, "-q", *flags],
+                              env=env, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise SystemExit(f"dtn-transfer failed ({done.returncode}): {done.stderr[-2000:]}")
+    return run
+
+
+def small_files_and_verify(args, bed: Testbed) -> dict:
+    say(f"  many small files ({args.small_scale} x the small set), defaults:")
+    small = whole_runs(args, bed, "small", args.small_scale,
+                       {"globus-url-copy defaults": raw_defaults, "dtn-transfer 1 pair": dtn(1),
+                        "dtn-transfer 3 pairs": dtn(3)}, args.repeat)
+    m = small["median"]
+    small["ratio_1_pair"] = m["globus-url-copy defaults"] / m["dtn-transfer 1 pair"]
+    small["ratio_3_pairs"] = m["globus-url-copy defaults"] / m["dtn-transfer 3 pairs"]
+    say(f"  small files: dtn-transfer {small['ratio_1_pair']:.1f}x faster on one pair, "
+        f"{small['ratio_3_pairs']:.1f}x on three")
+    out = {"small_files": small}
+    for dataset, scale in (("small", args.small_scale), ("medium", args.verify_scale)):
+        say(f"  --verify against none, {dataset} ({scale} x), one pair:")
+        v = whole_runs(args, bed, dataset, scale, {"no verification": dtn(1), "--verify": dtn(1, "--verify")},
+                       args.repeat)
+        v["cost"] = v["median"]["--verify"] / v["median"]["no verification"]
+        say(f"  --verify takes {v['cost']:.2f}x the time ({dataset})")
+        out[f"verify_{dataset}"] = v
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--name", default="rttbench", help="testbed name (torn down at the end)")
+    parser.add_argument("--subnet", default="10.91.60.0/24")
+    parser.add_argument("--node-rate", type=int, default=8 * MIB, help="per-node cap (NIC), bytes/s")
+    parser.add_argument("--tcp-buffer", type=int, default=256 << 10, help="per-node TCP buffer maximum")
+    parser.add_argument("--congestion", default="reno",
+                        help="per-node congestion control (a namespace may use the host's allowed ones)")
+    parser.add_argument("--rtts", default="130,10", help="RTTs (ms) of the paper table")
+    parser.add_argument("--table-loss", type=float, default=1e-4)
+    parser.add_argument("--auto-losses", default="0.0001,0.001")
+    parser.add_argument("--shapes", default="small,medium,large,huge")
+    parser.add_argument("--grid-c", default="1,2,4,8")
+    parser.add_argument("--grid-p", default="1,4,16")
+    parser.add_argument("--seconds", type=float, default=5.0, help="measured window per trial")
+    parser.add_argument("--warmup", type=float, default=2.5, help="seconds before the window (logins at RTT)")
+    parser.add_argument("--auto-seconds", type=float, default=8.0)
+    parser.add_argument("--probe-budget", type=float, default=30.0)
+    parser.add_argument("--confirm", type=int, default=1)
+    parser.add_argument("--small-scale", type=float, default=0.25,
+                        help="small set for the whole-transfer part")
+    parser.add_argument("--verify-scale", type=float, default=0.3, help="medium set for the --verify part")
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--parts", default="path,table,auto,small")
+    parser.add_argument("--quick", action="store_true",
+                        help="130 ms only, medium and huge, 2 x 2 grid, one loss")
+    args = parser.parse_args(argv or [])
+    if args.quick:
+        args.rtts, args.shapes, args.grid_c, args.grid_p = "130", "medium,huge", "2,8", "1,8"
+        args.auto_losses, args.confirm, args.repeat, args.small_scale = "0.0001", 0, 1, 0.1
+        args.verify_scale = 0.15
+    args.out = RESULTS_DIR
+    os.makedirs(args.out, exist_ok=True)
+    parts = set(args.parts.split(","))
+    shapes = [s for s in args.shapes.split(",") if s]
+    rtts = [float(r) for r in args.rtts.split(",") if r]
+    grid = sorted({(int(c), int(p)) for c in args.grid_c.split(",") for p in args.grid_p.split(",")}
+                  | ({MODES["Mode II"]} if not args.quick else set()))
+    started = time.time()
+    trials: list = []
+    result: dict = {"benchmark": "dtn_rtt", "quick": args.quick, "when": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                    "settings": {k: v for k, v in vars(args).items() if k != "out"}, "trials": trials}
+    Testbed.down(args.name)
+    try:
+        if "path" in parts:
+            say("0. the delay line")
+            result["capacity"] = capacity(args)
+        bed = None
+        for rtt in rtts:
+            bed = bring_up(args, rtt, args.table_loss)
+            for shape in shapes:
+                bed.add_datasets([shape], SHAPE_SCALES[shape])
+            if "path" in parts:
+                result.setdefault("path", {})[f"{rtt:g}"] = path_check(args, bed)
+            if "table" in parts:
+                say(f"1. paper table at {rtt:g} ms, loss {args.table_loss:.2%} (MiB/s at N = 1 2 3)")
+                result.setdefault("table", {})[f"{rtt:g}"] = paper_table(args, bed, shapes, trials)
+            if rtt == rtts[0] and "small" in parts:
+                say(f"3. whole transfers at {rtt:g} ms")
+                result["small"] = small_files_and_verify(args, bed)
+        if "auto" in parts:
+            for loss in [float(x) for x in args.auto_losses.split(",") if x]:
+                bed = bring_up(args, rtts[0], loss)
+                say(f"2. C x P and --auto at {rtts[0]:g} ms, loss {loss:.2%}")
+                result.setdefault("auto", {})[f"{loss:g}"] = grid_and_auto(args, bed, shapes, grid, trials)
+        if bed is not None:
+            result["testbed"] = {k: bed.layout.to_json()[k] for k in ("node_rate", "tcp_buffer", "congestion",
+                                                                      "mtu", "datasets")}
+    finally:
+        Testbed.down(args.name)
+        result["seconds_total"] = round(time.time() - started, 1)
+        path = os.path.join(args.out, "dtn_rtt_quick.json" if args.quick else "dtn_rtt.json")
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(result, f, indent=1)
+        say(f"wrote {path} ({result['seconds_total']} s)")
+    summary(result)
+
+
+def summary(result: dict) -> None:
+    for rtt, shapes in result.get("table", {}).items():
+        say(f"\nRTT {rtt} ms   {'shape':8}{'mode':9}{'N=1':>7}{'N=2':>7}{'N=3':>7}{'3 vs 1':>8}{'paper':>7}")
+        for shape, modes in shapes.items():
+            for mode, row in modes.items():
+                r = row["rates"]
+                say(f"{'':13}{shape:8}{mode:9}" + "".join(f"{r[n] / MIB:7.2f}" for n in (1, 2, 3))
+                    + f"{row['ratio'] or 0:8.2f}{PAPER[mode]:7.1f}")
+    for loss, shapes in result.get("auto", {}).items():
+        say(f"\nloss {float(loss):.2%}: {'shape':8}{'best':>6}{'MiB/s':>7}{'auto':>7}{'ratio':>7}"
+            f"{'probe s':>8}")
+        for shape, row in shapes.items():
+            best = f"{row['best_point'][0]}x{row['best_point'][1]}"
+            say(f"{'':13}{shape:8}{best:>6}{row['best_rate'] / MIB:7.2f}{row['auto_rate'] / MIB:7.2f}"
+                f"{row['ratio'] or 0:7.1%}{row['probing_seconds'] or 0:8.1f}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
