@@ -14,20 +14,38 @@ from .model import (
     Board,
     Panel,
     Query,
+    after_slash,
     datasource_variable,
+    job_of_id,
     link,
+    named_by_query,
+    only_named,
     query_variable,
+    summed,
     top,
+    top_summed,
 )
 
 HOST = {"hostname": "$host"}
 JOB = {"job": "$job"}
+# A job by its instance name, not its job label: PCP 6.0.3's pmlogger logs instance labels
+# once per instance domain, when it first logs it, so a job that starts later has no job
+# label in the archive (fixed in PCP 6.3.4).  hpc.job.* names a job's instance by its id,
+# hpclustre names it <filesystem>/<job id>.
+JOB_NAME = {"instance.name": "$job"}
+# <filesystem>/<job>, or a raw id of it (job_by_host, archives from before ids were folded)
+JOB_LUSTRE = {"instance.name": ("*/$job", "*/*$job[:._]*")}
+ONLY_JOB = [only_named("job")]
+LUSTRE_JOBS = [after_slash(), job_of_id()]     # instance name → job id
+ONLY_JOB_LUSTRE = [*LUSTRE_JOBS, only_named("job")]
 UIDS = {"cluster": "hpc-cluster", "node": "hpc-node", "job": "hpc-job", "lustre": "hpc-lustre",
         "ib": "hpc-ib", "bpftrace": "hpc-bpftrace", "dtn": "hpc-dtn"}
 
 TO_NODE = link("Node detail for ${__field.labels.hostname}", UIDS["node"],
                "&var-host=${__field.labels.hostname}")
 TO_JOB = link("Job detail for job ${__field.labels.job}", UIDS["job"], "&var-job=${__field.labels.job}")
+TO_JOB_ROW = link("Job detail for job ${__data.fields.Field}", UIDS["job"],
+                  "&var-job=${__data.fields.Field}")   # a top-N row, named by the job id
 TO_BPFTRACE = link("Kernel analysis (bpftrace) of ${__field.labels.hostname}", UIDS["bpftrace"],
                    "&var-host=${__field.labels.hostname}")
 
@@ -100,12 +118,12 @@ def cluster() -> Board:
               "ports of each host, stacked.",
               [Query("hpc.ib.total.xmit.bytes", {}, "xmit $hostname"),
                Query("hpc.ib.total.rcv.bytes", {}, "rcv $hostname")], stack=True, links=[TO_NODE]),
-        Panel("bargauge", "Top jobs by Lustre writes", "Jobs writing the most, from the servers' "
-              "job_stats (latest rate).", [Query("hpc.lustre.job.write.bytes", {}, "job $job ($instance)")],
-              transformations=top(10), links=[TO_JOB], options={"displayMode": "gradient"}),
-        Panel("bargauge", "Top jobs by Lustre reads", "Jobs reading the most, from the servers' "
-              "job_stats (latest rate).", [Query("hpc.lustre.job.read.bytes", {}, "job $job ($instance)")],
-              transformations=top(10), links=[TO_JOB], options={"displayMode": "gradient"}),
+        *[Panel("bargauge", f"Top jobs by Lustre {word}", f"Jobs {verb} the most: each job's "
+                "latest rate on every OST/MDT server and filesystem (job_stats), summed.",
+                [Query(f"hpc.lustre.job.{kind}.bytes", {}, "$instance")],
+                transformations=[*LUSTRE_JOBS, *top_summed(10)], links=[TO_JOB_ROW],
+                options={"displayMode": "gradient"})
+          for word, verb, kind in (("writes", "writing", "write"), ("reads", "reading", "read"))],
         Panel("timeseries", "DTN transfer throughput", "Throughput of each dtn-transfer run and "
               "bytes moved by the GridFTP servers.",
               [Query("hpc.dtn.run.throughput.instant", {}, "run $instance"),
@@ -166,34 +184,65 @@ def _bpftrace_panels(where: dict) -> list[Panel]:
             for n in hists]
 
 
+def _job_total(title: str, description: str, metric: str, lustre: bool = False) -> Panel:
+    """A stat of the job's total: the last value on each node or server, summed."""
+    where = {"like": JOB_LUSTRE} if lustre else {"where": JOB_NAME}
+    return Panel("stat", title, description, [Query(metric, legend="$instance", **where)], rate=False,
+                 width=24 // 5, height=4,
+                 transformations=[*(ONLY_JOB_LUSTRE if lustre else ONLY_JOB), *summed()])
+
+
 def job() -> Board:
+    by_host = named_by_query({"A": "${__field.labels.hostname}"})
     return Board(UIDS["job"], "HPC job detail",
-                 "One job: allocation, cgroup use on each node, and its Lustre I/O on the servers.",
+                 "One job: allocation, its total use over all its nodes and the Lustre servers, "
+                 "cgroup use on each node and its Lustre I/O on each server. A job is found by its "
+                 "instance name (the job id), so jobs that started after pmlogger are shown too.",
                  _variables(query_variable("job", "Job", "label_values(job)")), [ALL_BOARDS]).row(
         "Allocation",
-        Panel("stat", "CPUs", "CPUs allocated to the job.",
-              [Query("hpc.job.job.cpus", JOB, "$hostname")], rate=False, width=6, height=4),
-        Panel("stat", "Nodes", "Nodes allocated to the job.",
-              [Query("hpc.job.job.nodes", JOB, "$hostname")], rate=False, width=6, height=4),
-        Panel("stat", "Elapsed", "Run time so far.",
-              [Query("hpc.job.job.elapsed", JOB, "$hostname")], rate=False, width=6, height=4),
-        Panel("stat", "Memory requested", "Memory allocated to the job.",
-              [Query("hpc.job.job.memory", JOB, "$hostname")], rate=False, width=6, height=4),
+        *[Panel("stat", title, description, [Query(metric, JOB_NAME, "$instance")], rate=False,
+                width=6, height=4, transformations=[*ONLY_JOB, *summed(aggregation="max")])
+          for title, description, metric in (
+              ("CPUs", "CPUs allocated to the job.", "hpc.job.job.cpus"),
+              ("Nodes", "Nodes allocated to the job.", "hpc.job.job.nodes"),
+              ("Elapsed", "Run time so far.", "hpc.job.job.elapsed"),
+              ("Memory requested", "Memory allocated to the job.", "hpc.job.job.memory"))],
+    ).row(
+        "Whole job (sum over its nodes and the Lustre servers)",
+        _job_total("CPU time", "CPU time of the job's cgroups, summed over its nodes (the last "
+                   "value recorded on each).", "hpc.job.job.cgroup.cpu_time"),
+        _job_total("Memory", "Memory of the job's cgroups, summed over its nodes (the last value "
+                   "recorded on each).", "hpc.job.job.cgroup.memory.current"),
+        _job_total("Lustre bytes read", "Bytes the job read, summed over every OST/MDT server and "
+                   "filesystem (job_stats; the ids of all its client nodes are one job).",
+                   "hpc.lustre.job.read.bytes", lustre=True),
+        _job_total("Lustre bytes written", "Bytes the job wrote, summed over every OST/MDT server "
+                   "and filesystem.", "hpc.lustre.job.write.bytes", lustre=True),
+        _job_total("Metadata operations", "Metadata requests of the job, summed over every MDT "
+                   "server and filesystem.", "hpc.lustre.job.mdt.ops", lustre=True),
     ).row(
         "Use on each node",
         Panel("timeseries", "CPU by node", "CPU time of the job's cgroup per node.",
-              [Query("hpc.job.job.cgroup.cpu_time", JOB, "$hostname")], links=[TO_NODE]),
+              [Query("hpc.job.job.cgroup.cpu_time", JOB_NAME, "$instance")], links=[TO_NODE],
+              transformations=ONLY_JOB, overrides=by_host),
         Panel("timeseries", "Memory by node", "Memory of the job's cgroup per node.",
-              [Query("hpc.job.job.cgroup.memory.current", JOB, "$hostname")], rate=False,
-              links=[TO_NODE]),
+              [Query("hpc.job.job.cgroup.memory.current", JOB_NAME, "$instance")], rate=False,
+              links=[TO_NODE], transformations=ONLY_JOB, overrides=by_host),
     ).row(
         "Lustre I/O (server job_stats)",
-        Panel("timeseries", "Bytes", "Bytes the job read and wrote, per OST/MDT server and filesystem.",
-              [Query("hpc.lustre.job.read.bytes", JOB, "read $hostname $filesystem"),
-               Query("hpc.lustre.job.write.bytes", JOB, "write $hostname $filesystem")]),
+        Panel("timeseries", "Bytes", "Bytes the job read and wrote, per OST/MDT server (all "
+              "filesystems).",
+              [Query("hpc.lustre.job.read.bytes", legend="$instance", like=JOB_LUSTRE),
+               Query("hpc.lustre.job.write.bytes", legend="$instance", like=JOB_LUSTRE)],
+              transformations=ONLY_JOB_LUSTRE,
+              overrides=named_by_query({"A": "read ${__field.labels.hostname}",
+                                        "B": "write ${__field.labels.hostname}"})),
         Panel("timeseries", "Metadata operations", "Opens, closes and getattrs the job made.",
-              [Query(f"hpc.lustre.job.mdt.{op}", JOB, f"{op} $hostname") for op in
-               ("open", "close", "getattr")]),
+              [Query(f"hpc.lustre.job.mdt.{op}", legend="$instance", like=JOB_LUSTRE) for op in
+               ("open", "close", "getattr")],
+              transformations=ONLY_JOB_LUSTRE,
+              overrides=named_by_query({ref: f"{op} ${{__field.labels.hostname}}" for ref, op in
+                                        zip("ABC", ("open", "close", "getattr"), strict=True)})),
     )
 
 

@@ -34,15 +34,22 @@ class Query:
     legend: str = "$instance"
     live: bool = False        # vector (pmapi, one host, now) instead of valkey (series, history)
     glob: bool = False        # metric is a name pattern (hpc.alarm.*): checked against the agent root
+    # label → glob patterns (pmseries ~~), any of which may match
+    like: Mapping[str, Sequence[str]] = field(default_factory=dict)
 
     @property
     def agent(self) -> str:
         return catalog.owner(self.metric.rstrip("*").rstrip(".") + ".x" if self.glob else self.metric)
 
     def expr(self) -> str:
-        if self.live or not self.where:
+        if self.live or not (self.where or self.like):
             return self.metric
+        if self.where and self.like or len(self.like) > 1:
+            raise ValueError(f"{self.metric}: one 'like' qualifier alone (pmseries has no "
+                             "grouping to AND it with others)")
         qualifiers = ", ".join(f'{label} == "{value}"' for label, value in self.where.items())
+        for label, patterns in self.like.items():
+            qualifiers = " || ".join(f'{label} ~~ "{pattern}"' for pattern in patterns)
         return f"{self.metric}{{{qualifiers}}}"
 
     def target(self, ref: str) -> dict[str, Any]:
@@ -71,6 +78,7 @@ class Panel:
     links: Sequence[Mapping[str, Any]] = ()
     options: Mapping[str, Any] = field(default_factory=dict)
     transformations: Sequence[Mapping[str, Any]] = ()
+    overrides: Sequence[Mapping[str, Any]] = ()
 
     def usable_queries(self) -> list[Query]:
         """Queries of present agents; raises UnknownMetric for names no table has."""
@@ -117,7 +125,7 @@ class Panel:
         return {
             "id": panel_id, "type": self.kind, "title": self.title, "description": self.description,
             "datasource": datasource, "gridPos": {"x": x, "y": y, "w": self.width, "h": self.height},
-            "targets": targets, "fieldConfig": {"defaults": defaults, "overrides": []},
+            "targets": targets, "fieldConfig": {"defaults": defaults, "overrides": list(self.overrides)},
             "options": dict(self.options), "transformations": list(self.transformations),
         }
 
@@ -129,6 +137,57 @@ def top(limit: int, field_name: str = "Last *") -> list[dict[str, Any]]:
         {"id": "sortBy", "options": {"sort": [{"field": field_name, "desc": True}]}},
         {"id": "limit", "options": {"limitField": limit}},
     ]
+
+
+def only_named(variable: str) -> dict[str, Any]:
+    """Keep the fields whose name is the value of ``variable`` (Grafana's filter by variable).
+
+    A pmseries qualifier selects series, and a series is one metric on one host with all its
+    instances: ``{instance.name == "4242"}`` brings every job of the hosts that ran 4242."""
+    return {"id": "filterFieldsByName",
+            "options": {"byVariable": True, "include": {"variable": f"${variable}"}}}
+
+
+def after_slash() -> dict[str, Any]:
+    """Rename fields named <prefix>/<rest> to <rest> (a Lustre job instance scratch/4242 → 4242)."""
+    return {"id": "renameByRegex", "options": {"regex": "^[^/]*/(.*)$", "renamePattern": "$1"}}
+
+
+# A raw Lustre job id of a Slurm job (what hpclustre's job_by_host names instances by, and
+# every instance before it folded ids into jobs): 4242:1000:cn017, SLURM_JOB4242:0:node, 4242.1.
+SLURM_JOB_ID = r"^(?:SLURM_JOB(?:_ID)?[=_]?|slurm[-_]?|job[-_]?)?(\d+)(?:[.:_].*)?$"
+
+
+def job_of_id() -> dict[str, Any]:
+    """Rename fields named by a raw Slurm job id to the job id (4242:1000:cn017 → 4242)."""
+    return {"id": "renameByRegex", "options": {"regex": SLURM_JOB_ID, "renamePattern": "$1"}}
+
+
+def summed(field_name: str = "Last *", aggregation: str = "sum") -> list[dict[str, Any]]:
+    """Transformations that sum (or ``aggregation``) the last value of the fields of one name
+    over every series: one row per name (a job's value on each of its nodes or servers → the
+    job's total)."""
+    return [
+        {"id": "reduce", "options": {"reducers": ["lastNotNull"], "labelsToFields": False}},
+        {"id": "groupBy", "options": {"fields": {
+            "Field": {"aggregations": [], "operation": "groupby"},
+            field_name: {"aggregations": [aggregation], "operation": "aggregate"}}}},
+    ]
+
+
+def top_summed(limit: int, field_name: str = "Last *") -> list[dict[str, Any]]:
+    """``summed``, then the ``limit`` largest sums (top-N over every node or server)."""
+    total = f"{field_name} (sum)"
+    return [*summed(field_name),
+            {"id": "sortBy", "options": {"sort": [{"field": total, "desc": True}]}},
+            {"id": "limit", "options": {"limitField": limit}}]
+
+
+def named_by_query(names: Mapping[str, str]) -> list[dict[str, Any]]:
+    """Field overrides: the display name of each query's fields (refId → name, which may hold
+    ${__field.labels.X}); overrides win over names set by transformations."""
+    return [{"matcher": {"id": "byFrameRefID", "options": ref},
+             "properties": [{"id": "displayName", "value": name}]} for ref, name in names.items()]
 
 
 def link(title: str, uid: str, variables: str = "") -> dict[str, Any]:

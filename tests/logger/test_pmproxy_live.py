@@ -77,9 +77,11 @@ def live():
                 # have them before pmlogger starts: here, instances that appeared after
                 # pmlogger's first samples were not found through pmproxy 6.0.3's /series API.
                 job_demo = os.path.join(stack.directory, "demo", "hpcjob")
-                wait_for(lambda: demos["hpcjob"].running_jobs(job_demo), 60, what="demo jobs running")
+                running = wait_for(lambda: demos["hpcjob"].running_jobs(job_demo), 60,
+                                   what="demo jobs running")
                 demos["hpclustre"].advance(os.path.join(stack.directory, "demo", "hpclustre"))
-                wait_for(lambda: any(f":0:{host}" in k for k in reader().fetch(
+                # hpclustre folds the entries (SLURM_JOB<id>:0:<host>) into <filesystem>/<id>
+                wait_for(lambda: any(k.split("/", 1)[-1] in running for k in reader().fetch(
                     ["hpc.lustre.job.write.bytes"])["hpc.lustre.job.write.bytes"] or ()), 30,
                     what="Lustre job_stats entries of the demo's Slurm jobs")
             if "hpcalarm" in demos:  # the demo's alarm: its held Slurm jobs pend "too long"
