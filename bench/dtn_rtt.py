@@ -44,6 +44,7 @@ from dtn_transfer.options import RunOptions  # noqa: E402
 
 MIB = 2 ** 20
 PAPER = {"Mode I": 1.8, "Mode II": 2.7}
+SPLIT = 32 << 20     # --split for the huge set at 3 nodes
 SHAPE_SCALES = {"small": 2.0, "medium": 1.5, "large": 1.0, "huge": 1.0}
 
 
@@ -101,10 +102,27 @@ def capacity(args) -> dict:
     return {"rates": rates, "mtu": L.mtu, "rtt_ms": 10.0}
 
 
-def trial(bed: Testbed, shape: str, nodes: int, c: int, p: int, args, trials: list, label: str) -> float:
-    r = run_trial(bed, shape, nodes, RunOptions(concurrency=c, parallelism=p, pipelining=True),
-                  seconds=args.seconds, warmup=args.warmup, label=label)
-    trials.append({**r.to_json(), "rtt_ms": bed.layout.rtt_ms, "loss": bed.layout.loss})
+def cpu_ticks() -> tuple[int, int]:
+    """(busy, total) jiffies of the whole machine, from /proc/stat."""
+    with open("/proc/stat", encoding="ascii") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    idle = fields[3] + fields[4]
+    return sum(fields) - idle, sum(fields)
+
+
+def warmup(args, bed: Testbed) -> float:
+    return args.warmup if args.warmup is not None else 2.0 + 20 * bed.layout.rtt_ms / 1000
+
+
+def trial(bed: Testbed, shape: str, nodes: int, c: int, p: int, args, trials: list, label: str,
+          split: int | None = None) -> float:
+    """One fixed-point trial; the machine's CPU use during it is kept with it (2 shared cores)."""
+    b0, t0 = cpu_ticks()
+    r = run_trial(bed, shape, nodes, RunOptions(concurrency=c, parallelism=p, pipelining=True, split=split),
+                  seconds=args.seconds, warmup=warmup(args, bed), label=label)
+    b1, t1 = cpu_ticks()
+    trials.append({**r.to_json(), "rtt_ms": bed.layout.rtt_ms, "loss": bed.layout.loss,
+                   "cpu_busy": (b1 - b0) / max(1, t1 - t0)})
     return r.rate
 
 
@@ -118,13 +136,22 @@ def paper_table(args, bed: Testbed, shapes: list[str], trials: list) -> dict:
                 rates[mode][nodes] = trial(bed, shape, nodes, c, p, args, trials,
                                            f"{shape} {mode} N={nodes}")
         row = {}
+        cpu = {(t["label"]): t["cpu_busy"] for t in trials if t.get("dataset") == shape}
         for mode in MODES:
             one = rates[mode][1]
-            row[mode] = {"rates": rates[mode], "ratio": rates[mode][3] / one if one else None}
+            row[mode] = {"rates": rates[mode], "ratio": rates[mode][3] / one if one else None,
+                         "cpu_busy": {n: cpu.get(f"{shape} {mode} N={n}") for n in (1, 2, 3)}}
         out[shape] = row
         say(f"  {shape:7} " + "; ".join(
             f"{m}: " + " ".join(f"{rates[m][n] / MIB:5.2f}" for n in (1, 2, 3))
-            + f" MiB/s ({row[m]['ratio']:.2f}x)" for m in MODES))
+            + f" MiB/s ({row[m]['ratio']:.2f}x, CPU {row[m]['cpu_busy'][3] or 0:.0%} at N=3)" for m in MODES))
+        if shape == "huge":     # two files: a third pair idles unless files are split into ranges
+            for mode, (c, p) in MODES.items():
+                split = trial(bed, shape, 3, c, p, args, trials, f"{shape} {mode} N=3 split", split=SPLIT)
+                row[mode]["rate_3_split"] = split
+                row[mode]["ratio_split"] = split / rates[mode][1] if rates[mode][1] else None
+                say(f"  {shape:7} {mode} N=3 with --split {SPLIT >> 20}M: {split / MIB:5.2f} MiB/s "
+                    f"({row[mode]['ratio_split'] or 0:.2f}x)")
         name = f"dtn_rtt_scaling_{int(bed.layout.rtt_ms)}ms_{shape}.png"
         plots.scaling(rates, os.path.join(args.out, name),
                       f"{shape}, RTT {bed.layout.rtt_ms:g} ms, loss {bed.layout.loss:.2%}: node scaling")
@@ -146,7 +173,7 @@ def grid_and_auto(args, bed: Testbed, shapes: list[str], grid: list[tuple[int, i
         best = max(top, key=fixed.get)
         png = plots.heatmap(fixed, os.path.join(args.out, f"dtn_rtt_heat_{shape}_loss{loss * 100:g}.png"),
                             f"{shape}, RTT {bed.layout.rtt_ms:g} ms, loss {loss:.2%}, 1 node pair")
-        auto = run_trial(bed, shape, 1, auto=True, seconds=args.auto_seconds, warmup=args.warmup,
+        auto = run_trial(bed, shape, 1, auto=True, seconds=args.auto_seconds, warmup=warmup(args, bed),
                          probe_budget=args.probe_budget, label=f"{shape} auto",
                          report=lambda line: say("    " + line))
         trials.append({**auto.to_json(), "rtt_ms": bed.layout.rtt_ms, "loss": loss})
@@ -265,11 +292,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rtts", default="130,10", help="RTTs (ms) of the paper table")
     parser.add_argument("--table-loss", type=float, default=1e-4)
     parser.add_argument("--auto-losses", default="0.0001,0.001")
+    parser.add_argument("--later-loss-shapes", default="small,huge",
+                        help="shapes of the C x P grid and --auto at the losses after the first")
     parser.add_argument("--shapes", default="small,medium,large,huge")
-    parser.add_argument("--grid-c", default="1,2,4,8")
+    parser.add_argument("--grid-c", default="1,4,16")
     parser.add_argument("--grid-p", default="1,4,16")
     parser.add_argument("--seconds", type=float, default=5.0, help="measured window per trial")
-    parser.add_argument("--warmup", type=float, default=2.5, help="seconds before the window (logins at RTT)")
+    parser.add_argument("--warmup", type=float, default=None,
+                        help="seconds before the window [default: 2 + 20 RTTs: GSI logins, data channels "
+                             "and slow start all take round trips]")
     parser.add_argument("--auto-seconds", type=float, default=8.0)
     parser.add_argument("--probe-budget", type=float, default=30.0)
     parser.add_argument("--confirm", type=int, default=1)
@@ -291,7 +322,7 @@ def main(argv: list[str] | None = None) -> None:
     shapes = [s for s in args.shapes.split(",") if s]
     rtts = [float(r) for r in args.rtts.split(",") if r]
     grid = sorted({(int(c), int(p)) for c in args.grid_c.split(",") for p in args.grid_p.split(",")}
-                  | ({MODES["Mode II"]} if not args.quick else set()))
+                  | (set(MODES.values()) if not args.quick else set()))
     started = time.time()
     trials: list = []
     result: dict = {"benchmark": "dtn_rtt", "quick": args.quick, "when": time.strftime("%Y-%m-%dT%H:%M:%S"),
@@ -302,23 +333,33 @@ def main(argv: list[str] | None = None) -> None:
             say("0. the delay line")
             result["capacity"] = capacity(args)
         bed = None
-        for rtt in rtts:
-            bed = bring_up(args, rtt, args.table_loss)
+
+        def at(rtt: float, loss: float) -> Testbed:
+            up = bring_up(args, rtt, loss)
             for shape in shapes:
-                bed.add_datasets([shape], SHAPE_SCALES[shape])
+                up.add_datasets([shape], SHAPE_SCALES[shape])
+            return up
+
+        # CPU-bound parts (three node pairs) last: the machine is shared
+        if "small" in parts:
+            bed = at(rtts[0], args.table_loss)
             if "path" in parts:
-                result.setdefault("path", {})[f"{rtt:g}"] = path_check(args, bed)
-            if "table" in parts:
-                say(f"1. paper table at {rtt:g} ms, loss {args.table_loss:.2%} (MiB/s at N = 1 2 3)")
-                result.setdefault("table", {})[f"{rtt:g}"] = paper_table(args, bed, shapes, trials)
-            if rtt == rtts[0] and "small" in parts:
-                say(f"3. whole transfers at {rtt:g} ms")
-                result["small"] = small_files_and_verify(args, bed)
+                result.setdefault("path", {})[f"{rtts[0]:g}"] = path_check(args, bed)
+            say(f"3. whole transfers at {rtts[0]:g} ms")
+            result["small"] = small_files_and_verify(args, bed)
         if "auto" in parts:
-            for loss in [float(x) for x in args.auto_losses.split(",") if x]:
-                bed = bring_up(args, rtts[0], loss)
+            later = [s for s in args.later_loss_shapes.split(",") if s in shapes]
+            for k, loss in enumerate(float(x) for x in args.auto_losses.split(",") if x):
+                bed = at(rtts[0], loss)
                 say(f"2. C x P and --auto at {rtts[0]:g} ms, loss {loss:.2%}")
-                result.setdefault("auto", {})[f"{loss:g}"] = grid_and_auto(args, bed, shapes, grid, trials)
+                result.setdefault("auto", {})[f"{loss:g}"] = grid_and_auto(args, bed, later if k else shapes,
+                                                                           grid, trials)
+        for rtt in rtts if "table" in parts else []:
+            bed = at(rtt, args.table_loss)
+            if "path" in parts and f"{rtt:g}" not in result.get("path", {}):
+                result.setdefault("path", {})[f"{rtt:g}"] = path_check(args, bed)
+            say(f"1. paper table at {rtt:g} ms, loss {args.table_loss:.2%} (MiB/s at N = 1 2 3)")
+            result.setdefault("table", {})[f"{rtt:g}"] = paper_table(args, bed, shapes, trials)
         if bed is not None:
             result["testbed"] = {k: bed.layout.to_json()[k] for k in ("node_rate", "tcp_buffer", "congestion",
                                                                       "mtu", "datasets")}
@@ -339,7 +380,8 @@ def summary(result: dict) -> None:
             for mode, row in modes.items():
                 r = row["rates"]
                 say(f"{'':13}{shape:8}{mode:9}" + "".join(f"{r[n] / MIB:7.2f}" for n in (1, 2, 3))
-                    + f"{row['ratio'] or 0:8.2f}{PAPER[mode]:7.1f}")
+                    + f"{row['ratio'] or 0:8.2f}{PAPER[mode]:7.1f}"
+                    + (f"   split: {row['ratio_split']:.2f}" if row.get("ratio_split") else ""))
     for loss, shapes in result.get("auto", {}).items():
         say(f"\nloss {float(loss):.2%}: {'shape':8}{'best':>6}{'MiB/s':>7}{'auto':>7}{'ratio':>7}"
             f"{'probe s':>8}")

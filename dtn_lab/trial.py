@@ -7,7 +7,7 @@ the bytes delivered to the destination nodes.  Throughput is the steady rate ove
 window: after ``warmup`` (process start, logins, first data channels) until the trial
 is stopped after ``seconds`` or, if the data set ran out first, until 90% of its bytes
 had arrived (the last files finish one by one, which says nothing about C and P).  For
-``--auto`` the window starts a second after the search settled, so probing is reported
+``--auto`` the window starts ``warmup`` (at least a second) after the search settled, so probing is reported
 separately (its length and the whole-run rate) from the rate it settled at.
 """
 from __future__ import annotations
@@ -115,7 +115,7 @@ def run_trial(bed: Testbed, dataset: str, nodes: int, options: RunOptions | None
         time.sleep(0.1)
         if auto and settled_at is None and session.settled():
             settled_at = meter.now()
-            limit = min(limit, settled_at + 1.0 + seconds)
+            limit = min(limit, settled_at + max(1.0, warmup) + seconds)
     completed = not worker.is_alive()
     stopped_at = meter.sample()[0]      # the window ends here, before processes are killed
     session.stop()
@@ -129,8 +129,11 @@ def run_trial(bed: Testbed, dataset: str, nodes: int, options: RunOptions | None
         end = next((t for t, b in trace.samples if b >= 0.9 * total), elapsed)
     whole = trace.rate_between(warmup, end) if end > warmup else 0.0
     start, note = warmup, ""
-    if auto and settled_at is not None and end - (settled_at + 1.0) >= MIN_WINDOW:
-        start = settled_at + 1.0
+    # The settled batch starts its processes, logs in and ramps up like a fixed trial's first
+    # batch: its window starts ``warmup`` after the search settled (at least a second).
+    after = max(1.0, warmup)
+    if auto and settled_at is not None and end - (settled_at + after) >= MIN_WINDOW:
+        start = settled_at + after
     elif auto:
         note = ("the data set ran out before the search settled and ran a window of its own: "
                 "the rate is the whole run's, probing included")
