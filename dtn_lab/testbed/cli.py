@@ -219,4 +219,5 @@ def path_command(name) -> None:
         path = testbed_path(Testbed.load(name).layout)
     except TestbedError as exc:
         fail(exc)
-    click.echo(f"--path-bandwidth {int(path.bandwidth)} --stream-rate {int(path.stream_rate)}")
+    rtt = f" --rtt {path.rtt * 1000:g}" if path.rtt else ""
+    click.echo(f"--path-bandwidth {int(path.bandwidth)} --stream-rate {int(path.stream_rate)}{rtt}")

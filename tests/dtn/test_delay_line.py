@@ -5,6 +5,7 @@ import subprocess
 
 import pytest
 
+from dtn_lab.path import testbed_path
 from dtn_lab.testbed import Testbed, TestbedError
 from dtn_lab.testbed import wan as tb_wan
 from dtn_lab.testbed.cli import parse_duration_ms, parse_fraction
@@ -54,6 +55,17 @@ def test_a_delayed_layout_splits_the_wan_and_caps_tcp_buffers():
     assert egress[-1].endswith(f"bfifo limit {queue}") and "parent 1:2" in egress[-1]
     assert ingress_commands("d1", delayed.node_rate, queue_bytes=queue)[-1].endswith(f"bfifo limit {queue}")
     assert not any("bfifo" in line for line in egress_commands("eth0", Shape(delayed.node_rate, None)))
+
+
+def test_path_figures_behind_the_delay_line_are_window_over_rtt():
+    delayed = plan_layout("rttv", 1, 1, subnet="10.91.250.0/24", rtt_ms=130, flow_rate=None,
+                          node_rate=NODE_RATE, tcp_buffer=SMALL_BUFFER)
+    path = testbed_path(delayed)
+    assert path.rtt == pytest.approx(0.13)
+    assert path.stream_rate == pytest.approx(SMALL_BUFFER / 0.13, rel=1e-6)
+    assert path.bandwidth == NODE_RATE
+    capped = plan_layout("rttv", 1, 1, subnet="10.91.250.0/24", node_rate=NODE_RATE, flow_rate=MIB)
+    assert (testbed_path(capped).stream_rate, testbed_path(capped).rtt) == (MIB, 0.0)
 
 
 # -- real delay line ------------------------------------------------------------------------
