@@ -9,8 +9,10 @@ from dtn_lab.path import testbed_path
 from dtn_lab.testbed import Testbed, TestbedError
 from dtn_lab.testbed import wan as tb_wan
 from dtn_lab.testbed.cli import parse_duration_ms, parse_fraction
+from dtn_lab.testbed.datasets import SHAPES, file_sizes
 from dtn_lab.testbed.layout import DEST, SOURCE, LayoutError, plan_layout
 from dtn_lab.testbed.shaping import Shape, egress_commands, ingress_commands, wan_sysctls
+from dtn_transfer.tuning import PathFigures, duty_cycle, model_tuning
 
 from .conftest import needs_testbed
 from .testbed_support import MIB, delay_line_leftovers, lab, leftovers, rtt_name_and_subnet, state_dir
@@ -66,6 +68,25 @@ def test_path_figures_behind_the_delay_line_are_window_over_rtt():
     assert path.bandwidth == NODE_RATE
     capped = plan_layout("rttv", 1, 1, subnet="10.91.250.0/24", node_rate=NODE_RATE, flow_rate=MIB)
     assert (testbed_path(capped).stream_rate, testbed_path(capped).rtt) == (MIB, 0.0)
+
+
+def test_the_model_counts_streams_at_their_duty_cycle_when_the_rtt_is_known():
+    """At 130 ms the large set's 26 MB files ran 13% below C=4 P=8 at C=4 P=4 (the model's
+    point without the RTT, which --auto could not leave within its budget)."""
+    sizes = file_sizes(SHAPES["large"], 1.0)
+    wan_path = PathFigures(bandwidth=8 * MIB, stream_rate=SMALL_BUFFER / 0.13, rtt=0.13)
+    lan_path = PathFigures(bandwidth=8 * MIB, stream_rate=SMALL_BUFFER / 0.13)
+    avg = sum(sizes) / len(sizes)
+    assert duty_cycle(avg, 8, lan_path) == 1.0
+    assert 0.5 < duty_cycle(avg, 8, wan_path) < 0.8
+    assert duty_cycle(avg, 4, wan_path) > duty_cycle(avg, 8, wan_path), "fewer streams: longer data time"
+    without = model_tuning(sizes, len(sizes), lan_path)
+    with_rtt = model_tuning(sizes, len(sizes), wan_path)
+    assert (without.concurrency, without.parallelism) == (4, 4)
+    assert (with_rtt.concurrency, with_rtt.parallelism) == (4, 8)
+    assert "streams busy" in with_rtt.reason and "streams busy" not in without.reason
+    small = model_tuning(file_sizes(SHAPES["small"], 2.0), 800, wan_path)
+    assert (small.concurrency, small.parallelism, small.pipelining) == (16, 1, True), "files, not streams"
 
 
 # -- real delay line ------------------------------------------------------------------------
