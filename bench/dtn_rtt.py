@@ -163,14 +163,21 @@ def grid_and_auto(args, bed: Testbed, shapes: list[str], grid: list[tuple[int, i
     out = {}
     loss = bed.layout.loss
     for shape in shapes:
-        samples = {pt: [trial(bed, shape, 1, *pt, args, trials, f"{shape} C={pt[0]} P={pt[1]}")]
-                   for pt in grid}
-        top = sorted(samples, key=lambda pt: samples[pt][0], reverse=True)[:2]
-        for _ in range(args.confirm):
-            for pt in top:
-                samples[pt].append(trial(bed, shape, 1, *pt, args, trials, f"{shape} C={pt[0]} P={pt[1]}"))
-        fixed = {pt: statistics.median(v) for pt, v in samples.items()}
-        best = max(top, key=fixed.get)
+        earlier = (args.earlier or {}).get(f"{loss:g}", {}).get(shape)
+        if earlier:         # --reuse-grid: the fixed points of an earlier run, --auto again
+            fixed = {tuple(int(x) for x in k.split("x")): r for k, r in earlier["grid"].items()}
+            best = tuple(earlier["best_point"])
+            fixed[best] = earlier["best_rate"]
+        else:
+            samples = {pt: [trial(bed, shape, 1, *pt, args, trials, f"{shape} C={pt[0]} P={pt[1]}")]
+                       for pt in grid}
+            top = sorted(samples, key=lambda pt: samples[pt][0], reverse=True)[:2]
+            for _ in range(args.confirm):
+                for pt in top:
+                    samples[pt].append(trial(bed, shape, 1, *pt, args, trials,
+                                             f"{shape} C={pt[0]} P={pt[1]}"))
+            fixed = {pt: statistics.median(v) for pt, v in samples.items()}
+            best = max(top, key=fixed.get)
         png = plots.heatmap(fixed, os.path.join(args.out, f"dtn_rtt_heat_{shape}_loss{loss * 100:g}.png"),
                             f"{shape}, RTT {bed.layout.rtt_ms:g} ms, loss {loss:.2%}, 1 node pair")
         auto = run_trial(bed, shape, 1, auto=True, seconds=args.auto_seconds, warmup=warmup(args, bed),
@@ -309,6 +316,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--verify-scale", type=float, default=0.3, help="medium set for the --verify part")
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--parts", default="path,table,auto,small")
+    parser.add_argument("--reuse-grid", default=None, metavar="JSON",
+                        help="take the C x P grids from an earlier result and run only --auto against them "
+                             "(writes dtn_rtt_auto.json)")
     parser.add_argument("--quick", action="store_true",
                         help="130 ms only, medium and huge, 2 x 2 grid, one loss")
     args = parser.parse_args(argv or [])
@@ -317,6 +327,10 @@ def main(argv: list[str] | None = None) -> None:
         args.auto_losses, args.confirm, args.repeat, args.small_scale = "0.0001", 0, 1, 0.1
         args.verify_scale = 0.15
     args.out = RESULTS_DIR
+    args.earlier = None
+    if args.reuse_grid:
+        with open(args.reuse_grid, encoding="utf-8") as f:
+            args.earlier = json.load(f).get("auto", {})
     os.makedirs(args.out, exist_ok=True)
     parts = set(args.parts.split(","))
     shapes = [s for s in args.shapes.split(",") if s]
@@ -326,7 +340,8 @@ def main(argv: list[str] | None = None) -> None:
     started = time.time()
     trials: list = []
     result: dict = {"benchmark": "dtn_rtt", "quick": args.quick, "when": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                    "settings": {k: v for k, v in vars(args).items() if k != "out"}, "trials": trials}
+                    "settings": {k: v for k, v in vars(args).items() if k not in ("out", "earlier")},
+                    "trials": trials}
     Testbed.down(args.name)
     try:
         if "path" in parts:
@@ -366,7 +381,8 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         Testbed.down(args.name)
         result["seconds_total"] = round(time.time() - started, 1)
-        path = os.path.join(args.out, "dtn_rtt_quick.json" if args.quick else "dtn_rtt.json")
+        path = os.path.join(args.out, "dtn_rtt_quick.json" if args.quick else
+                            "dtn_rtt_auto.json" if args.reuse_grid else "dtn_rtt.json")
         with open(path, "w", encoding="utf-8") as f:
             json.dump(result, f, indent=1)
         say(f"wrote {path} ({result['seconds_total']} s)")
