@@ -136,7 +136,7 @@ def paper_table(args, bed: Testbed, shapes: list[str], trials: list) -> dict:
                 rates[mode][nodes] = trial(bed, shape, nodes, c, p, args, trials,
                                            f"{shape} {mode} N={nodes}")
         row = {}
-        cpu = {(t["label"]): t["cpu_busy"] for t in trials if t.get("dataset") == shape}
+        cpu = {t["label"]: t.get("cpu_busy") for t in trials if t.get("dataset") == shape}
         for mode in MODES:
             one = rates[mode][1]
             row[mode] = {"rates": rates[mode], "ratio": rates[mode][3] / one if one else None,
@@ -319,6 +319,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--reuse-grid", default=None, metavar="JSON",
                         help="take the C x P grids from an earlier result and run only --auto against them "
                              "(writes dtn_rtt_auto.json)")
+    parser.add_argument("--output", default=None, help="result file name in bench/results")
     parser.add_argument("--quick", action="store_true",
                         help="130 ms only, medium and huge, 2 x 2 grid, one loss")
     args = parser.parse_args(argv or [])
@@ -371,7 +372,7 @@ def main(argv: list[str] | None = None) -> None:
                                                                            grid, trials)
         for rtt in rtts if "table" in parts else []:
             bed = at(rtt, args.table_loss)
-            if "path" in parts and f"{rtt:g}" not in result.get("path", {}):
+            if f"{rtt:g}" not in result.get("path", {}):
                 result.setdefault("path", {})[f"{rtt:g}"] = path_check(args, bed)
             say(f"1. paper table at {rtt:g} ms, loss {args.table_loss:.2%} (MiB/s at N = 1 2 3)")
             result.setdefault("table", {})[f"{rtt:g}"] = paper_table(args, bed, shapes, trials)
@@ -381,8 +382,8 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         Testbed.down(args.name)
         result["seconds_total"] = round(time.time() - started, 1)
-        path = os.path.join(args.out, "dtn_rtt_quick.json" if args.quick else
-                            "dtn_rtt_auto.json" if args.reuse_grid else "dtn_rtt.json")
+        path = os.path.join(args.out, args.output or ("dtn_rtt_quick.json" if args.quick else
+                                                      "dtn_rtt_auto.json" if args.reuse_grid else "dtn_rtt.json"))
         with open(path, "w", encoding="utf-8") as f:
             json.dump(result, f, indent=1)
         say(f"wrote {path} ({result['seconds_total']} s)")
