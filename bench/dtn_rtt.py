@@ -382,7 +382,8 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         Testbed.down(args.name)
         result["seconds_total"] = round(time.time() - started, 1)
-        default = "dtn_rtt_quick.json" if args.quick else "dtn_rtt_auto.json" if args.reuse_grid else "dtn_rtt.json"
+        default = ("dtn_rtt_quick.json" if args.quick else
+                   "dtn_rtt_auto.json" if args.reuse_grid else "dtn_rtt.json")
         path = os.path.join(args.out, args.output or default)
         with open(path, "w", encoding="utf-8") as f:
             json.dump(result, f, indent=1)
