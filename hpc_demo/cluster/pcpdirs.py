@@ -60,6 +60,12 @@ def prepare(node: Node, hosts: str) -> None:
         text = base_pmcd_conf(f.read())
     with open(conf, "w", encoding="utf-8") as f:
         f.write(text)
+    # pcp-hpc's settings and state on the host are not the node's: the host's hpcalarm.yaml
+    # (hpc-demo up writes one) pointed the logger's hpcalarm at the host demo's alarms, and
+    # their instance names (tests' hostile job names) came back through pmproxy as the
+    # cluster's.  Agents on the node get their settings from the cluster (or defaults).
+    for own in (("etc", "hpc"), ("lib", "config", "hpc")):
+        shutil.rmtree(os.path.join(pcp, *own), ignore_errors=True)
     for dirpath, _, files in os.walk(os.path.join(pcp, "lib", "pmdas")):
         for name in files:   # an agent the host was about to (un)install is not ours
             if name in (".NeedInstall", ".NeedRemove"):

@@ -79,9 +79,29 @@ def quick_rules(logger: Node, seconds: int = 10) -> str:
     return path
 
 
+SELF = "logger-self"
+
+
+def log_itself(logger: Node, interval: str = "10s") -> str:
+    """A farm pmlogger of the logger node's own pmcd, by address: hpcalarm's hpc.alarm.*
+    (the summary board's alarm panel) then reach pmproxy, every 10 s.  The primary pmlogger
+    logs them every 60 s only, and pmproxy 6.0.3 did not always load its archive (in one
+    cluster of two, its series never appeared; the same pmcd logged by a secondary pmlogger
+    did at once)."""
+    from hpc_pcp.logger import interval_seconds, pmlogger_interval
+
+    path = os.path.join(logger.directory, "pcp", "etc", "pmlogger", "control.d", f"hpc-{SELF}")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("# the logger node's own pmcd (hpc-demo cluster)\n$version=1.1\n"
+                f"{logger.address}\tn   n\tPCP_ARCHIVE_DIR/{SELF}\t-r -T24h10m -c config.hpc-{SELF} "
+                f"-v 100Mb -t {pmlogger_interval(interval_seconds(interval))}\n")
+    return path
+
+
 def logger_setup(logger: Node, ns: Namespace, node_set: str, env: dict[str, str],
                  interval: str = "10s") -> str:
     """``hpc-pcp logger setup`` on the logger node, for every compute node, with --start."""
+    log_itself(logger, interval)
     done = ns.run(sys.executable, "-m", "hpc_pcp.cli", "logger", "setup", "--nodes", node_set,
                   "--redis", redis_seeds(logger), "--interval", interval, "--start",
                   "--pmie-rules", quick_rules(logger),
