@@ -320,6 +320,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="take the C x P grids from an earlier result and run only --auto against them "
                              "(writes dtn_rtt_auto.json)")
     parser.add_argument("--output", default=None, help="result file name in bench/results")
+    parser.add_argument("--shape-scales", default="",
+                        help="data set scales, e.g. small=6,large=2 (default: " +
+                             ",".join(f"{k}={v:g}" for k, v in SHAPE_SCALES.items()) + ")")
     parser.add_argument("--quick", action="store_true",
                         help="130 ms only, medium and huge, 2 x 2 grid, one loss")
     args = parser.parse_args(argv or [])
@@ -328,6 +331,9 @@ def main(argv: list[str] | None = None) -> None:
         args.auto_losses, args.confirm, args.repeat, args.small_scale = "0.0001", 0, 1, 0.1
         args.verify_scale = 0.15
     args.out = RESULTS_DIR
+    for item in filter(None, args.shape_scales.split(",")):
+        shape, _, value = item.partition("=")
+        SHAPE_SCALES[shape] = float(value)
     args.earlier = None
     if args.reuse_grid:
         with open(args.reuse_grid, encoding="utf-8") as f:
@@ -342,6 +348,7 @@ def main(argv: list[str] | None = None) -> None:
     trials: list = []
     result: dict = {"benchmark": "dtn_rtt", "quick": args.quick, "when": time.strftime("%Y-%m-%dT%H:%M:%S"),
                     "settings": {k: v for k, v in vars(args).items() if k not in ("out", "earlier")},
+                    "shape_scales": dict(SHAPE_SCALES),
                     "trials": trials}
     Testbed.down(args.name)
     try:
