@@ -49,10 +49,11 @@ def remove() -> list[str]:
     """Delete what is left of our links and the bridge; return what was deleted.  A veth
     pair normally goes with its node's network namespace already."""
     gone = []
-    for interface in ours():
-        if exists(interface):
-            _ip("link", "del", interface)
+    for interface in ours():   # a veth may vanish between the listing and the delete
+        if _ip("link", "del", interface, check=False).returncode == 0:
             gone.append(interface)
+        elif exists(interface):
+            raise RuntimeError(f"ip link del {interface} failed and it is still there")
     return gone
 
 
