@@ -18,6 +18,10 @@ from . import netns
 from .layout import DEST, SOURCE, Layout
 
 TAPS = {SOURCE: "dls", DEST: "dld"}
+# What the path adds to the delay line's hold time, per round trip (two veth hops, bridge, TAP
+# reads and writes, the forwarder's wake-ups): ping read 10.5-10.6 ms at 10 ms and 130.5-130.8 ms
+# at 130 ms.  The forwarder holds frames this much less, so ping reads the RTT that was set.
+PATH_RTT_MS = 0.5
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -37,6 +41,11 @@ def build_bridges(layout: Layout) -> None:
                    layout.bridge(role), "up"])
 
 
+def hold_ms(rtt_ms: float) -> float:
+    """How long the forwarder holds a frame each way for a round-trip time of ``rtt_ms``."""
+    return max(0.0, rtt_ms - PATH_RTT_MS) / 2 if rtt_ms > 0 else 0.0
+
+
 def log_path(layout: Layout) -> str:
     return os.path.join(layout.root, "run", "delay-line.log")
 
@@ -45,7 +54,7 @@ def start_delay_line(layout: Layout, timeout: float = 10.0) -> dict:
     """Start the forwarder in the WAN namespace; return {pid, log} once it holds both TAPs."""
     os.makedirs(os.path.dirname(log_path(layout)), exist_ok=True)
     argv = netns.in_ns(layout.wan, [sys.executable, "-m", "dtn_lab.testbed.delayline", TAPS[SOURCE],
-                                    TAPS[DEST], "--delay-ms", f"{layout.rtt_ms / 2:g}",
+                                    TAPS[DEST], "--delay-ms", f"{hold_ms(layout.rtt_ms):g}",
                                     "--loss", f"{layout.loss:g}", "--report", "10",
                                     "--label", layout.wan])
     with open(log_path(layout), "ab") as log:
