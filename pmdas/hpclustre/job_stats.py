@@ -9,7 +9,6 @@ Lines that match neither an entry start nor a counter are skipped.
 """
 from __future__ import annotations
 
-import functools
 import hashlib
 import re
 import sys
@@ -119,7 +118,6 @@ def job_labels(job_id: str) -> dict[str, str]:
     return labels
 
 
-@functools.lru_cache(maxsize=65536)
 def job_of(job_id: str) -> tuple[str, str | None]:
     """(the job an id counts for, its user or None).
 
@@ -127,10 +125,12 @@ def job_of(job_id: str) -> tuple[str, str | None]:
     ``jobid_name=%j:%u:%H`` every client node of a job writes its own entry
     (``4242:1000:cn017``, ``4242:1000:cn018``) and a step its own (``4242.1``), and
     the job's I/O on a target is their sum.  Other ids (procname_uid, anything a
-    user set) count for themselves.  Cached: a big server repeats 40,000 ids a refresh.
+    user set) count for themselves.  The same decoding as ``job_labels`` without its
+    dictionary: a big server has 40,000 ids a target every refresh (0.5 µs an id; an
+    LRU cache of them cost 10 MB for 0.4 µs).
     """
-    labels = job_labels(job_id)
-    job = labels.get("job")
-    if job is None:
+    head, _, rest = job_id.partition(":")
+    slurm = _SLURM.match(head)
+    if slurm is None:
         return job_id, None
-    return job, labels.get("user")
+    return slurm.group(1), rest.partition(":")[0] or None

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from lustre_helpers import fixture_text
 
 from pmdas.hpclustre.job_stats import MAX_JOB_ID, clean_job_id, job_labels, job_of, parse_job_stats
@@ -193,3 +195,11 @@ def test_job_by_host_keeps_one_instance_per_raw_id():
     assert view.values["fs/4242:1000:cn017"]["write_bytes"] == 100
     assert view.values["fs/4242:1000:cn018"]["write_bytes"] == 30
     assert view.labels["fs/4242:1000:cn018"]["host"] == "cn018"
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet="0123456789:._-SLURMJOBIDslurmjob=ab", max_size=24))
+def test_job_of_decodes_as_job_labels(job_id):
+    """job_of is job_labels' decoding without its dictionary (a refresh calls it per entry)."""
+    labels = job_labels(job_id)
+    assert job_of(job_id) == ((labels["job"], labels.get("user")) if "job" in labels else (job_id, None))
