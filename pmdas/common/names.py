@@ -3,10 +3,15 @@
 Node users choose many instance names: job names, DTN run names, Lustre job ids, process
 names, PBS comments.  Two things must hold before a name reaches pmcd:
 
-* no control characters.  A newline in an instance name ends a line wherever the name is
+* printable ASCII only.  A newline in an instance name ends a line wherever the name is
   pasted: pmie substitutes ``%i`` verbatim into its actions, log lines, shell here-documents.
   A lone surrogate (a JSON ``"\\ud800"``) cannot even be encoded, so the whole refresh would
-  fail to publish.  Such characters become U+FFFD.
+  fail to publish.  And any byte above 0x7f breaks PCP 6.0.3's clients: pmproxy's /series
+  replies write it as ``\\xc3`` (no JSON parser accepts that, so every Grafana panel reading
+  the metric fails), its /pmapi replies as one U+FFFD per byte, Debian 12's Python binding
+  drops it.  Every other character is written as a Python escape (``\\n``, ``\\x1b``,
+  ``\\u00e9``, ``\\U0001f600``): a job called "résumé" is served as ``r\\xe9sum\\xe9``; a name
+  longer than MAX_NAME characters is cut and ends in ``~`` and a digest of the whole.
 * PCP's rule that the part of an instance name before its first space is unique (pmie,
   pmval -i and archives match instances by it).  Names that share a first word ("Not
   Running: ..." for every held PBS job) get a short digest of the whole name appended to
@@ -25,16 +30,25 @@ from itertools import repeat
 from operator import contains
 from typing import Any
 
-# Control, format, surrogate, line and paragraph separator characters.
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u180e\u200b-\u200f"
-                     "\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb\ud800-\udfff]")
-REPLACEMENT = "\ufffd"
 RAW_LABEL = "raw_name"
+# ASCII control characters as escapes; the rest of what is not ASCII, by backslashreplace.
+_CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7f)} | {
+    ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"}
+
+
+MAX_NAME = 200     # characters of a served name; a longer one ends in "~" and a digest
 
 
 def clean_text(text: str) -> str:
-    """``text`` with every unsafe character replaced by U+FFFD."""
-    return text if text.isprintable() and text.isascii() else _UNSAFE.sub(REPLACEMENT, text)
+    """``text`` in printable ASCII, every other character as a Python escape, and at most
+    MAX_NAME characters (escapes make a name up to ten times longer than its source's cap)."""
+    if not (text.isascii() and text.isprintable()):
+        text = text.translate(_CONTROLS).encode("ascii", "backslashreplace").decode("ascii")
+    if len(text) <= MAX_NAME:
+        return text
+    head = text[:MAX_NAME - 9]
+    cut = head.rfind("\\", len(head) - 9)        # never end in half an escape
+    return f"{head[:cut] if cut >= 0 else head}~{_digest(text)}"
 
 
 def _digest(text: str) -> str:
@@ -54,7 +68,8 @@ def _first_word(name: str) -> str:
 def renamed(names: Collection[str]) -> dict[str, str]:
     """{raw name: safe name} for the names that must change; empty in the usual case
     (checked by C loops for a cluster's 50,000 jobs)."""
-    if all(map(str.isprintable, names)) and not any(map(contains, names, repeat(" "))):
+    if all(map(str.isprintable, names)) and not any(map(contains, names, repeat(" "))) \
+            and "".join(names).isascii() and max(map(len, names), default=0) <= MAX_NAME:
         return {}
     groups: dict[str, list[tuple[str, str]]] = {}
     for raw in names:

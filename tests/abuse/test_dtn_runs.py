@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from pmdas.hpcdtn.parsers import parse_run_state
 from tests.dtn.test_agent import _state, agent
-from tests.harness.pcp import installed_agent, reader, wait_for
+from tests.harness.pcp import installed_agent, reader, run_pcp, wait_for
 
 from .actions import run_rule_actions
 from .ledger import served, wait_served, watch
@@ -127,12 +127,11 @@ def test_any_json_costs_only_its_own_run(doc, tmp_path_factory):
     assert values["hpc.dtn.run.state"].get("good") == "completed"
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="hpc_pcp.pcpclient.PcpReader names instances with the PCP "
-                   "Python binding's pmNameInDom, which decodes with 'ascii', 'ignore' (Debian 12, "
-                   "PCP 6.0): 'runé' and 'run' come back as one key, one value silently lost "
-                   "(hpc-pcp status and every reader-based check); pminfo shows both")
 def test_the_reader_keeps_non_ascii_instances_apart(abuse_dir):
+    """Debian 12's PCP Python binding decodes instance names with ('ascii', 'ignore'): 'runé'
+    and 'run' came back as one key and one value was silently lost (hpc-pcp status, every
+    reader).  Names are served in printable ASCII with Python escapes (pmdas/common/names.py),
+    so every client keeps them apart; the label raw_name keeps the text."""
     runs = os.path.join(abuse_dir, "runs")
     os.mkdir(runs)
     for k, run in enumerate(["run", "runé", "run😀"]):
@@ -141,4 +140,8 @@ def test_the_reader_keeps_non_ascii_instances_apart(abuse_dir):
             watch("dtn runs and files", ["hpcdtn"], [abuse_dir]) as case:
         case.tried(3)
         wait_for(lambda: len(served("hpc.dtn.run.state")) == 3, 30, what="three runs in pminfo")
-        assert set(reader().fetch(["hpc.dtn.run.state"])["hpc.dtn.run.state"]) == {"run", "runé", "run😀"}
+        expected = {"run", "run\\xe9", "run\\U0001f600"}
+        assert set(reader().fetch(["hpc.dtn.run.state"])["hpc.dtn.run.state"]) == expected
+        assert set(served("hpc.dtn.run.state")) == expected
+        labels = run_pcp("pminfo", "-l", "hpc.dtn.run.state").stdout
+        assert '"raw_name":"run\\u00e9"' in labels or '"raw_name":"runé"' in labels, labels

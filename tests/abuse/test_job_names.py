@@ -48,7 +48,7 @@ def _check_names(metric: str) -> dict[str, str]:
 def test_hostile_slurm_jobs_through_pmcd(slurm_cluster, abuse_dir, tmp_path):
     c = slurm_cluster
     # root: the private test Slurm's munge socket is root's, so as pcp squeue times out
-    config = hpcjob_config(c, user="root")
+    config = hpcjob_config(c, user="root", root=_empty_root(abuse_dir))
     with installed_agent("hpcjob", config), watch("slurm job names", ["hpcjob"], [abuse_dir]) as case:
         texts = _argv_safe(hostile_names(case.canary, "job"))
         # accounts: the ones Slurm cannot confuse with its field separator (see the xfail below)
@@ -83,9 +83,17 @@ def _forged_line(job_id: str, user: str, cpus: int) -> str:
     return "|".join(fields[f] for f in slurm.SQUEUE_FIELDS)
 
 
+def _empty_root(abuse_dir: str) -> str:
+    """A root with no cgroups: job cgroups of other Slurm clusters on this host (the demo's,
+    a namespaced cluster's) are not jobs of the test Slurm."""
+    path = os.path.join(abuse_dir, "root")
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
 def test_a_job_name_cannot_forge_a_job(slurm_cluster, abuse_dir):
     c = slurm_cluster
-    with installed_agent("hpcjob", hpcjob_config(c, user="root")), \
+    with installed_agent("hpcjob", hpcjob_config(c, user="root", root=_empty_root(abuse_dir))), \
             watch("slurm job names", ["hpcjob"], [abuse_dir]) as case:
         victim = c.sbatch("--hold", "-J", "victim", "--wrap", "true")
         name = ("innocent\n" + _forged_line("4242424", "alice", 4096) + "\n"
@@ -135,10 +143,8 @@ def test_hostile_pbs_jobs_through_pmcd(abuse_dir, tmp_path):
     canary = Canary()       # the fixture is written before the agent starts: its own canary
     texts = hostile_names(canary, "pbs") + ["pbs\ud800lone", "Not Running: pbs", "Not Running: pbs"]
     count = _pbs_fixture(pbs, texts)
-    # root: an empty tree, so job cgroups on this host (the demo's Slurm jobs) are not PBS jobs
-    empty_root = os.path.join(abuse_dir, "root")
-    os.mkdir(empty_root)
-    config = {"scheduler": "pbs", "cluster_view": True, "interval": 1, "timeout": 5, "root": empty_root,
+    config = {"scheduler": "pbs", "cluster_view": True, "interval": 1, "timeout": 5,
+              "root": _empty_root(abuse_dir),
               "qstat_command": [os.path.join(pbs, "qstat")],
               "pbsnodes_command": [os.path.join(pbs, "pbsnodes")]}
     try:

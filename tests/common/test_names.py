@@ -4,7 +4,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pmdas.common.names import REPLACEMENT, label_json, renamed
+from pmdas.common.names import MAX_NAME, clean_text, label_json, renamed
 
 
 def safe_instances(labelled):
@@ -26,8 +26,35 @@ def test_a_newline_and_a_heredoc_terminator_cannot_pass():
     raw = "run1\nHPCALARM\ntouch /tmp/owned\n"
     out = safe_instances({raw: {"run": raw}, "other": {}})
     (name,) = [n for n in out if n != "other"]
-    assert "\n" not in name and name.startswith("run1" + REPLACEMENT)
+    assert "\n" not in name and name.startswith("run1\\nHPCALARM\\ntouch")
     assert out[name] == raw and out["other"] == "other"
+
+
+def test_names_reach_pcp_in_printable_ascii_with_the_text_kept_in_a_label():
+    """pmproxy 6.0.3 writes a byte above 0x7f of an instance name as \\xc3 in /series replies
+    (invalid JSON: every panel reading the metric failed) and as U+FFFD per byte in /pmapi
+    replies: names are served as printable ASCII, other characters as Python escapes."""
+    out = safe_instances({"r\u00e9sum\u00e9": {"job": "1"}, "\u4f5c\u696d x": {}, "esc\x1b[2J": {},
+                          "tab\tand\u2028": {}, "emoji\U0001f600": {}})
+    assert set(out) == {"r\\xe9sum\\xe9", "\\u4f5c\\u696d x", "esc\\x1b[2J", "tab\\tand\\u2028",
+                        "emoji\\U0001f600"}
+    assert all(n.isascii() and n.isprintable() for n in out)
+    assert out["r\\xe9sum\\xe9"] == "r\u00e9sum\u00e9"
+    assert clean_text("plain ascii") == "plain ascii"
+    # one character and its escape written out by hand: one first word, both kept apart
+    raws = ["caf\u00e9", "caf\\xe9"]
+    changes = renamed(raws)
+    assert len({_first(changes.get(r, r)) for r in raws}) == 2
+
+
+def test_a_long_name_is_cut_with_a_digest_and_names_stay_apart():
+    """A source's cap counts characters; escapes make each up to ten: still at most MAX_NAME."""
+    raws = ["\u00e9" * 150, "\u00e9" * 151, "x" * 500, "x" * 501]
+    changes = renamed(raws)
+    shown = [changes.get(r, r) for r in raws]
+    assert all(len(n) <= MAX_NAME and "~" in n for n in shown)
+    assert len({_first(n) for n in shown}) == 4
+    assert not shown[0].rsplit("~", 1)[0].endswith(("\\", "\\x", "\\xe"))
 
 
 def test_a_lone_surrogate_becomes_encodable_and_is_kept_escaped():
