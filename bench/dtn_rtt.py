@@ -152,7 +152,7 @@ def paper_table(args, bed: Testbed, shapes: list[str], trials: list) -> dict:
                 row[mode]["ratio_split"] = split / rates[mode][1] if rates[mode][1] else None
                 say(f"  {shape:7} {mode} N=3 with --split {SPLIT >> 20}M: {split / MIB:5.2f} MiB/s "
                     f"({row[mode]['ratio_split'] or 0:.2f}x)")
-        name = f"dtn_rtt_scaling_{int(bed.layout.rtt_ms)}ms_{shape}.png"
+        name = f"dtn_rtt{args.tag}_scaling_{int(bed.layout.rtt_ms)}ms_{shape}.png"
         plots.scaling(rates, os.path.join(args.out, name),
                       f"{shape}, RTT {bed.layout.rtt_ms:g} ms, loss {bed.layout.loss:.2%}: node scaling")
     return out
@@ -178,7 +178,8 @@ def grid_and_auto(args, bed: Testbed, shapes: list[str], grid: list[tuple[int, i
                                              f"{shape} C={pt[0]} P={pt[1]}"))
             fixed = {pt: statistics.median(v) for pt, v in samples.items()}
             best = max(top, key=fixed.get)
-        png = plots.heatmap(fixed, os.path.join(args.out, f"dtn_rtt_heat_{shape}_loss{loss * 100:g}.png"),
+        heat = f"dtn_rtt{args.tag}_heat_{shape}_loss{loss * 100:g}.png"
+        png = plots.heatmap(fixed, os.path.join(args.out, heat),
                             f"{shape}, RTT {bed.layout.rtt_ms:g} ms, loss {loss:.2%}, 1 node pair")
         auto = run_trial(bed, shape, 1, auto=True, seconds=args.auto_seconds, warmup=warmup(args, bed),
                          probe_budget=args.probe_budget, label=f"{shape} auto",
@@ -331,6 +332,7 @@ def main(argv: list[str] | None = None) -> None:
         args.auto_losses, args.confirm, args.repeat, args.small_scale = "0.0001", 0, 1, 0.1
         args.verify_scale = 0.15
     args.out = RESULTS_DIR
+    args.tag = "_quick" if args.quick else ""      # a quick run does not overwrite a full run's plots
     for item in filter(None, args.shape_scales.split(",")):
         shape, _, value = item.partition("=")
         SHAPE_SCALES[shape] = float(value)
@@ -347,7 +349,7 @@ def main(argv: list[str] | None = None) -> None:
     started = time.time()
     trials: list = []
     result: dict = {"benchmark": "dtn_rtt", "quick": args.quick, "when": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                    "settings": {k: v for k, v in vars(args).items() if k not in ("out", "earlier")},
+                    "settings": {k: v for k, v in vars(args).items() if k not in ("out", "earlier", "tag")},
                     "shape_scales": dict(SHAPE_SCALES),
                     "trials": trials}
     Testbed.down(args.name)
