@@ -52,7 +52,6 @@ from hpc_pcp import dashboards  # noqa: E402
 RESULTS = os.path.join(HERE, "results", "logger_scale.json")
 ROLES = ("head", "dtn", "server", "compute")
 BOARDS = {"summary": "hpc-cluster.json", "job": "hpc-job.json"}
-JOB_LABEL = '{job == "$job"}'
 
 DAY = 86400
 PCP = {"key_server_mb_per_host_day": 12e3 / 50, "key_server_mb_per_host_day_10_hosts": 2.6e3 / 10,
@@ -122,16 +121,6 @@ def per_role_memory(loaded: dict, roles: list[str]) -> dict[str, tuple[int, int]
     return {r: (m, v) for r, (m, v) in split.items()}
 
 
-def by_instance_name(expr: str, job: str) -> str:
-    """The job board's target with its job label selected by instance name instead:
-    ``pmseries --load`` before PCP 7 drops instance labels (tests/matrix), so the target as
-    written finds nothing in these stores; this stand-in selects the same instances."""
-    metric = expr.split("{", 1)[0]
-    if metric.startswith("hpc.lustre.job."):      # job_stats entries: fs/SLURM_JOB<id>:<uid>:<host>
-        return metric + '{instance.name =~ "SLURM_JOB' + job + ':"}'
-    return metric + '{instance.name == "' + job + '"}'
-
-
 def queries(job: str) -> list[tuple[str, str, str]]:
     """(board, panel title, expression) of every history target of the summary and job boards."""
     found = []
@@ -142,8 +131,6 @@ def queries(job: str) -> list[tuple[str, str, str]]:
                     continue
                 expr = target["expr"]
                 found.append((board, panel["title"], expr.replace("$job", job)))
-                if JOB_LABEL in expr:
-                    found.append(("job_by_instance", panel["title"], by_instance_name(expr, job)))
     return found
 
 
@@ -241,8 +228,6 @@ def figures(args, cluster, written, loaded, runs, stores) -> dict:
             "summary_p99_max_s_extrapolated": max(q["p99_s_extrapolated"] for q in latencies
                                                   if q["board"] == "summary"),
             "job_p99_max_s": max((q["p99_s"] for q in latencies if q["board"] == "job"), default=0.0),
-            "job_by_instance_p99_max_s": max((q["p99_s"] for q in latencies
-                                              if q["board"] == "job_by_instance"), default=0.0),
             "empty_queries": [q["expr"] for q in latencies if not q["series"]],
         }
     return out

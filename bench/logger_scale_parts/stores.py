@@ -143,8 +143,12 @@ class Store:
                                   capture_output=True, text=True, timeout=60)
             if done.returncode:
                 raise RuntimeError(f"redis cluster create failed: {done.stdout}{done.stderr}")
-            wait_for(lambda: "cluster_state:ok" in redis_cli(self.ports[0], "cluster", "info"),
-                     20, "redis cluster state ok")
+            # every shard, not only the first: until gossip has reached a node it answers with
+            # redirections that pmseries gives up on ("too many cluster retries")
+            wait_for(lambda: all("cluster_state:ok" in redis_cli(p, "cluster", "info")
+                                 and f"cluster_known_nodes:{self.shards}" in redis_cli(p, "cluster", "info")
+                                 for p in self.ports),
+                     20, "redis cluster state ok on every shard")
         self.start_pmproxy()
 
     def start_pmproxy(self) -> None:

@@ -39,16 +39,19 @@ def test_quick_run_writes_sane_figures(tmp_path):
         keys = store["keys_per_shard"]
         assert len(keys) == store["shards"] and all(k > 0 for k in keys), (name, keys)
         assert store["ingest_samples_per_s"] > result["needed_samples_per_s"], name
-        # metadata and values both took memory on the busiest host
+        # values took memory on the busiest host (metadata of so small a run can be within the
+        # allocator's noise: a 3-shard cluster once reported -16 kB for it)
         split = store["memory_split_bytes"]["compute"]
-        assert split["metadata"] > 0 and split["values"] > 0, (name, split)
+        assert split["values"] > 0 and split["metadata"] + split["values"] > 0, (name, split)
         assert 1 < store["key_server_mb_per_host_day_cluster_mean_extrapolated"] < 100_000, name
         boards = {q["board"] for q in store["queries"]}
-        assert boards == {"summary", "job", "job_by_instance"}, boards
+        assert boards == {"summary", "job"}, boards
         for q in store["queries"]:
             assert q["n"] == 3 and 0 < q["median_s"] <= q["p99_s"] < 10, q
         # every agent's summary panels found this cluster's series (no DTN host at 3 hosts)
         found = {q["expr"] for q in store["queries"] if q["board"] == "summary" and q["series"]}
         assert "hpc.lustre.client.read.bytes" in found and "hpc.job.nodes.allocated" in found
-        assert all(q["series"] for q in store["queries"] if q["board"] == "job_by_instance"), name
+        # the job board selects a job by instance name: it finds the job in every store
+        # (pmseries --load before PCP 7 drops the instance labels the board used to select by)
+        assert all(q["series"] for q in store["queries"] if q["board"] == "job"), name
     assert {row["figure"].split("]")[0] for row in result["table"]} >= {"[redis", "[cluster"}
