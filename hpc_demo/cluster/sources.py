@@ -127,12 +127,15 @@ def advance(node: Node, jobs: list[str]) -> None:
     root = os.path.join(_dir(node, "hpclustre"), "tree")
     with open(os.path.join(root, hpclustre.STATE), encoding="utf-8") as f:
         state = json.load(f)
+    before = {name: fs["osc"][SLOW_OST]["stats"]["req_waittime"][0]
+              for name, fs in state["fs"].items() if SLOW_OST in fs["osc"]}
     hpclustre.step(state, tuple(jobs), node.name)
     if fault == "ost-slow":
-        for fs in state["fs"].values():
-            for target, osc in fs["osc"].items():
-                if target == SLOW_OST:   # every RPC of the period waited 3-6 s
-                    n = random.randrange(50, 100)
-                    osc["stats"]["req_waittime"][0] += n
-                    osc["stats"]["req_waittime"][2] += n * random.randrange(3_000_000, 6_000_000)
+        for name, fs in state["fs"].items():
+            if SLOW_OST in fs["osc"]:   # every RPC of the period waited 3-6 s, the step's own too
+                waits = fs["osc"][SLOW_OST]["stats"]["req_waittime"]
+                n = random.randrange(50, 100)
+                waits[0] += n
+                rpcs = waits[0] - before.get(name, waits[0] - n)
+                waits[2] += rpcs * random.randrange(3_000_000, 6_000_000)
     _save_lustre(root, state)
