@@ -143,7 +143,14 @@ def node() -> Board:
         Panel("timeseries", "Memory", "Used, cached and free memory.",
               [Query(f"mem.util.{m}", HOST, m) for m in ("used", "cached", "free")], rate=False),
         Panel("timeseries", "CPU now (live)", "User CPU time from the node's pmcd, polled live.",
-              [Query("kernel.all.cpu.user", {}, "user", live=True)], width=24, height=6),
+              [Query("kernel.all.cpu.user", {}, "user", live=True)], height=6),
+        Panel("timeseries", "Processes in D state", "Processes in uninterruptible sleep (state D "
+              "in ps) at each sample, from PCP's proc agent (proc.runq.blocked). Brief D states "
+              "are ordinary I/O; a level that stays above 0 means tasks stuck in the kernel, "
+              "usually waiting for Lustre (RPCs in flight, below) or a disk, with I/O wait in "
+              "CPU utilisation (above). The node.d_state alarm fires when it lasts 5 "
+              "evaluations (2 minutes).",
+              [Query("proc.runq.blocked", HOST, "D state")], rate=False, height=6),
     ).row(
         "Lustre client",
         Panel("timeseries", "Lustre I/O", "Bytes read and written per filesystem.",

@@ -15,22 +15,13 @@ from pmdas.common.health import health_metrics
 from pmdas.common.table import BYTES, COUNTER, Units
 
 from ..agents import available
+from .base_metrics import BASE_METRICS
 
-# PCP's own linux agent: the few stock metrics the node dashboard shows next to
-# ours.  Named here because no table of this project describes them.
+# PCP's own agents (linux, proc, pmcd): the stock metrics our boards and alarm rules read
+# next to ours, declared with PCP's descriptors in base_metrics.py.  One owner label for them.
 LINUX = "linux"
 LINUX_METRICS: Mapping[str, tuple[str, Units]] = {
-    "kernel.all.cpu.user": (COUNTER, Units(time=1, scale_time=2)),
-    "kernel.all.cpu.sys": (COUNTER, Units(time=1, scale_time=2)),
-    "kernel.all.cpu.idle": (COUNTER, Units(time=1, scale_time=2)),
-    "kernel.all.cpu.wait.total": (COUNTER, Units(time=1, scale_time=2)),
-    "kernel.all.load": ("instant", Units()),
-    "hinv.ncpu": ("discrete", Units(count=1)),
-    "mem.util.used": ("instant", Units(space=1, scale_space=1)),
-    "mem.util.free": ("instant", Units(space=1, scale_space=1)),
-    "mem.util.cached": ("instant", Units(space=1, scale_space=1)),
-    "mem.physmem": ("discrete", Units(space=1, scale_space=1)),
-}
+    name: (m.semantics, m.units) for name, m in BASE_METRICS.items()}
 
 
 class UnknownMetric(Exception):
@@ -89,7 +80,8 @@ def owner(metric: str) -> str:
     for name, root in agent_roots().items():
         if metric.startswith(root + "."):
             return name
-    raise UnknownMetric(f"metric {metric!r} belongs to no pcp-hpc agent and is not a known linux metric")
+    raise UnknownMetric(f"metric {metric!r} belongs to no pcp-hpc agent and is not a declared "
+                        "PCP base metric (base_metrics.py)")
 
 
 def lookup(metric: str) -> MetricInfo:

@@ -14,20 +14,20 @@ import cpmapi as c_api
 from pcp import pmi
 
 from hpc_pcp.agents import available
+from hpc_pcp.dashboards.base_metrics import BASE_METRICS, FLOAT
 from pmdas.common.health import HEALTH_INDOMS, health_metrics
 from pmdas.common.table import COUNTER, DISCRETE, DOUBLE, I32, I64, STRING, U32, U64
 
 _TYPE = {U32: c_api.PM_TYPE_U32, U64: c_api.PM_TYPE_U64, I32: c_api.PM_TYPE_32,
-         I64: c_api.PM_TYPE_64, DOUBLE: c_api.PM_TYPE_DOUBLE, STRING: c_api.PM_TYPE_STRING}
+         I64: c_api.PM_TYPE_64, DOUBLE: c_api.PM_TYPE_DOUBLE, STRING: c_api.PM_TYPE_STRING,
+         FLOAT: c_api.PM_TYPE_FLOAT}
 _SEM = {COUNTER: c_api.PM_SEM_COUNTER, DISCRETE: c_api.PM_SEM_DISCRETE}
-# pmcd metrics the node rules use (PCP's own descriptors).
-_PMCD = [("pmcd.numagents", (2, 0, 3), c_api.PM_TYPE_U32, None),
-         ("pmcd.agent.status", (2, 0, 4), c_api.PM_TYPE_32, (2, 1))]
 
 
 def metric_names() -> set[str]:
-    """Every metric name the installed agents export (with health metrics), plus pmcd's."""
-    names = {name for name, *_ in _PMCD}
+    """Every metric name the installed agents export (with health metrics), plus the PCP
+    base metrics (linux, proc, pmcd) declared in hpc_pcp/dashboards/base_metrics.py."""
+    names = set(BASE_METRICS)
     for entry in available().values():
         agent = entry.load()
         names |= {f"{agent.root}.{m.name}" for m in [*agent.metrics, *health_metrics()]}
@@ -40,12 +40,15 @@ def build(directory: str, host: str = "localhost") -> str:
     log = pmi.pmiLogImport(base)
     log.pmiSetHostname(host)
     log.pmiSetTimezone("UTC")
-    for name, (dom, clu, item), kind, indom in _PMCD:
-        pm_indom = c_api.PM_INDOM_NULL if indom is None else log.pmiInDom(*indom)
-        log.pmiAddMetric(name, log.pmiID(dom, clu, item), kind, pm_indom, c_api.PM_SEM_INSTANT,
-                         log.pmiUnits(0, 0, 0, 0, 0, 0))
-        if indom is not None:
-            log.pmiAddInstance(pm_indom, "hpcsample", 0)
+    base_indoms: set[tuple[int, int]] = set()
+    for name, m in BASE_METRICS.items():   # PCP's own descriptors, as pminfo -dm shows them
+        pm_indom = c_api.PM_INDOM_NULL if m.indom is None else log.pmiInDom(*m.indom)
+        log.pmiAddMetric(name, log.pmiID(*m.pmid), _TYPE[m.type], pm_indom,
+                         _SEM.get(m.semantics, c_api.PM_SEM_INSTANT), log.pmiUnits(*m.units.as_tuple()))
+        if m.indom is not None:
+            if m.indom not in base_indoms:
+                log.pmiAddInstance(pm_indom, "hpcsample", 0)
+                base_indoms.add(m.indom)
             log.pmiPutValue(name, "hpcsample", "0")
         else:
             log.pmiPutValue(name, "", "1")

@@ -69,7 +69,7 @@ def test_node_unreachable_fires_and_clears():
     host = f"localhost:{relay.port}"
     text = rules_text(["nodes"], state, hosts=[host],
                       overrides={r: {"enabled": False} for r in (
-                          "node.agent_down", "agent.job_unhealthy", "agent.lustre_unhealthy",
+                          "node.agent_down", "node.d_state", "agent.job_unhealthy", "agent.lustre_unhealthy",
                           "agent.ib_unhealthy", "agent.bpftrace_unhealthy", "agent.dtn_unhealthy")})
     key = f"node.unreachable|{host}"
     try:
@@ -95,8 +95,8 @@ def test_agent_down_fires_and_clears():
     os.chmod(work, 0o755)
     state = os.path.join(work, "state")
     text = rules_text(["nodes"], state, overrides={r: {"enabled": False} for r in (
-        "node.unreachable", "agent.job_unhealthy", "agent.lustre_unhealthy", "agent.ib_unhealthy",
-        "agent.bpftrace_unhealthy", "agent.dtn_unhealthy")})
+        "node.unreachable", "node.d_state", "agent.job_unhealthy", "agent.lustre_unhealthy",
+        "agent.ib_unhealthy", "agent.bpftrace_unhealthy", "agent.dtn_unhealthy")})
     launcher = "/var/lib/pcp/pmdas/hpcsample/pmdahpcsample"
     try:
         with installed_agent("hpcsample", {"directory": work, "interval": 1}), \

@@ -6,6 +6,7 @@ exits 0 even on errors, so stderr is what is checked.
 """
 from __future__ import annotations
 
+import re
 import subprocess
 
 import pytest
@@ -29,10 +30,34 @@ def pmie_check(text: str, archive: str, tmp_path) -> str:
     return done.stderr.strip()
 
 
+# Any dotted name outside a string literal is a metric (pmie has no other dotted words).
+_NAME = re.compile(r"\b[a-z][a-z0-9_]*(?:\.[A-Za-z0-9_]+)+")
+
+
+def named_metrics(condition: str) -> set[str]:
+    return set(_NAME.findall(re.sub(r'"[^"]*"', '""', condition)))
+
+
+def test_metric_names_are_found_in_conditions():
+    assert named_metrics('all_sample (proc.runq.blocked @0..4 > $n) && match_inst "^hpc.x" '
+                         'pmcd.agent.status != 0') == {"proc.runq.blocked", "pmcd.agent.status"}
+
+
 def test_every_metric_in_the_rules_exists_in_an_agent_table():
+    """Our agents' tables, or PCP's base metrics declared in base_metrics.py (which
+    tests/logger/test_base_metrics.py checks against pminfo): a typo in either fails here."""
     known = metric_names()
-    missing = {r.name: sorted(r.metrics() - known) for r in load_catalogue() if r.metrics() - known}
+    missing = {r.name: sorted(named_metrics(r.condition) - known) for r in load_catalogue()
+               if named_metrics(r.condition) - known}
     assert not missing, f"rules name metrics no agent exports: {missing}"
+    assert "proc.runq.blocked" in set().union(*(named_metrics(r.condition) for r in load_catalogue()))
+
+
+def test_d_state_alarm_holds_before_it_fires():
+    """One brief D state must not page: the rule wants every one of several samples."""
+    rule = next(r for r in load_catalogue() if r.name == "node.d_state")
+    assert re.search(r"all_sample \(proc\.runq\.blocked @0\.\.([4-9]|\d\d) ", rule.condition), rule.condition
+    assert "ps " in rule.help and "Lustre" in rule.help and "hpc-node" in rule.help
 
 
 def test_catalogue_covers_every_area():
