@@ -191,6 +191,38 @@ def _bpftrace_panels(where: dict) -> list[Panel]:
             for n in hists]
 
 
+# The other numeric kinds of script variables (hpc.bpftrace.data.<kind>): title and what it shows.
+_BPFTRACE_KINDS = {
+    "counter": ("Counters", "Events per second of every script's counter and delta variables "
+                "(count()/sum() maps), one series per script:@variable:key."),
+    "counter_bytes": ("Byte counters", "Bytes per second of every script's variables declared "
+                      "'unit bytes' (rwbytes, biolatency's @bio_bytes), one series per "
+                      "script:@variable:key."),
+    "instant": ("Levels", "Current value of every script's level variables (declared instant, or "
+                "undeclared), one series per script:@variable:key."),
+}
+
+
+def _bpftrace_values(where: dict) -> list[Panel]:
+    """A panel per numeric kind of script variable besides histograms, from the agent's table.
+
+    Series are named by instance (script:@variable:key) and the query names no script, so a
+    script added live shows up here at its first sample, with no change to the board.  Not one
+    row per script: a pmseries qualifier selects a host's whole series (every script), and
+    PCP 6.0.3's pmlogger records no labels for instances born after it started, so neither a
+    {script == ...} query nor a label_values(script) variable would see a live-added script."""
+    data = _pick("hpcbpftrace", lambda n, i: n.startswith("hpc.bpftrace.data.")
+                 and n.rsplit(".", 1)[-1] in _BPFTRACE_KINDS, "hpc.bpftrace.data.*")
+    panels = []
+    for n in data:
+        kind = n.rsplit(".", 1)[-1]
+        title, description = _BPFTRACE_KINDS.get(kind, (kind, "Values of script variables."))
+        info = catalog.catalog().get(n)
+        panels.append(Panel("timeseries", title, description, [Query(n, where, "$instance")],
+                            rate=bool(info and info.is_counter), width=8, links=[TO_BPFTRACE]))
+    return panels
+
+
 def _job_total(title: str, description: str, metric: str, lustre: bool = False) -> Panel:
     """A stat of the job's total: the last value on each node or server, summed."""
     where = {"like": JOB_LUSTRE} if lustre else {"where": JOB_NAME}
@@ -299,8 +331,13 @@ def infiniband() -> Board:
 
 def bpftrace() -> Board:
     return Board(UIDS["bpftrace"], "Kernel analysis (bpftrace)",
-                 "Histograms and counts from the curated bpftrace scripts (hpc.bpftrace.*) of one host.",
-                 _variables(_host_variable()), [ALL_BOARDS]).row("Histograms", *_bpftrace_panels(HOST))
+                 "Histograms, counters and levels of the bpftrace scripts (hpc.bpftrace.data.*) of one "
+                 "host, curated or added live: every script's variables, named script:@variable:key.",
+                 _variables(_host_variable()), [ALL_BOARDS]).row(
+        "Histograms", *_bpftrace_panels(HOST),
+    ).row(
+        "Counters and levels", *_bpftrace_values(HOST),
+    )
 
 
 def dtn() -> Board:

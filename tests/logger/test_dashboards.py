@@ -119,3 +119,28 @@ def test_qualifiers_and_live_targets():
     live = Query("kernel.all.cpu.user", {"hostname": "$host"}, live=True).target("A")
     assert live["expr"] == "kernel.all.cpu.user" and live["hostspec"] == "${host}"
     assert live["datasource"]["type"] == VECTOR
+
+
+def test_bpftrace_board_shows_every_numeric_kind_of_script_variable():
+    """Histograms, counters, byte counters and levels (the agent's data.* metrics but text),
+    each selected by host alone and named by instance: a script added live (its instances
+    script:@variable:key) appears with no change to the board and no filter drops it."""
+    from hpc_pcp.agents import available
+    if "hpcbpftrace" not in available():
+        pytest.skip("hpcbpftrace is not part of this installation")
+    wanted = {n for n, i in catalog.catalog().items()
+              if n.startswith("hpc.bpftrace.data.") and n != "hpc.bpftrace.data.string"}
+    assert {"hpc.bpftrace.data.counter", "hpc.bpftrace.data.instant",
+            "hpc.bpftrace.data.counter_bytes", "hpc.bpftrace.data.histogram"} <= wanted
+    shown = {}
+    for panel in _boards()["hpc-bpftrace.json"]["panels"]:
+        for target in panel.get("targets", []):
+            shown[target["expr"].split("{", 1)[0]] = (panel, target)
+    assert wanted <= set(shown), sorted(wanted - set(shown))
+    for name in wanted:
+        panel, target = shown[name]
+        assert target["expr"] == f'{name}{{hostname == "$host"}}' and target["legendFormat"] == "$instance"
+        assert not panel["transformations"]
+        assert target["options"]["rateConversion"] == (catalog.catalog()[name].is_counter)
+    units = {n: shown[n][0]["fieldConfig"]["defaults"]["unit"] for n in wanted}
+    assert units["hpc.bpftrace.data.counter_bytes"] == "Bps" and units["hpc.bpftrace.data.counter"] == "ops"
