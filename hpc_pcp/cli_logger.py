@@ -1,6 +1,8 @@
 """hpc-pcp logger ...: configure the logger node (pmlogger farm, pmproxy + Valkey, pmie) and dashboards."""
 from __future__ import annotations
 
+import os
+
 import click
 
 from . import logger
@@ -33,9 +35,15 @@ def logger_group() -> None:
 @click.option("--root", default="/", show_default=True, type=click.Path(file_okay=False),
               help="Write under this prefix instead of / (packaging, review, tests).")
 @click.option("--dry-run", is_flag=True, help="Print the files instead of writing them.")
-@click.option("--start", is_flag=True, help="Then (re)start Valkey/Redis, pmproxy, pmlogger (and pmie).")
+@click.option("--series-index", "series_index", type=click.Choice(["auto", "on", "off"]), default="auto",
+              show_default=True, help="The series index, which makes an instance that appears after "
+              "pmproxy started (a new job) found in every metric of its domain; auto: on for PCP before "
+              "6.3.4, whose pmproxy finds it in one metric only.")
+@click.option("--start", is_flag=True, help="Then (re)start Valkey/Redis, pmproxy, pmlogger (and pmie, "
+              "the series index).")
 def setup_cmd(nodes: str, interval: str, redis: str, retention_days: float, viz: str, listen: str | None,
-              pmie_rules: str | None, fetch_from: str, root: str, dry_run: bool, start: bool) -> None:
+              pmie_rules: str | None, fetch_from: str, root: str, dry_run: bool, series_index: str,
+              start: bool) -> None:
     """Write the logger node's PCP configuration for NODES.
 
     \b
@@ -48,12 +56,15 @@ def setup_cmd(nodes: str, interval: str, redis: str, retention_days: float, viz:
     - $PCP_SYSCONF_DIR/hpc/pmcd.conf.access: copy to every node's pmcd directory (fetches
       from this logger and --fetch-from hosts only, stores from the node itself);
     - $PCP_SYSCONF_DIR/pmie/control.d/hpc: the alarm rules on every node, when shipped, and the alarm
-      state directory their actions write ($PCP_VAR_DIR/config/hpc/alarms, owned by pcp).
+      state directory their actions write ($PCP_VAR_DIR/config/hpc/alarms, owned by pcp);
+    - $PCP_SYSCONF_DIR/hpc/hpc-pcp-series-index.service: on PCP before 6.3.4, the series index
+      (see 'hpc-pcp logger series-index --help'), started by --start.
     """
     try:
         files = logger.plan(logger.expand_nodes(nodes), interval, redis, retention_days,
                             [v for v in viz.split(",") if v.strip()], listen, pmie_rules,
-                            fetch_from=[h for h in fetch_from.split(",") if h.strip()])
+                            fetch_from=[h for h in fetch_from.split(",") if h.strip()],
+                            series_index={"auto": None, "on": True, "off": False}[series_index])
     except logger.LoggerSetupError as exc:
         raise click.UsageError(str(exc)) from None
     if dry_run:
@@ -68,8 +79,38 @@ def setup_cmd(nodes: str, interval: str, redis: str, retention_days: float, viz:
     except (OSError, KeyError) as exc:
         raise click.ClickException(f"cannot write the configuration: {exc}") from None
     if start:
-        if logger.start_services(click.echo, with_pmie, with_store=logger.local_store(redis)):
+        unit = next((os.path.join(root, f.path.lstrip("/")) for f in files
+                     if f.path.endswith(os.path.basename(logger.SERIES_INDEX_UNIT))), None)
+        if logger.start_services(click.echo, with_pmie, with_store=logger.local_store(redis),
+                                 series_index=unit):
             raise click.ClickException("a service failed to start; see above and $PCP_LOG_DIR")
+
+
+@logger_group.command("series-index")
+@click.option("--redis", default="localhost:6379", show_default=True,
+              help="pmproxy's Valkey/Redis: host:port, or a cluster's seeds host:port,host:port,...")
+@click.option("--interval", default="10s", show_default=True, help="Time between passes (10s, 1m).")
+@click.option("--domains", default="410-416", show_default=True,
+              help="PMDA domains whose instance domains are indexed: numbers and ranges, or 'all'.")
+@click.option("--once", is_flag=True, help="One pass, then exit (status 0 even when nothing was missing).")
+def series_index_cmd(redis: str, interval: str, domains: str, once: bool) -> None:
+    """Index instances that appear after pmproxy cached a metric, in every metric of their domain.
+
+    pmproxy before PCP 6.3.4 (Debian 12 ships 6.0.3) finds such an instance -- a job that
+    starts after the logger -- by its name in one metric of the instance domain only
+    (hpc.lustre.job.mdt.ops_rate, not write.bytes); its values are stored but cannot be found.
+    Each pass adds the missing entries in Valkey/Redis, as PCP 6.3.4's pmproxy writes them.
+    'hpc-pcp logger setup --start' runs this as a service on such a logger.
+    """
+    from . import seriesindex
+
+    try:
+        seeds = logger.redis_seeds(redis)
+        seconds = logger.interval_seconds(interval)
+        wanted = seriesindex.domains(domains)
+    except (logger.LoggerSetupError, ValueError) as exc:
+        raise click.UsageError(str(exc)) from None
+    seriesindex.follow(seeds, seconds, wanted, click.echo, passes=1 if once else None)
 
 
 @logger_group.command("dashboards")

@@ -14,12 +14,14 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from pmdas.common import shipped
 
+from . import seriesindex
 from .pcpenv import pcp_config
 
 MARK = "# written by 'hpc-pcp logger setup'; safe to edit, re-running setup overwrites it\n"
@@ -221,10 +223,11 @@ def installed_pmie_rules() -> str | None:
 def plan(nodes: Sequence[str], interval: str = "30s", redis: str = "localhost:6379",
          retention_days: float = 14, viz: Sequence[str] = (), listen: str | None = None,
          pmie_rules: str | None = None, groups: dict[str, str] | None = None,
-         fetch_from: Sequence[str] = ()) -> list[ConfigFile]:
+         fetch_from: Sequence[str] = (), series_index: bool | None = None) -> list[ConfigFile]:
     """Every file a logger node needs for ``nodes``; nothing is written here.
 
-    ``fetch_from``: hosts besides this logger that may fetch from every node's pmcd."""
+    ``fetch_from``: hosts besides this logger that may fetch from every node's pmcd.
+    ``series_index``: the series-index service (None: when this PCP's pmproxy needs it)."""
     nodes = check_nodes(nodes)
     fetch_from = check_nodes(fetch_from) if fetch_from else []
     seconds = interval_seconds(interval)
@@ -252,6 +255,10 @@ def plan(nodes: Sequence[str], interval: str = "30s", redis: str = "localhost:63
     files.append(ConfigFile(f"{sysconf}/hpc/pmcd.conf.access", pmcd_access(loggers),
                             "for every node's /etc/pcp/pmcd/: fetches only from "
                             f"{', '.join(loggers)}, stores only from the node itself"))
+    if series_index_needed() if series_index is None else series_index:
+        files.append(ConfigFile(SERIES_INDEX_UNIT.format(sysconf=sysconf), series_index_unit(redis, seconds),
+                                "series index: instances that appear later are found in every metric "
+                                "(pmproxy before PCP 6.3.4; started with --start)"))
     rules = pmie_rules
     generated = None if rules else installed_pmie_rules()
     if generated is not None:
@@ -262,6 +269,74 @@ def plan(nodes: Sequence[str], interval: str = "30s", redis: str = "localhost:63
         files.append(ConfigFile(f"{sysconf}/pmie/control.d/hpc", pmie_control(rules, nodes),
                                 f"pmie: alarm rules {rules} on this host and {len(nodes)} node(s)"))
     return files
+
+
+SERIES_INDEX_UNIT = "{sysconf}/hpc/hpc-pcp-series-index.service"
+SERIES_INDEX_PID = "hpc-pcp-series-index.pid"
+
+
+def series_index_needed(version: str | None = None) -> bool:
+    """True when this logger's pmproxy indexes a later instance for one metric only (PCP < 6.3.4)."""
+    return seriesindex.needed(version or pcp_config("PCP_VERSION") or "0")
+
+
+def series_index_command(redis: str, seconds: float) -> list[str]:
+    """``hpc-pcp logger series-index`` by this interpreter's absolute path (a service has no PATH)."""
+    return [sys.executable, "-m", "hpc_pcp.cli", "logger", "series-index", "--redis",
+            ",".join(redis_seeds(redis)), "--interval", f"{seconds:g}s"]
+
+
+def series_index_unit(redis: str, seconds: float) -> str:
+    """A systemd unit for the series index: with pmproxy, restarted if it stops."""
+    return (MARK +
+            "# pmproxy before PCP 6.3.4 finds an instance that appears after it cached a metric\n"
+            "# (a job that starts after the logger) in one metric of its instance domain only;\n"
+            "# this adds the missing index entries in Valkey/Redis.  See hpc_pcp/seriesindex.py.\n"
+            "[Unit]\nDescription=pcp-hpc series index for pmproxy before PCP 6.3.4\n"
+            "After=pmproxy.service valkey-server.service redis-server.service\nPartOf=pmproxy.service\n\n"
+            "[Service]\nUser=pcp\nExecStart=" + " ".join(series_index_command(redis, seconds)) + "\n"
+            "Restart=always\nRestartSec=10\n\n[Install]\nWantedBy=pmproxy.service\n")
+
+
+def start_series_index(unit: str, echo: Callable[[str], None] = print) -> bool:
+    """Start (or restart) the series index: through systemd when it runs, else as a detached
+    process whose pid is kept in $PCP_RUN_DIR (a previous one, found there, is stopped first)."""
+    if os.path.isdir("/run/systemd/system"):
+        done = subprocess.run(["systemctl", "enable", "--now", unit], capture_output=True, text=True,
+                              timeout=60, stdin=subprocess.DEVNULL)
+        if done.returncode == 0:
+            done = subprocess.run(["systemctl", "restart", os.path.basename(unit)], capture_output=True,
+                                  text=True, timeout=60, stdin=subprocess.DEVNULL)
+        echo(f"series index: {'ok' if done.returncode == 0 else 'FAILED: ' + done.stderr.strip()}")
+        return done.returncode == 0
+    with open(unit, encoding="utf-8") as f:
+        argv = next(line for line in f if line.startswith("ExecStart=")).strip()[len("ExecStart="):].split()
+    pidfile = os.path.join(pcp_config("PCP_RUN_DIR") or "/run/pcp", SERIES_INDEX_PID)
+    stop_series_index(pidfile)
+    log_dir = os.path.join(pcp_config("PCP_LOG_DIR"), "pmproxy")
+    os.makedirs(log_dir, exist_ok=True)
+    with open(os.path.join(log_dir, "hpc-series-index.log"), "a", encoding="utf-8") as log:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    os.makedirs(os.path.dirname(pidfile), exist_ok=True)
+    with open(pidfile, "w", encoding="utf-8") as f:
+        f.write(f"{proc.pid}\n")
+    echo(f"series index: started (pid {proc.pid}, log {log_dir}/hpc-series-index.log)")
+    return True
+
+
+def stop_series_index(pidfile: str) -> None:
+    """Stop the series index whose pid ``pidfile`` holds, if that pid is still one."""
+    import signal
+    try:
+        with open(pidfile, encoding="utf-8") as f:
+            pid = int(f.read().strip())
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            if b"series-index" not in f.read():
+                return
+        os.kill(pid, signal.SIGTERM)
+    except (OSError, ValueError):
+        return
 
 
 def _ours(path: str) -> bool:
@@ -317,9 +392,9 @@ def local_store(redis: str) -> bool:
 
 
 def start_services(echo: Callable[[str], None] = print, with_pmie: bool = False,
-                   with_store: bool = True) -> int:
+                   with_store: bool = True, series_index: str | None = None) -> int:
     """(Re)start Valkey (or Redis) if ``with_store``, pmproxy, pmlogger and, if configured,
-    pmie; return failures."""
+    pmie and the series index (``series_index``: its unit file); return failures."""
     rc_dir = pcp_config("PCP_RC_DIR")
     store = "valkey-server" if os.path.exists("/etc/init.d/valkey-server") else "redis-server"
     steps = [(f"/etc/init.d/{store}", "start")] if with_store else []
@@ -339,4 +414,6 @@ def start_services(echo: Callable[[str], None] = print, with_pmie: bool = False,
         ok = done.returncode == 0
         failures += not ok
         echo(f"{name}: {action} {'ok' if ok else 'FAILED: ' + (done.stderr or done.stdout).strip()}")
+    if series_index:
+        failures += not start_series_index(series_index, echo)
     return failures

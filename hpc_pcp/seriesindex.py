@@ -1,0 +1,175 @@
+"""pmproxy before PCP 6.3.4: index instances that appear after pmproxy first cached a metric.
+
+pmproxy keeps one ``cached`` flag per instance of an instance domain, not per metric and
+instance (PCP 6.0.3 libpcp_web/src/schema.c, ``redis_series_metadata``: an instance is
+indexed ``if (instance->cached == 0 || metric->cached == 0)``, then ``instance->cached = 1``).
+An instance that appears once every metric of its domain is cached -- a Slurm job that
+starts after the logger -- is indexed for the first metric of the result that has a value
+for it, and for no other: ``hpc.lustre.job.*{instance.name == "scratch/4242"}`` finds
+``mdt.ops_rate`` only, although pmproxy stores the job's values of every metric.  PCP 6.3.4
+fixed it (commit fe58e561ab, "relax instance/label setup cache checks", RHEL-67227).
+
+Until then this adds, in Valkey/Redis, the two index entries pmproxy 6.3.4 would have
+written (``redis_series_instance``): for each metric series M of a host and instance
+domain, every instance another metric of that host and domain has, in
+``pcp:instances:series:M`` and ``pcp:series:inst.name:<name>``.  Sets only grow, so one
+SCARD per series and pass tells which (host, domain) groups gained an instance; only those
+are read and repaired.  Instance labels are not indexed: PCP 6.0.3's pmlogger never logs
+them for such instances (the boards select by instance name).
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from .resp import RespError, Store
+
+# pcp-hpc's agents: hpcjob, hpclustre, hpcib, hpcbpftrace, hpcdtn, hpcsample, hpcalarm
+OUR_DOMAINS = frozenset(range(410, 417))
+FIXED_IN = (6, 3, 4)
+
+
+def needed(pcp_version: str) -> bool:
+    """True for a PCP older than 6.3.4 (the pmproxy that needs this)."""
+    parts = []
+    for part in pcp_version.strip().split(".")[:3]:
+        digits = "".join(ch for ch in part if ch.isdigit())
+        parts.append(int(digits) if digits else 0)
+    return tuple(parts) < FIXED_IN
+
+
+def domains(text: str) -> frozenset[int] | None:
+    """'all' → None (every domain); '410-416,60' → those domains; ValueError otherwise."""
+    if text.strip() == "all":
+        return None
+    out: set[int] = set()
+    for part in text.split(","):
+        low, _, high = part.strip().partition("-")
+        out.update(range(int(low), int(high or low) + 1))
+    if not out or min(out) < 0 or max(out) > 511:
+        raise ValueError(f"domains {text!r}: give 'all' or numbers such as 410-416,60")
+    return frozenset(out)
+
+
+@dataclass
+class Pass:
+    """What one pass did."""
+    series: int = 0            # metric series with an instance domain, watched
+    groups_checked: int = 0    # (host, domain) groups that gained an instance
+    added: int = 0             # (metric series, instance) index entries added
+    seconds: float = 0.0
+
+
+@dataclass
+class Indexer:
+    store: Store
+    wanted: frozenset[int] | None = OUR_DOMAINS
+    contexts: dict[bytes, int] = field(default_factory=dict)          # context id → series count
+    group_of: dict[bytes, tuple[bytes, str]] = field(default_factory=dict)   # series → (source, indom)
+    groups: dict[tuple[bytes, str], list[bytes]] = field(default_factory=dict)
+    counts: dict[bytes, int] = field(default_factory=dict)            # series → instances indexed
+    names: dict[bytes, bytes] = field(default_factory=dict)           # instance → name id
+
+    def _new_series(self) -> None:
+        """Learn series of contexts whose series sets grew (new hosts, archives, metrics)."""
+        ids = self.store.run([("HKEYS", "pcp:map:context.name")])[0] or []
+        keys = [f"pcp:series:context.name:{i.hex()}" for i in ids]
+        sizes = self.store.run([("SCARD", k) for k in keys]) if keys else []
+        grown = [(i, k, n) for i, k, n in zip(ids, keys, sizes, strict=True)
+                 if n and self.contexts.get(i) != n]
+        if not grown:
+            return
+        members = self.store.run([("SMEMBERS", k) for _, k, _ in grown])
+        fresh = sorted({s for batch in members for s in batch if s not in self.group_of})
+        descs = self.store.run([("HMGET", f"pcp:desc:series:{s.hex()}", "indom", "source")
+                                for s in fresh]) if fresh else []
+        for series, (indom, source) in zip(fresh, descs, strict=True):
+            indom_text = (indom or b"none").decode(errors="replace")
+            group = (source or b"", indom_text)
+            self.group_of[series] = group
+            if indom_text == "none" or not source or not self._wanted(indom_text):
+                continue
+            self.groups.setdefault(group, []).append(series)
+            self.counts.setdefault(series, -1)
+        for context, _, size in grown:
+            self.contexts[context] = size
+
+    def _wanted(self, indom: str) -> bool:
+        if self.wanted is None:
+            return True
+        try:
+            return int(indom.split(".")[0]) in self.wanted
+        except ValueError:
+            return False
+
+    def _changed_groups(self) -> list[tuple[bytes, str]]:
+        watched = [s for members in self.groups.values() for s in members]
+        if not watched:
+            return []
+        sizes = self.store.run([("SCARD", f"pcp:instances:series:{s.hex()}") for s in watched])
+        changed = set()
+        for series, size in zip(watched, sizes, strict=True):
+            if self.counts.get(series) != size:
+                changed.add(self.group_of[series])
+                self.counts[series] = size
+        return [g for g in self.groups if g in changed and len(self.groups[g]) > 1]
+
+    def _repair(self, group: tuple[bytes, str]) -> int:
+        members = self.groups[group]
+        sets = [set(s) for s in self.store.run([("SMEMBERS", f"pcp:instances:series:{m.hex()}")
+                                                for m in members])]
+        union = set().union(*sets)
+        unknown = sorted(i for i in union if i not in self.names)
+        if unknown:
+            names = self.store.run([("HGET", f"pcp:inst:series:{i.hex()}", "name") for i in unknown])
+            for instance, name in zip(unknown, names, strict=True):
+                if name:
+                    self.names[instance] = name
+        commands: list[tuple] = []
+        added = 0
+        for series, have in zip(members, sets, strict=True):
+            missing = sorted(i for i in union - have if i in self.names)
+            if not missing:
+                continue
+            commands.append(("SADD", f"pcp:instances:series:{series.hex()}", *missing))
+            commands.extend(("SADD", f"pcp:series:inst.name:{self.names[i].hex()}", series) for i in missing)
+            self.counts[series] = len(have) + len(missing)
+            added += len(missing)
+        if commands:
+            self.store.run(commands)
+        return added
+
+    def run_once(self) -> Pass:
+        started = time.monotonic()
+        self._new_series()
+        done = Pass(series=sum(len(m) for m in self.groups.values()))
+        for group in self._changed_groups():
+            done.groups_checked += 1
+            done.added += self._repair(group)
+        done.seconds = time.monotonic() - started
+        return done
+
+
+def follow(seeds: Iterable[str], interval: float, wanted: frozenset[int] | None = OUR_DOMAINS,
+           echo: Callable[[str], None] = print, passes: int | None = None) -> None:
+    """Repair every ``interval`` seconds (``passes`` times, or forever), reconnecting on errors."""
+    seeds = list(seeds)
+    indexer: Indexer | None = None
+    count = 0
+    while passes is None or count < passes:
+        count += 1
+        try:
+            if indexer is None:
+                indexer = Indexer(Store(seeds), wanted)
+            done = indexer.run_once()
+            if done.added:
+                echo(f"indexed {done.added} (series, instance) pairs in {done.groups_checked} "
+                     f"group(s) of {done.series} series, {done.seconds:.3f} s")
+        except (RespError, OSError) as exc:
+            echo(f"Valkey/Redis: {exc}; retrying in {interval:g} s")
+            if indexer is not None:
+                indexer.store.close()
+            indexer = None
+        if passes is None or count < passes:
+            time.sleep(interval)
