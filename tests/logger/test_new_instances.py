@@ -1,0 +1,175 @@
+"""Instances that appear after pmproxy cached their metrics (a job that starts after the logger).
+
+pmproxy before PCP 6.3.4 indexes such an instance for one metric of its instance domain only
+(hpc_pcp/seriesindex.py has the mechanism); the series index adds it to every other metric of
+that host and domain.  A real Redis and pmproxy discover archives that a LOGIMPORT writer
+(this file, run as a script) writes live: three per-job counters on one instance domain, two
+jobs from the start and job 777 from the 5th sample on, on host grow01; host grow02 has
+the same metrics and never job 777.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+
+from hpc_pcp import logger, resp, seriesindex
+from tests.harness.pcp import pcp_env, wait_for
+
+METRICS = ("hpc.test.job.read", "hpc.test.job.write", "hpc.test.job.ops")
+LATE, FIRST_LATE_SAMPLE, SAMPLES = "scratch/777", 4, 14
+DOMAIN = 245   # a domain of no agent: PCP's QA range
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def value(sample: int, metric: int, inst: int) -> int:
+    return sample * 1000 + metric * 100 + inst
+
+
+def write_archive(path: str, host: str, with_late: bool) -> None:
+    """One sample a second; the late job joins the instance domain at FIRST_LATE_SAMPLE."""
+    import cpmapi as c
+    from pcp import pmi
+
+    log = pmi.pmiLogImport(path)
+    log.pmiSetHostname(host)
+    indom = log.pmiInDom(DOMAIN, 8)
+    for item, name in enumerate(METRICS):
+        log.pmiAddMetric(name, log.pmiID(DOMAIN, 0, item), c.PM_TYPE_U64, indom, c.PM_SEM_COUNTER,
+                         log.pmiUnits(1, 0, 0, c.PM_SPACE_BYTE, 0, 0))
+    jobs = {"scratch/100": 100, "scratch/101": 101}
+    for name, inst in jobs.items():
+        log.pmiAddInstance(indom, name, inst)
+    for sample in range(SAMPLES):
+        if with_late and sample == FIRST_LATE_SAMPLE:
+            log.pmiAddInstance(indom, LATE, 777)
+            jobs[LATE] = 777
+        for item, metric in enumerate(METRICS):
+            for name, inst in jobs.items():
+                log.pmiPutValue(metric, name, str(value(sample, item, inst)))
+        now = time.time()
+        log.pmiWrite(int(now), int(now % 1 * 1e6))
+        time.sleep(1)
+    del log
+
+
+@pytest.fixture(scope="module")
+def grown():
+    """pmproxy over two hosts' archives, written to the end; yields the stack."""
+    from tests.logger.stack import Stack
+
+    stack = Stack(tempfile.mkdtemp(prefix="hpc-newinst-"))
+    try:
+        stack.start_redis()
+        archives = os.path.join(stack.directory, "archives")
+        for host in ("grow01", "grow02"):
+            os.makedirs(os.path.join(archives, host))
+        stack.start_pmproxy(archives)
+        writers = [subprocess.Popen([sys.executable, "-m", "tests.logger.test_new_instances",
+                                     os.path.join(archives, host, "20261205.00.00"), host,
+                                     str(host == "grow01")], env=pcp_env(), cwd=REPO)
+                   for host in ("grow01", "grow02")]
+        stack.processes.extend(writers)
+        for writer in writers:
+            assert writer.wait(SAMPLES + 30) == 0
+        wait_for(lambda: len(points(stack, METRICS[0], "grow01")) >= SAMPLES * 3 - FIRST_LATE_SAMPLE, 30,
+                 what="pmproxy to load grow01's last sample")
+        yield stack
+    finally:
+        stack.stop()
+
+
+def found(stack, instance: str, host: str) -> dict[str, bool]:
+    """Per metric: is ``host``'s series found by instance name (the job board's selection)?"""
+    return {m: bool(stack.get("/series/query", expr=f'{m}{{instance.name == "{instance}", '
+                                                       f'hostname == "{host}"}}')) for m in METRICS}
+
+
+def points(stack, metric: str, host: str) -> list[dict]:
+    series = stack.get("/series/query", expr=f'{metric}{{hostname == "{host}"}}')
+    return stack.get("/series/values", series=series[0], samples=100) if series else []
+
+
+def index_once(stack) -> str:
+    done = subprocess.run([sys.executable, "-m", "hpc_pcp.cli", "logger", "series-index", "--once",
+                           "--redis", f"127.0.0.1:{stack.redis_port}", "--domains", str(DOMAIN)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def test_a_later_instance_is_indexed_for_every_metric_of_its_host_and_domain(grown):
+    before = found(grown, LATE, "grow01")
+    if seriesindex.needed(os.environ.get("PCP_VERSION") or logger.pcp_config("PCP_VERSION")):
+        # PCP 6.0.3's pmproxy: one metric only (if this changes, the index is no longer needed)
+        assert sum(before.values()) == 1, before
+    out = index_once(grown)
+    assert found(grown, LATE, "grow01") == dict.fromkeys(METRICS, True)
+    if not all(before.values()):
+        assert "indexed" in out
+    # grow02 never had job 777: nothing of grow02 is found by its name, before or after
+    assert found(grown, LATE, "grow02") == dict.fromkeys(METRICS, False)
+    assert found(grown, "scratch/100", "grow02") == dict.fromkeys(METRICS, True)
+
+
+def test_the_later_instance_values_come_with_it_from_its_first_sample(grown):
+    index_once(grown)
+    for item, metric in enumerate(METRICS):
+        series = grown.get("/series/query",
+                           expr=f'{metric}{{instance.name == "{LATE}", hostname == "grow01"}}')
+        assert len(series) == 1, (metric, series)
+        names = {i["instance"]: i["name"] for i in grown.get("/series/instances", series=series[0])}
+        assert LATE in names.values()
+        late = sorted(int(p["value"]) for p in grown.get("/series/values", series=series[0], samples=100)
+                      if names.get(p["instance"]) == LATE)
+        # every sample pmproxy read while the job ran, in this metric's own values
+        assert late and late[-1] == value(SAMPLES - 1, item, 777), (metric, late)
+        assert all(v % 1000 == item * 100 + 777 % 1000 for v in late)
+
+
+def test_a_second_pass_adds_nothing(grown):
+    index_once(grown)
+    indexer = seriesindex.Indexer(resp.Store([f"127.0.0.1:{grown.redis_port}"]), frozenset([DOMAIN]))
+    first = indexer.run_once()
+    assert first.series == 2 * len(METRICS) and first.added == 0
+    second = indexer.run_once()
+    assert second.groups_checked == 0 and second.added == 0
+
+
+def test_needed_before_6_3_4_only():
+    assert seriesindex.needed("6.0.3") and seriesindex.needed("6.3.3") and seriesindex.needed("5.3.7")
+    assert not seriesindex.needed("6.3.4") and not seriesindex.needed("7.0.0")
+
+
+def test_setup_plans_the_series_index_on_pcp_before_6_3_4(monkeypatch):
+    unit = logger.SERIES_INDEX_UNIT.format(sysconf=logger.pcp_config("PCP_SYSCONF_DIR"))
+    for version, expected in (("6.0.3", True), ("6.3.4", False)):
+        monkeypatch.setenv("PCP_VERSION", version)
+        files = {f.path: f.text for f in logger.plan(["node01"], "10s", "a:7001,b:7002", groups={})}
+        assert (unit in files) is expected
+        if expected:
+            assert "series-index --redis a:7001,b:7002 --interval 10s" in files[unit]
+    files = {f.path for f in logger.plan(["node01"], "10s", groups={}, series_index=False)}
+    assert unit not in files
+
+
+@pytest.mark.parametrize("key,slot", [(b"foo", 12182), (b"123456789", 12739), (b"{user1000}.following", 3443),
+                                      (b"{user1000}.followers", 3443), (b"{}x", 10595), (b"a{}{b}", 15033)])
+def test_cluster_key_slots(key, slot):
+    """Slots as redis-server 7.0 computes them (CLUSTER KEYSLOT), hash tags included."""
+    assert resp.key_slot(key) == slot
+
+
+def test_domains():
+    assert seriesindex.domains("all") is None
+    assert seriesindex.domains("410-412,60") == frozenset({410, 411, 412, 60})
+    with pytest.raises(ValueError):
+        seriesindex.domains("x")
+
+
+if __name__ == "__main__":
+    write_archive(sys.argv[1], sys.argv[2], sys.argv[3] == "True")
