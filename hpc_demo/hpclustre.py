@@ -180,7 +180,7 @@ def new_state(filesystems: int, oscs: int, osts: int, jobs: int, version: str, s
                 "write_bytes": [0, "bytes", 0],
                 **{op: [0, "usecs", 0] for op in LLITE_OPS},
             },
-            "osc": {f"{fs}-OST{i:04x}": _new_osc() for i in range(oscs)},
+            "osc": {f"{fs}-OST{i:04x}": new_osc() for i in range(oscs)},
             "ost": {
                 f"{fs}-OST{i:04x}": {
                     "stats": {
@@ -200,7 +200,8 @@ def new_state(filesystems: int, oscs: int, osts: int, jobs: int, version: str, s
     return state
 
 
-def _new_osc() -> dict:
+def new_osc() -> dict:
+    """An OSC's counters at zero (stats, RPCs in flight, pending pages, rpc_stats histograms)."""
     return {
         "stats": {
             "req_waittime": [0, "usecs", 0],
@@ -284,17 +285,23 @@ def step(state: dict, slurm_jobs: tuple[str, ...] = (), host: str = "") -> None:
 
 
 def write_tree(root: str, state: dict) -> None:
-    """Write every file of the node in the chosen version's layout."""
+    """Write every file of the node in the chosen version's layout.  A state may be a
+    client's only (no OSTs, ``mdt`` None; ``mdc`` stats per MDT) or a server's only (no
+    llite, no osc; its targets' job_stats in ``ost[<target>]["jobs"]`` and ``mdt["jobs"]``),
+    as hpc_demo.cluster.lustre builds them for the cluster's nodes."""
     modern = state["version"] != "2.10"
     now, start = time.time(), state["start"]
     dbg = "/sys/kernel/debug/lustre" if modern else "/proc/fs/lustre"
     osd = "/sys/fs/lustre/osd-ldiskfs" if modern else "/proc/fs/lustre/osd-ldiskfs"
     for fs, f in state["fs"].items():
         hx = f["hex"]
-        if modern:
+        if modern and f["llite"]:
             _write(root, f"/sys/fs/lustre/llite/{fs}-{hx}/max_read_ahead_mb", "1024\n")
-        _write(root, f"{dbg}/llite/{fs}-{hx}/stats",
-               _stats_text(f["llite"], now, modern, start, timed=modern))
+        if f["llite"]:
+            _write(root, f"{dbg}/llite/{fs}-{hx}/stats",
+                   _stats_text(f["llite"], now, modern, start, timed=modern))
+        for target, mdc in f.get("mdc", {}).items():
+            _write(root, f"{dbg}/mdc/{target}-mdc-{hx}/stats", _stats_text(mdc["stats"], now, modern, start))
         for target, osc in f["osc"].items():
             _write(root, f"{dbg}/osc/{target}-osc-{hx}/stats", _stats_text(osc["stats"], now, modern, start))
             _write(root, f"{dbg}/osc/{target}-osc-{hx}/rpc_stats", _rpc_stats_text(osc, now, modern))
@@ -311,7 +318,8 @@ def write_tree(root: str, state: dict) -> None:
                 "completed_clients: 4/4\nreplayed_requests: 0\nlast_transno: 12884901888\n"
                 "VBR: DISABLED\nIR: ENABLED\n",
             )
-            on_target = {j: {"start": e["start"], **e["ost"]} for j, e in f["jobs"].items()}
+            on_target = ost["jobs"] if "jobs" in ost else {
+                j: {"start": e["start"], **e["ost"]} for j, e in f["jobs"].items()}
             _write(
                 root,
                 f"/proc/fs/lustre/obdfilter/{target}/job_stats",
@@ -326,12 +334,15 @@ def write_tree(root: str, state: dict) -> None:
                 ("filesfree", 122880000 - ost["used"] // 4096),
             ):
                 _write(root, f"{osd}/{target}/{item}", f"{value}\n")
+        if f["mdt"] is None:
+            continue
         mdt = f"{fs}-MDT0000"
         _write(
             root, f"/proc/fs/lustre/mdt/{mdt}/md_stats", _stats_text(f["mdt"]["stats"], now, modern, start)
         )
         _write(root, f"/proc/fs/lustre/mdt/{mdt}/recovery_status", "status: COMPLETE\n")
-        on_mdt = {j: {"start": e["start"], **e["mdt"]} for j, e in f["jobs"].items()}
+        on_mdt = f["mdt"]["jobs"] if "jobs" in f["mdt"] else {
+            j: {"start": e["start"], **e["mdt"]} for j, e in f["jobs"].items()}
         _write(
             root, f"/proc/fs/lustre/mdt/{mdt}/job_stats", _job_text(on_mdt, MDT_OPS, modern, now, mdt=True)
         )

@@ -14,6 +14,7 @@ process (``hpc-demo down``) can stop exactly them.
 """
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 import signal
@@ -57,10 +58,7 @@ SlurmctldPidFile={dir}/slurmctld.pid
 SlurmdPidFile={dir}/slurmd.pid
 SlurmctldLogFile={dir}/slurmctld.log
 SlurmdLogFile={dir}/slurmd.log
-ProctrackType={proctrack}
-TaskPlugin=task/none
-JobAcctGatherType={jobacct}
-""" + SCHEDULING + """GresTypes=gpu
+{tracking}""" + SCHEDULING + """GresTypes=gpu
 NodeName={host} CPUs=2 RealMemory=1000 Gres=gpu:2 State=UNKNOWN
 PartitionName=debug Nodes={host} Default=YES MaxTime=INFINITE State=UP
 PartitionName=long Nodes={host} Default=NO MaxTime=2-00:00:00 State=UP
@@ -71,6 +69,45 @@ GRES_CONF = "NodeName={host} Name=gpu File={dir}/dev/gpu[0-1]\n"
 # cgroup/v2 plugin of Slurm 22.05 needs systemd, cgroup/v1 does not. No limits enforced.
 CGROUP_CONF = "CgroupPlugin=cgroup/v1\nCgroupAutomount=no\nConstrainCores=no\nConstrainRAMSpace=no\n"
 CGROUP_V1 = "/sys/fs/cgroup"
+
+
+def tracking(cgroups: bool) -> str:
+    """slurm.conf's job tracking, shared by every demo Slurm: with ``cgroups`` each job in
+    cgroup v1 hierarchies of its node, ``<ctrl>/slurm_<node>/uid_<uid>/job_<id>`` (Debian's
+    Slurm is built for several slurmd per host: the node name is in the path), with
+    cgroup.conf's CGROUP_CONF beside slurm.conf; else tracked by process."""
+    if cgroups:
+        return ("ProctrackType=proctrack/cgroup\nTaskPlugin=task/none\n"
+                "JobAcctGatherType=jobacct_gather/cgroup\n")
+    return "ProctrackType=proctrack/linuxproc\nTaskPlugin=task/none\nJobAcctGatherType=jobacct_gather/none\n"
+
+
+def write_cgroup_conf(directory: str, cgroups: bool) -> None:
+    """cgroup.conf beside slurm.conf (where Slurm looks for it) with ``cgroups``, else none."""
+    path = os.path.join(directory, "cgroup.conf")
+    if cgroups:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(CGROUP_CONF)
+    elif os.path.exists(path):
+        os.unlink(path)
+
+
+def job_cgroups(node: str, root: str = CGROUP_V1) -> list[str]:
+    """The Slurm cgroups of one node (``slurm_<node>``) in every v1 hierarchy of the host."""
+    return sorted(glob.glob(os.path.join(root, "*", f"slurm_{node}")))
+
+
+def remove_job_cgroups(node: str, root: str = CGROUP_V1) -> list[str]:
+    """Remove a node's Slurm cgroups, deepest first (a slurmd ended by SIGKILL leaves them,
+    empty); return those that could not go (a process still in them)."""
+    left = []
+    for top in job_cgroups(node, root):
+        for directory, _, _ in sorted(os.walk(top), key=lambda w: -w[0].count(os.sep)):
+            try:
+                os.rmdir(directory)
+            except OSError:
+                left.append(directory)
+    return left
 
 
 class SlurmError(RuntimeError):
@@ -137,20 +174,14 @@ class LocalSlurm:
             open(os.path.join(self.dir, "dev", f"gpu{n}"), "w").close()
         self._start_munge()
         values = dict(cluster=self.cluster, host=self.host, ctld_port=free_port(),
-                      proctrack="proctrack/cgroup" if self.cgroups else "proctrack/linuxproc",
-                      jobacct="jobacct_gather/cgroup" if self.cgroups else "jobacct_gather/none",
+                      tracking=tracking(self.cgroups),
                       slurmd_port=free_port(), munge_socket=self.munge_socket, dir=self.dir)
         with open(self.conf, "w", encoding="utf-8") as f:
             f.write(SLURM_CONF.format(**values))
             f.write(self.extra_conf)
         with open(os.path.join(self.dir, "gres.conf"), "w", encoding="utf-8") as f:
             f.write(GRES_CONF.format(host=self.host, dir=self.dir))
-        cgroup_conf = os.path.join(self.dir, "cgroup.conf")
-        if self.cgroups:
-            with open(cgroup_conf, "w", encoding="utf-8") as f:
-                f.write(CGROUP_CONF)
-        elif os.path.exists(cgroup_conf):
-            os.unlink(cgroup_conf)
+        write_cgroup_conf(self.dir, self.cgroups)
         self.start_controller()
         if not self.with_slurmd:
             return

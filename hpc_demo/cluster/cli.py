@@ -6,27 +6,32 @@ import json
 import click
 
 from . import cluster
-from .layout import DEFAULT_NODES
+from .layout import DEFAULT_NODES, DEFAULT_SERVERS, MAX_SERVERS
 from .sources import FAULTS
 
 
 @click.group("cluster")
 def cluster_group() -> None:
-    """A cluster on this machine: head (slurmctld), compute nodes (slurmd, pmcd, agents on
-    moving sources) and a logger node (pmlogger farm, pmie, pmproxy on a 3-shard Redis
-    cluster), each in its own namespaces on the bridge hpcbr0 (10.77.0.0/24)."""
+    """A cluster on this machine: head (slurmctld), compute nodes (slurmd with jobs in
+    cgroups, pmcd, agents on moving sources), Lustre servers (pmcd, hpclustre on OSTs and
+    MDTs whose job_stats follow the running jobs) and a logger node (pmlogger farm, pmie,
+    pmproxy on a 3-shard Redis cluster), each in its own namespaces on the bridge hpcbr0
+    (10.77.0.0/24)."""
 
 
 @cluster_group.command("up")
 @click.option("--nodes", default=DEFAULT_NODES, show_default=True, type=click.IntRange(1, 99),
               help="Compute nodes (node01...).")
+@click.option("--servers", default=DEFAULT_SERVERS, show_default=True, type=click.IntRange(1, MAX_SERVERS),
+              help="Lustre server nodes (oss01...): OSTs round robin, the MDTs on oss01.")
 @click.option("--no-logger", is_flag=True, help="Leave the logger node out.")
 @click.option("--bpftrace/--no-bpftrace", default=True, show_default=True,
               help="Compute nodes also run hpcbpftrace (no script until one is added live).")
-def up_cmd(nodes: int, no_logger: bool, bpftrace: bool) -> None:
+def up_cmd(nodes: int, servers: int, no_logger: bool, bpftrace: bool) -> None:
     """Start the cluster and print how long each phase took."""
     try:
-        timings = cluster.up(nodes, click.echo, logger=not no_logger, bpftrace=bpftrace)
+        timings = cluster.up(nodes, click.echo, logger=not no_logger, bpftrace=bpftrace,
+                             lustre_servers=servers)
     except (cluster.ClusterError, cluster.NamespaceError, RuntimeError) as exc:
         raise click.ClickException(f"{exc}\n(what started is recorded: 'hpc-demo cluster down')") from None
     click.echo("started in " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()))

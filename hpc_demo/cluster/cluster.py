@@ -16,11 +16,22 @@ from concurrent.futures import ThreadPoolExecutor
 
 import yaml
 
+from hpc_demo.localslurm import job_cgroups, remove_job_cgroups
 from hpc_demo.namespace import Namespace, NamespaceError
 
-from . import cost, dstate, network, pcpdirs, slurm, sources, store
+from . import cost, dstate, lustre, network, pcpdirs, slurm, sources, store
 from .dstate import DStateError
-from .layout import BASE, Node, computes, hosts_file, node_set, plan, state_file
+from .layout import (
+    BASE,
+    DEFAULT_SERVERS,
+    Node,
+    computes,
+    hosts_file,
+    monitored_set,
+    plan,
+    servers,
+    state_file,
+)
 
 Echo = Callable[[str], None]
 # Commands inside the nodes run this tree's code (a pcp-hpc package installed on the host
@@ -43,24 +54,29 @@ def load() -> tuple[list[Node], dict[str, Namespace]]:
     except (OSError, ValueError):
         return [], {}
     namespaces = {r["name"]: Namespace.adopt(r) for r in state["namespaces"]}
-    return [n for n in plan(state["computes"]) if n.name in namespaces], namespaces
+    layout = plan(state["computes"], state.get("servers", DEFAULT_SERVERS))
+    return [n for n in layout if n.name in namespaces], namespaces
 
 
-def _save(count: int, namespaces: dict[str, Namespace], timings: dict[str, float]) -> None:
+def _save(count: int, lustre_servers: int, namespaces: dict[str, Namespace],
+          timings: dict[str, float]) -> None:
     with open(state_file(), "w", encoding="utf-8") as f:
-        json.dump({"computes": count, "namespaces": [ns.record() for ns in namespaces.values()],
+        json.dump({"computes": count, "servers": lustre_servers,
+                   "namespaces": [ns.record() for ns in namespaces.values()],
                    "timings": timings}, f, indent=1)
 
 
-def up(count: int, echo: Echo = print, logger: bool = True, bpftrace: bool = False) -> dict[str, float]:
-    """Start head, ``count`` compute nodes and (with ``logger``) the logger node; return the
-    seconds each phase took.  ``bpftrace``: compute nodes also run hpcbpftrace (as root, no
-    script running until one is added or enabled live)."""
+def up(count: int, echo: Echo = print, logger: bool = True, bpftrace: bool = False,
+       lustre_servers: int = DEFAULT_SERVERS) -> dict[str, float]:
+    """Start head, ``count`` compute nodes, ``lustre_servers`` Lustre server nodes (OSS, the
+    first also MDS) and (with ``logger``) the logger node; return the seconds each phase
+    took.  ``bpftrace``: compute nodes also run hpcbpftrace (as root, no script running
+    until one is added or enabled live)."""
     _, running = load()
     if any(ns.alive() for ns in running.values()):
         raise ClusterError("a cluster is already up: 'hpc-demo cluster down' first")
     down(lambda _: None)
-    nodes = plan(count)
+    nodes = plan(count, lustre_servers)
     if not logger:
         nodes = [n for n in nodes if n.role != "logger"]
     timings: dict[str, float] = {}
@@ -68,16 +84,18 @@ def up(count: int, echo: Echo = print, logger: bool = True, bpftrace: bool = Fal
     os.makedirs(BASE, exist_ok=True)
     namespaces: dict[str, Namespace] = {}
     try:
-        _start_namespaces(nodes, namespaces, count, timings)
+        _start_namespaces(nodes, namespaces, (count, lustre_servers), timings)
         slurm.write_conf(nodes)
         _phase(timings, "pmcd", lambda: _each(nodes, lambda n: _start_pmcd(namespaces[n.name])))
         _phase(timings, "slurm", lambda: _start_slurm(nodes, namespaces))
         agents = sources.AGENTS + ((sources.BPFTRACE,) if bpftrace else ())
         _phase(timings, "agents",
-               lambda: _each(computes(nodes), lambda n: _agents(n, namespaces[n.name], agents)))
+               lambda: _each(computes(nodes) + servers(nodes),
+                             lambda n: _agents(n, namespaces[n.name], agents, len(servers(nodes)))))
         head = namespaces["head"]
         head.daemon(os.path.join(BASE, "head", "ticker.log"), sys.executable, "-m",
-                    "hpc_demo.cluster.ticker", "--nodes", str(count), env=PYTHON_ENV)
+                    "hpc_demo.cluster.ticker", "--nodes", str(count), "--servers", str(lustre_servers),
+                    env=PYTHON_ENV)
         if logger:
             log = next(n for n in nodes if n.role == "logger")
             _phase(timings, "redis", lambda: store.start_redis_cluster(log, namespaces[log.name]))
@@ -85,13 +103,13 @@ def up(count: int, echo: Echo = print, logger: bool = True, bpftrace: bool = Fal
             # summary board's alarm panel); installed before pmlogger probes what to log.
             _install(log, namespaces[log.name], "hpcalarm")
             _phase(timings, "logger", lambda: echo(store.logger_setup(log, namespaces[log.name],
-                                                                       node_set(nodes), PYTHON_ENV)))
+                                                                       monitored_set(nodes), PYTHON_ENV)))
     except Exception:
-        _save(count, namespaces, timings)
+        _save(count, lustre_servers, namespaces, timings)
         raise
     timings["total"] = round(time.monotonic() - t0, 1)
     timings["slowest_install"] = max(INSTALL_SECONDS.values(), default=0.0)
-    _save(count, namespaces, timings)
+    _save(count, lustre_servers, namespaces, timings)
     return timings
 
 
@@ -108,7 +126,7 @@ def _each(nodes: list[Node], work: Callable[[Node], object]) -> None:
             future.result()
 
 
-def _start_namespaces(nodes: list[Node], namespaces: dict[str, Namespace], count: int,
+def _start_namespaces(nodes: list[Node], namespaces: dict[str, Namespace], size: tuple[int, int],
                       timings: dict[str, float]) -> None:
     t = time.monotonic()
     hosts = hosts_file(nodes)
@@ -120,7 +138,7 @@ def _start_namespaces(nodes: list[Node], namespaces: dict[str, Namespace], count
         ns = Namespace(node.name)
         ns.start(pcpdirs.HOLDER, node.directory, node.name)
         namespaces[node.name] = ns
-        _save(count, namespaces, timings)
+        _save(*size, namespaces, timings)
         network.attach(node, ns)
     timings["namespaces"] = round(time.monotonic() - t, 2)
 
@@ -146,8 +164,13 @@ def _start_slurm(nodes: list[Node], namespaces: dict[str, Namespace]) -> None:
     raise ClusterError(f"slurmd did not register on every node: {states}")
 
 
-def _agents(node: Node, ns: Namespace, agents: tuple[str, ...]) -> None:
-    configs = sources.prepare(node, int(node.name[4:]))
+def _agents(node: Node, ns: Namespace, agents: tuple[str, ...], lustre_servers: int) -> None:
+    """A compute node's agents on its sources; a Lustre server's hpclustre on its targets."""
+    index = int(node.name[-2:])
+    if node.role == "lustre":
+        configs, agents = sources.prepare_server(node, index, lustre_servers), ("hpclustre",)
+    else:
+        configs = sources.prepare(node, index)
     directory = os.path.join(node.directory, "pcp", "etc", "hpc")
     os.makedirs(directory, exist_ok=True)
     for agent, config in configs.items():
@@ -180,19 +203,32 @@ def down(echo: Echo = print) -> list[str]:
     for interface in network.remove():
         echo(f"removed {interface}")
     dstate.remove_all()
-    left = leftovers(namespaces)
+    for node in computes(nodes):   # a slurmd killed with its node leaves its jobs' cgroups
+        _remove_job_cgroups(node, echo)
+    left = leftovers(namespaces, nodes)
     if not left and os.path.isdir(BASE):
         shutil.rmtree(BASE)
     return left
 
 
-def leftovers(namespaces: dict[str, Namespace] | None = None) -> list[str]:
-    """Processes in a recorded node, our interfaces, mounts under the cluster directory."""
-    if namespaces is None:
-        namespaces = load()[1]
+def _remove_job_cgroups(node: Node, echo: Echo, seconds: float = 10) -> None:
+    """Empty once the node's processes are gone; a cgroup may stay busy a moment after."""
+    deadline = time.monotonic() + seconds
+    while remove_job_cgroups(node.name) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    for group in job_cgroups(node.name):
+        echo(f"{node.name}: cgroup {group} remains")
+
+
+def leftovers(namespaces: dict[str, Namespace] | None = None, nodes: list[Node] | None = None) -> list[str]:
+    """Processes in a recorded node, our interfaces, the nodes' Slurm cgroups and our
+    freezer cgroups, mounts under the cluster directory."""
+    if namespaces is None or nodes is None:
+        nodes, namespaces = load()
     found = [f"{name}: process {pid}" for name, ns in namespaces.items() for pid in ns.processes()]
     found += network.leftovers()
     found += [f"cgroup {group}" for group in dstate.groups()]
+    found += [f"cgroup {group}" for node in computes(nodes) for group in job_cgroups(node.name)]
     with open("/proc/self/mountinfo", encoding="utf-8") as f:
         found += [f"mount {line.split()[4]}" for line in f if line.split()[4].startswith(BASE)]
     return found
@@ -233,6 +269,9 @@ def status() -> list[dict[str, object]]:
                 row["services"] = {name: {k: round(v, 1) for k, v in figures.items()}
                                    for name, figures in cost.services(ns).items()}
                 row["monitored_nodes"] = len(computes(nodes))
+            if node.role == "lustre":
+                row["agents"] = _agents_answering(ns)
+                row["targets"] = lustre.served(int(node.name[-2:]), len(servers(nodes)))
             if node.role == "compute":
                 row["agents"] = _agents_answering(ns)
                 row["slurm"] = slurm_states.get(node.name, "?")

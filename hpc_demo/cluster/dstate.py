@@ -4,14 +4,16 @@ A Slurm job on the node puts its own process into a cgroup-v1 freezer cgroup of 
 the fault freezes it: a frozen task sleeps uninterruptibly and shows as ``D`` in /proc, as
 a job stuck on a hung file system does.  The node's own pmcd counts it in
 ``proc.runq.blocked`` (its proc agent reads only the node's /proc), so pmie and the node
-board see it on that node alone.  Clearing thaws the cgroup, cancels the job and removes
-the cgroup.  The freezer hierarchy is the host's (cgroups are not namespaced here), so a
+board see it on that node alone.  Clearing thaws the cgroup, kills the task by pid (having
+left Slurm's freezer cgroup, it is out of reach of proctrack/cgroup's signals), cancels the
+job and removes the cgroup.  The freezer hierarchy is the host's (cgroups are not namespaced here), so a
 cgroup is named after its node and ``down`` thaws any left: a frozen task cannot die.
 """
 from __future__ import annotations
 
 import glob
 import os
+import signal
 import time
 
 from hpc_demo.namespace import Namespace
@@ -76,10 +78,16 @@ def inject(node: Node, head: Namespace, seconds: float = 30) -> str:
 
 
 def clear(node: Node, head: Namespace | None, seconds: float = 30) -> None:
-    """Thaw, cancel the job, remove the cgroup (each step only if there is something to do)."""
+    """Thaw, end the job's task and cancel the job, remove the cgroup (each step only if there
+    is something to do)."""
     group = cgroup(node)
     if os.path.isdir(group):
         _write(os.path.join(group, "freezer.state"), "THAWED")
+        for pid in _read(os.path.join(group, "cgroup.procs")).split():
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except OSError:
+                pass
     job = _read(_job_file(node))
     if job and head is not None and head.alive():
         slurm.run(head, "scancel", job, check=False)

@@ -8,7 +8,7 @@ from hpc_demo.namespace import Namespace
 
 from .layout import BRIDGE, PREFIX, Node
 
-OUR_LINK = re.compile(r"^hv-(head|logger|node\d{2})$")   # Node.veth of every node plan() makes
+OUR_LINK = re.compile(r"^hv-(head|logger|node\d{2}|oss\d{2})$")   # Node.veth of every node plan() makes
 
 
 def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess:
