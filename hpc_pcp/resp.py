@@ -55,6 +55,7 @@ class _Connection:
         except OSError as exc:
             raise RespError(f"cannot reach Valkey/Redis at {host}:{port}: {exc}") from None
         self.buffer = b""
+        self.pos = 0
 
     def close(self) -> None:
         self.sock.close()
@@ -63,12 +64,15 @@ class _Connection:
         data = self.sock.recv(1 << 20)
         if not data:
             raise RespError("Valkey/Redis closed the connection")
+        if self.pos:                     # drop what was read (one copy per receive, not per reply)
+            self.buffer = self.buffer[self.pos:]
+            self.pos = 0
         self.buffer += data
 
     def _line(self) -> bytes:
-        while (end := self.buffer.find(b"\r\n")) < 0:
+        while (end := self.buffer.find(b"\r\n", self.pos)) < 0:
             self._fill()
-        line, self.buffer = self.buffer[:end], self.buffer[end + 2:]
+        line, self.pos = self.buffer[self.pos:end], end + 2
         return line
 
     def _reply(self) -> Reply | RespError:
@@ -84,9 +88,10 @@ class _Connection:
             size = int(rest)
             if size < 0:
                 return None
-            while len(self.buffer) < size + 2:
+            while len(self.buffer) - self.pos < size + 2:
                 self._fill()
-            data, self.buffer = self.buffer[:size], self.buffer[size + 2:]
+            data = self.buffer[self.pos:self.pos + size]
+            self.pos += size + 2
             return data
         if kind == b"*":
             count = int(rest)

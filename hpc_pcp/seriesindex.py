@@ -115,12 +115,17 @@ class Indexer:
                 self.counts[series] = size
         return [g for g in self.groups if g in changed and len(self.groups[g]) > 1]
 
-    def _repair(self, group: tuple[bytes, str]) -> int:
-        members = self.groups[group]
+    def _repair(self, groups: list[tuple[bytes, str]]) -> int:
+        """Give every series of each group the union of the group's instances (in 3 pipelines)."""
+        members = [(group, m) for group in groups for m in self.groups[group]]
+        if not members:
+            return 0
         sets = [set(s) for s in self.store.run([("SMEMBERS", f"pcp:instances:series:{m.hex()}")
-                                                for m in members])]
-        union = set().union(*sets)
-        unknown = sorted(i for i in union if i not in self.names)
+                                                for _, m in members])]
+        unions: dict[tuple[bytes, str], set[bytes]] = {}
+        for (group, _), have in zip(members, sets, strict=True):
+            unions.setdefault(group, set()).update(have)
+        unknown = sorted({i for u in unions.values() for i in u if i not in self.names})
         if unknown:
             names = self.store.run([("HGET", f"pcp:inst:series:{i.hex()}", "name") for i in unknown])
             for instance, name in zip(unknown, names, strict=True):
@@ -128,8 +133,8 @@ class Indexer:
                     self.names[instance] = name
         commands: list[tuple] = []
         added = 0
-        for series, have in zip(members, sets, strict=True):
-            missing = sorted(i for i in union - have if i in self.names)
+        for (group, series), have in zip(members, sets, strict=True):
+            missing = sorted(i for i in unions[group] - have if i in self.names)
             if not missing:
                 continue
             commands.append(("SADD", f"pcp:instances:series:{series.hex()}", *missing))
@@ -143,10 +148,9 @@ class Indexer:
     def run_once(self) -> Pass:
         started = time.monotonic()
         self._new_series()
-        done = Pass(series=sum(len(m) for m in self.groups.values()))
-        for group in self._changed_groups():
-            done.groups_checked += 1
-            done.added += self._repair(group)
+        changed = self._changed_groups()
+        done = Pass(series=sum(len(m) for m in self.groups.values()), groups_checked=len(changed))
+        done.added = self._repair(changed)
         done.seconds = time.monotonic() - started
         return done
 
