@@ -68,6 +68,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--rounds", type=int, default=20, help="runs of each dashboard query per store")
     p.add_argument("--query-budget", type=float, default=30.0,
                    help="seconds per query (both stores) after which no further rounds start (min 3)")
+    p.add_argument("--groups", default=archives.GROUPS,
+                   help="pmlogconf groups deciding what is logged and how often (<agent>/<group files>)")
     p.add_argument("--quick", action="store_true", help="smoke test: 3 hosts, 5 minutes, 3 rounds")
     p.add_argument("--out", default=RESULTS, help="JSON results file")
     args = p.parse_args(argv)
@@ -78,10 +80,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 def generate(directory: str, cluster: archives.Cluster, args: argparse.Namespace) -> list[dict]:
     shape = archives.fixture_shape()
+    groups = archives.logged_groups(args.groups)
     keep = {"head": None, "dtn": None, "server": args.servers, "compute": args.compute}
     written = []
     for role in ROLES:
-        metrics = archives.for_role(shape, role)
+        metrics = archives.for_role(shape, role, groups)
         for host in cluster.roles[role][:keep[role]]:
             started = time.perf_counter()
             record = archives.write_host(directory, host, role, metrics, cluster)
@@ -121,25 +124,45 @@ def per_role_memory(loaded: dict, roles: list[str]) -> dict[str, tuple[int, int]
     return {r: (m, v) for r, (m, v) in split.items()}
 
 
-def queries(job: str) -> list[tuple[str, str, str]]:
-    """(board, panel title, expression) of every history target of the summary and job boards."""
+def span_seconds(text: str) -> int:
+    """A Grafana relative time ('5m', '3h', 'now-3h') → seconds."""
+    text = text.removeprefix("now-")
+    return int(text[:-1]) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[text[-1]]
+
+
+def queries(job: str) -> list[tuple[str, str, str, int]]:
+    """(board, panel title, expression, seconds of range the panel reads) of every history
+    target of the summary and job boards: the panel's relative time if it has one, else the
+    board's default range."""
     found = []
     for board, filename in BOARDS.items():
-        for panel in dashboards.generate()[filename]["panels"]:
+        shipped = dashboards.generate()[filename]
+        board_range = span_seconds(shipped["time"]["from"])
+        for panel in shipped["panels"]:
+            span = span_seconds(panel["timeFrom"]) if panel.get("timeFrom") else board_range
             for target in panel.get("targets", []):
                 if target["datasource"]["type"] != "performancecopilot-valkey-datasource":
                     continue
-                expr = target["expr"]
-                found.append((board, panel["title"], expr.replace("$job", job)))
+                found.append((board, panel["title"], target["expr"].replace("$job", job), span))
     return found
 
 
-def run_queries(stores: list[Store], window: tuple[int, int], rounds: int, job: str,
+def grafana_window(end: int, span: int) -> tuple[tuple[int, int], int]:
+    """The /series/values window and interval grafana-pcp asks for a panel reading the ``span``
+    seconds up to ``end`` (pkg/datasources/valkey/query.go): from - 2*max(interval, 60) to
+    end + max(interval, 60), interval = range / data points (about 1,000 on a wide panel),
+    never below the sampling interval here."""
+    interval = max(archives.INTERVAL, span // 1000)
+    margin = max(interval, 60)
+    return (end - span - 2 * margin, end + margin), interval
+
+
+def run_queries(stores: list[Store], end: int, rounds: int, job: str,
                 budget: float) -> list[dict]:
-    interval = max(archives.INTERVAL, (window[1] - window[0]) // 1000)
     runs = []
-    for board, title, expr in queries(job):
-        entry = {"board": board, "panel": title, "expr": expr, "stores": {}}
+    for board, title, expr, span in queries(job):
+        window, interval = grafana_window(end, span)
+        entry = {"board": board, "panel": title, "expr": expr, "range_s": span, "stores": {}}
         for store in stores:
             entry["stores"][store.name] = {"seconds": [], "series": 0, "points": 0}
         began = time.perf_counter()
@@ -183,7 +206,8 @@ def figures(args, cluster, written, loaded, runs, stores) -> dict:
     needed = sum(counts[r] * per_tick[r] for r in roles) / archives.INTERVAL
     archive_day = {r: sum(w["bytes"] for w in by_role[r]) / len(by_role[r]) * DAY / seconds for r in roles}
     total_samples = sum(w["samples"] for w in written)
-    out = {"modelled": {"hosts": args.hosts, "roles": counts, "jobs": len(cluster.jobs),
+    out = {"groups": {g.name: g.delta for g in archives.logged_groups(args.groups)},
+           "modelled": {"hosts": args.hosts, "roles": counts, "jobs": len(cluster.jobs),
                         "jobs_running_at_start": len(cluster.running(0)), "hours": seconds / 3600},
            "loaded": {r: len(by_role[r]) for r in ROLES},
            "samples_per_tick_per_host": per_tick,
@@ -195,7 +219,8 @@ def figures(args, cluster, written, loaded, runs, stores) -> dict:
            "stores": {}}
     loaded_roles = out["loaded"]
     shape = archives.fixture_shape()
-    role_metrics = {r: {m.name for m in archives.for_role(shape, r)} for r in ROLES}
+    groups = archives.logged_groups(args.groups)
+    role_metrics = {r: {m.name for m in archives.for_role(shape, r, groups)} for r in ROLES}
     for store in stores:
         got = loaded[store.name]
         split = per_role_memory(got, roles)
@@ -206,7 +231,7 @@ def figures(args, cluster, written, loaded, runs, stores) -> dict:
             s = entry["stores"][store.name]
             scale = metric_scale(entry["expr"], cluster, loaded_roles, role_metrics)
             latencies.append({"board": entry["board"], "panel": entry["panel"], "expr": entry["expr"],
-                              "series": s["series"], "points": s["points"],
+                              "range_s": entry["range_s"], "series": s["series"], "points": s["points"],
                               "median_s": statistics.median(s["seconds"]),
                               "p99_s": percentile(s["seconds"], 0.99), "n": len(s["seconds"]),
                               "full_size_scale": scale,
@@ -290,8 +315,7 @@ def main(argv: list[str] | None = None) -> dict:
         generated = {w["host"] for w in written}
         jobs = [j for j in cluster.running(0) if set(j.nodes) & generated] or cluster.running(0)
         job = str(max(jobs, key=lambda j: len(set(j.nodes) & generated)).id)
-        window = (archives.START, archives.START + cluster.seconds)
-        runs = run_queries(stores, window, args.rounds, job, args.query_budget)
+        runs = run_queries(stores, archives.START + cluster.seconds, args.rounds, job, args.query_budget)
         out = figures(args, cluster, written, loaded, runs, stores)
     finally:
         for store in stores:

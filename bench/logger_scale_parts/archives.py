@@ -13,8 +13,12 @@ on the roles a real site has:
 
 and every host has the fixture's IB ports and the Linux metrics the node dashboard reads.
 Jobs (1 to 32 nodes, about 3 h long, the freed nodes taken by a new job) move over the hour.
-Everything is logged every 10 s: our pmlogconf groups (logger/pmlogconf) name no interval, so
-they take the farm's ``-t`` (the issue's target is 10 s).  Written with PCP's LOGIMPORT API
+What is logged, and how often, is what our pmlogconf groups (logger/pmlogconf) say: a metric
+of ours is written only if a group names it (or a subtree of it), at the group's ``delta``, or
+at the farm's ``-t`` (10 s, the issue's target) when the group names none; the Linux metrics
+come from PCP's default groups at the farm interval.  Per-job Lustre server instances are
+named as hpclustre names them by default (ids folded into the job: <filesystem>/<job>, one
+instance per job, not one per job and client node).  Written with PCP's LOGIMPORT API
 (pcp.pmi), values through handles (pmiPutValueHandle) because one call per value is the cost.
 """
 from __future__ import annotations
@@ -22,7 +26,7 @@ from __future__ import annotations
 import os
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import cpmapi as c
 from pcp import pmapi
@@ -30,6 +34,7 @@ from pcp.pmi import LIBPCP_IMPORT, pmiLogImport
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FIXTURE = os.path.join(REPO, "tests", "fixtures", "archives", "dashboards-2026-12-05")
+GROUPS = os.path.join(REPO, "logger", "pmlogconf")
 INTERVAL = 10
 START = 1796083200          # 2026-12-01 00:00:00 UTC: a fixed simulated start
 LINGER = 600                # Lustre job_cleanup_interval: job_stats entries outlive the job
@@ -64,8 +69,69 @@ class Metric:
         return self.indom != c.PM_INDOM_NULL and self.name.startswith("hpc.job.job.")
 
     @property
-    def per_job_node(self) -> bool:  # job_stats entries named fs/SLURM_JOB<id>:<uid>:<host>
-        return any("SLURM_JOB" in name for name in self.instances.values())
+    def per_job_server(self) -> bool:  # hpclustre's job indom: <filesystem>/<job> (ids folded)
+        return self.indom != c.PM_INDOM_NULL and self.name.startswith("hpc.lustre.job.")
+
+    interval: int = INTERVAL        # seconds between its samples (its pmlogconf group's delta)
+
+
+# -- what the pmlogconf groups log, and how often ------------------------------------------
+_UNITS = {"sec": 1, "second": 1, "min": 60, "minute": 60, "hour": 3600}
+
+
+def delta_seconds(spec: str) -> int | None:
+    """A pmlogconf ``delta`` (pmlogger interval: '1 minute', '60 sec', 'once') → seconds;
+    None for 'once' (logged at the start only)."""
+    words = spec.split()
+    if words == ["once"]:
+        return None
+    number = float(words[0])
+    unit = words[1].rstrip("s") if len(words) > 1 else "sec"
+    return int(number * _UNITS[unit])
+
+
+@dataclass
+class Group:
+    name: str
+    delta: int | None | str          # seconds, None (once) or "farm" (no delta: the farm's -t)
+    metrics: list[str]
+
+
+def logged_groups(directory: str = GROUPS) -> list[Group]:
+    """Every group file under ``directory``/<agent>/ (several per agent allowed)."""
+    found = []
+    for agent in sorted(os.listdir(directory)):
+        folder = os.path.join(directory, agent)
+        if not os.path.isdir(folder):
+            continue
+        for name in sorted(os.listdir(folder)):
+            delta: int | None | str = "farm"
+            metrics = []
+            with open(os.path.join(folder, name), encoding="utf-8") as f:
+                for line in f:
+                    text = line.split("#", 1)[0]
+                    if not text.strip():
+                        continue
+                    if line[0] in " \t":
+                        metrics.append(text.split()[0])
+                    elif text.split()[0] == "delta":
+                        delta = delta_seconds(text.split(None, 1)[1])
+            found.append(Group(f"{agent}/{name}", delta, metrics))
+    return found
+
+
+def interval_of(name: str, groups: list[Group]) -> int | None | str:
+    """The logging interval of metric ``name``: the delta of the group naming it most closely
+    (the metric itself or its deepest ancestor); "farm" for the Linux metrics (PCP's own default
+    groups) and for groups without delta; "never" when no group names it."""
+    if name.startswith(LINUX):
+        return "farm"
+    best, depth = "never", -1
+    for group in groups:
+        for prefix in group.metrics:
+            if (name == prefix or name.startswith(prefix + ".")) and prefix.count(".") > depth:
+                best, depth = group.delta, prefix.count(".")
+    return best
 
 
 def fixture_shape(path: str = FIXTURE) -> list[Metric]:
@@ -104,11 +170,20 @@ def fixture_shape(path: str = FIXTURE) -> list[Metric]:
     return shape
 
 
-def for_role(shape: list[Metric], role: str) -> list[Metric]:
+def for_role(shape: list[Metric], role: str, groups: list[Group] | None = None) -> list[Metric]:
+    """The metrics a host of ``role`` has that the groups log, each with its interval."""
+    groups = logged_groups() if groups is None else groups
     prefixes = LINUX + EVERY_HOST + ROLE_PREFIXES[role]
-    chosen = [m for m in shape if m.name.startswith(prefixes)]
-    if role == "head":
-        chosen = [m for m in chosen if not m.name.startswith(CGROUP)]
+    chosen = []
+    for m in shape:
+        if not m.name.startswith(prefixes) or (role == "head" and m.name.startswith(CGROUP)):
+            continue
+        every = interval_of(m.name, groups)
+        if every == "never":
+            continue
+        # "once": the first sample only (an interval longer than any run)
+        seconds = INTERVAL if every == "farm" else (1 << 40) if every is None else int(every)
+        chosen.append(replace(m, interval=max(INTERVAL, seconds // INTERVAL * INTERVAL)))
     return chosen
 
 
@@ -172,10 +247,9 @@ def instance_names(metric: Metric, host: str, t: int, cluster: Cluster, mine: li
             [j for j in mine if j.start <= t < j.end]
         for job in jobs:
             yield str(job.id)
-    elif metric.per_job_node:
+    elif metric.per_job_server:     # every client node's entry folded into the job
         for job in cluster.running(t, LINGER):
-            for node in job.nodes:
-                yield f"scratch/SLURM_JOB{job.id}:{job.uid}:{node}"
+            yield f"scratch/{job.id}"
     else:
         yield from metric.instances.values()
 
@@ -210,6 +284,8 @@ def write_host(directory: str, host: str, role: str, metrics: list[Metric], clus
         t = tick * INTERVAL
         LIBPCP_IMPORT.pmiUseContext(log.ctx)
         for m in metrics:
+            if t % m.interval:
+                continue
             base = next(iter(m.last.values()))
             for name in instance_names(m, host, t, cluster, mine):
                 key = (m.name, name)
@@ -217,8 +293,8 @@ def write_host(directory: str, host: str, role: str, metrics: list[Metric], clus
                     if m.indom != c.PM_INDOM_NULL and (m.indom, name) not in inst_ids:
                         inst = inst_ids[(m.indom, name)] = len(inst_ids)
                         log.pmiAddInstance(m.indom, name, inst)
-                        if m.per_job or m.per_job_node:
-                            job = name.split("JOB")[-1].split(":")[0]
+                        if m.per_job or m.per_job_server:
+                            job = name.rsplit("/", 1)[-1]
                             log.pmiPutLabel(c.PM_LABEL_INSTANCES, m.indom, inst, "job", job)
                     handles[key] = (log.pmiGetHandle(m.name, name), m, base, rng.uniform(1, 5e5))
                     LIBPCP_IMPORT.pmiUseContext(log.ctx)

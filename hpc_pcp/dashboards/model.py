@@ -79,6 +79,10 @@ class Panel:
     options: Mapping[str, Any] = field(default_factory=dict)
     transformations: Sequence[Mapping[str, Any]] = ()
     overrides: Sequence[Mapping[str, Any]] = ()
+    # Grafana's relative time override ("5m": this panel reads the last 5 minutes whatever the
+    # board's range): grafana-pcp then asks pmproxy for that window's values only (plus two
+    # minutes before, one after), where a whole-series query would read the board's 3 hours.
+    time_from: str | None = None
 
     def usable_queries(self) -> list[Query]:
         """Queries of present agents; raises UnknownMetric for names no table has."""
@@ -122,12 +126,15 @@ class Panel:
             target = q.target(chr(ord("A") + i))
             target["options"] = {"rateConversion": self.rate, "timeUtilizationConversion": self.rate}
             targets.append(target)
-        return {
+        out = {
             "id": panel_id, "type": self.kind, "title": self.title, "description": self.description,
             "datasource": datasource, "gridPos": {"x": x, "y": y, "w": self.width, "h": self.height},
             "targets": targets, "fieldConfig": {"defaults": defaults, "overrides": list(self.overrides)},
             "options": dict(self.options), "transformations": list(self.transformations),
         }
+        if self.time_from:
+            out["timeFrom"] = self.time_from
+        return out
 
 
 def top(limit: int, field_name: str = "Last *") -> list[dict[str, Any]]:

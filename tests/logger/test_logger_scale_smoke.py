@@ -55,3 +55,45 @@ def test_quick_run_writes_sane_figures(tmp_path):
         # (pmseries --load before PCP 7 drops the instance labels the board used to select by)
         assert all(q["series"] for q in store["queries"] if q["board"] == "job"), name
     assert {row["figure"].split("]")[0] for row in result["table"]} >= {"[redis", "[cluster"}
+
+
+def test_model_logs_what_the_groups_say_at_their_interval(tmp_path):
+    """The bench writes a metric only if a pmlogconf group names it, at the group's delta; a
+    server's per-job instances are named as hpclustre folds them (<filesystem>/<job>)."""
+    sys.path.insert(0, REPO)
+    from bench.logger_scale_parts import archives
+
+    (tmp_path / "hpclustre").mkdir()
+    (tmp_path / "hpclustre" / "hpclustre").write_text(
+        "#pmlogconf-setup 2.0\nident\tx\nprobe\thpc.lustre.agent.up exists ? include : exclude\n"
+        "\thpc.lustre.server\n\thpc.lustre.agent\n")
+    (tmp_path / "hpclustre" / "hpclustre-jobs").write_text(
+        "#pmlogconf-setup 2.0\nident\tx\nprobe\thpc.lustre.agent.up exists ? include : exclude\n"
+        "delta\t1 minute\n\thpc.lustre.job\n")
+    groups = archives.logged_groups(str(tmp_path))
+    assert archives.interval_of("hpc.lustre.job.read.bytes", groups) == 60
+    assert archives.interval_of("hpc.lustre.server.target.read.bytes", groups) == "farm"
+    assert archives.interval_of("hpc.lustre.client.read.bytes", groups) == "never"
+    assert archives.interval_of("kernel.all.cpu.user", groups) == "farm"
+    assert archives.delta_seconds("once") is None and archives.delta_seconds("5 minutes") == 300
+    metrics = {m.name: m for m in archives.for_role(archives.fixture_shape(), "server", groups)}
+    assert metrics["hpc.lustre.job.read.bytes"].interval == 60
+    assert metrics["hpc.lustre.server.target.read.bytes"].interval == archives.INTERVAL
+    assert not any(n.startswith("hpc.lustre.client.") for n in metrics)
+    cluster = archives.Cluster(50, 600)
+    names = list(archives.instance_names(metrics["hpc.lustre.job.read.bytes"], "oss01", 0, cluster, []))
+    assert names == [f"scratch/{j.id}" for j in cluster.running(0, archives.LINGER)]
+
+
+def test_bench_reads_each_panel_over_the_window_grafana_asks_for():
+    """The top-N panels read the last few minutes (a relative time override), the others the
+    board's range; the bench asks pmproxy for what grafana-pcp would ask for each."""
+    sys.path.insert(0, REPO)
+    from bench import logger_scale
+
+    spans = {(board, title): span for board, title, _, span in logger_scale.queries("42")}
+    assert spans[("summary", "Top jobs by Lustre reads")] == 300
+    assert spans[("summary", "Lustre client I/O (all nodes)")] == 3 * 3600
+    assert spans[("job", "Lustre bytes read")] == 3 * 3600
+    (start, finish), interval = logger_scale.grafana_window(10_000, 300)
+    assert (start, finish, interval) == (10_000 - 300 - 120, 10_060, 10)
