@@ -1,6 +1,6 @@
-"""The cluster on one machine (hpc-demo cluster): two compute nodes, a head and a logger node,
-started once for this file (~25 s) and taken down by its last test, which checks that no
-namespace, process, mount, link or bridge is left.
+"""The cluster on one machine (hpc-demo cluster): two compute nodes, two Lustre servers, a head
+and a logger node, started once for this file (~40 s) and taken down by its last test, which
+checks that no namespace, process, mount, link, bridge or job cgroup is left.
 
 The admin workflow runs on it, timed: a fault on node02 → pmie on the logger node fires an
 alarm naming node02 (and nothing on node01) → the fault is removed → the alarm clears.
@@ -18,6 +18,7 @@ import pytest
 
 from hpc_demo.cluster import cluster, slurm
 from hpc_demo.cluster.layout import BASE, BRIDGE, LOGGER, REDIS_PORTS
+from hpc_demo.localslurm import job_cgroups
 from hpc_demo.namespace import members, namespace_id
 from hpc_pcp import dashboards
 from tests.harness.pcp import wait_for
@@ -26,7 +27,10 @@ from tests.logger.panels import panel_data, target_fields, transform
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 COMPUTE = ("node01", "node02")
+SERVERS = ("oss01", "oss02")   # OSTs of each filesystem on both, the MDTs on oss01
 AGENTS = {"hpcib", "hpcjob", "hpclustre"}
+# A job's task on each of its nodes: some CPU, 16 MiB held, then a wait (srun: one per node).
+TASK = "python3 -c 'import time; b = bytearray(16 << 20); sum(range(1_000_000)); time.sleep({seconds})'"
 FIRING = os.path.join(BASE, LOGGER, "pcp", "lib", "config", "hpc", "alarms", "firing")
 TIMES: dict[str, float] = {}
 
@@ -35,7 +39,7 @@ TIMES: dict[str, float] = {}
 def up():
     if os.geteuid() != 0:
         pytest.fail("the cluster needs root (namespaces, a bridge)")
-    TIMES.update(cluster.up(len(COMPUTE), print))
+    TIMES.update(cluster.up(len(COMPUTE), print, lustre_servers=len(SERVERS)))
     print("start times (s):", TIMES)
     yield cluster.load()[1]
     cluster.down(print)
@@ -43,12 +47,14 @@ def up():
 
 def test_every_node_is_healthy(up):
     rows = {r["node"]: r for r in cluster.status()}
-    assert set(rows) == {"head", LOGGER, *COMPUTE}
+    assert set(rows) == {"head", LOGGER, *COMPUTE, *SERVERS}
     for name, row in rows.items():
         assert row["up"] and row["pmcd"] == name, row      # its own pmcd, its own hostname
     for name in COMPUTE:
         assert set(rows[name]["agents"]) == AGENTS, rows[name]
         assert rows[name]["slurm"] in ("idle", "mixed", "allocated"), rows[name]
+    for name in SERVERS:
+        assert rows[name]["agents"] == ["hpclustre"], rows[name]
     print("memory (MiB PSS) per node:", {n: r["memory_mib"] for n, r in rows.items()})
 
 
@@ -95,8 +101,8 @@ def _window() -> tuple[int, int]:
 
 
 def _lustre_written(ns, job: str) -> float | None:
-    """The job's hpc.lustre.job.write.bytes on the node's own pmcd, over its filesystems
-    (hpclustre folds the node's job_stats ids SLURM_JOB<job>:0:<node> into <filesystem>/<job>),
+    """The job's hpc.lustre.job.write.bytes on a Lustre server's own pmcd, over its filesystems
+    (hpclustre folds the job_stats ids <job>:0:node01 and <job>:0:node02 into <filesystem>/<job>),
     None while it has none."""
     out = ns.run("pminfo", "-f", "hpc.lustre.job.write.bytes").stdout
     values = [float(line.rsplit("value", 1)[1]) for line in out.splitlines() if f'/{job}"]' in line]
@@ -104,18 +110,18 @@ def _lustre_written(ns, job: str) -> float | None:
 
 
 def _lustre_known_to_pmproxy(get) -> bool:
-    """pmproxy has recorded hpc.lustre.job.write.bytes of every compute node: a job that starts
+    """pmproxy has recorded hpc.lustre.job.write.bytes of every Lustre server: a job that starts
     now starts after pmproxy first saw the metric (else its instances come with the metric)."""
     return all(get("/series/query", expr=f'hpc.lustre.job.write.bytes{{hostname == "{node}"}}')
-               for node in COMPUTE)
+               for node in SERVERS)
 
 
 def _two_node_job(up, name: str, seconds: int) -> str:
     wait_for(lambda: _lustre_known_to_pmproxy(_pmproxy(up)), timeout=60, interval=2,
-             what="pmproxy to have the compute nodes' Lustre job series")
+             what="pmproxy to have the Lustre servers' job series")
     job = slurm.run(up["head"], "sbatch", "--parsable", "-N", "2", "-n", "2", "-J", name,
-                    "-o", "/dev/null", "--wrap", f"sleep {seconds}").strip()
-    for node in COMPUTE:   # the node's own pmcd has the job's Lustre instance, by its job id
+                    "-o", "/dev/null", "--wrap", "srun " + TASK.format(seconds=seconds)).strip()
+    for node in [n for n in SERVERS if n in up]:   # each server's pmcd has the job, by its id
         wait_for(lambda node=node: _lustre_written(up[node], job), timeout=40, interval=1,
                  what=f"{node}: job {job} in Lustre job_stats as <filesystem>/{job}")
     return job
@@ -175,8 +181,8 @@ def test_job_started_after_the_logger_is_in_the_job_board_on_both_nodes(up):
         print(f"job {job} by its job label through pmproxy: {len(by_label)} series (PCP 6.0.3: none)")
         shown = wait_for(lambda: (fields := panel_data(get, "hpc-job.json", "Bytes", {"job": job},
                                                        _window()))
-                         and {f.labels["hostname"] for f in fields} >= set(COMPUTE) and fields,
-                         timeout=40, interval=2, what=f"job {job} from both nodes in the job board")
+                         and {f.labels["hostname"] for f in fields} >= set(SERVERS) and fields,
+                         timeout=40, interval=2, what=f"job {job} from both servers in the job board")
         assert {f.name for f in shown} == {job}, [f.name for f in shown]
     finally:
         slurm.run(up["head"], "scancel", job)
@@ -188,9 +194,11 @@ def _panel(board: str, title: str) -> dict:
 
 def test_two_node_job_is_summed_in_the_job_board_and_ranked_by_its_sum(up):
     """A job on two nodes, through pmproxy as the boards query it: the job board's "Lustre bytes
-    written" is the sum of the job's last recorded total on node01 and node02, and the summary's
-    top-N ranks it by the sum of its last rates there.  Each node's figure is read apart (its own
-    hostname, no instance selection, no transformations) and checked against its own pmcd."""
+    written" is the sum of the job's last recorded total on the two Lustre servers (each sums
+    the job's ids from node01 and node02), its "CPU time" and "Memory" are the sums of the job's
+    last recorded cgroup figures on node01 and node02, and the summary's top-N ranks it by the
+    sum of its last rates on the servers.  Each host's figure is read apart (its own hostname,
+    no instance selection, no transformations) and checked against its own pmcd."""
     job = _two_node_job(up, "summed", 120)
     get = _pmproxy(up)
     top = _panel("hpc-cluster.json", "Top jobs by Lustre writes")
@@ -202,36 +210,52 @@ def test_two_node_job_is_summed_in_the_job_board_and_ranked_by_its_sum(up):
         print(f"job {job} found by name before pmproxy's restart, per metric: {named}")
         _restart_pmproxy(up[LOGGER])   # PCP 6.0.3: see the expected failure above
 
-        def per_host(rate: bool) -> dict[str, float]:
+        def per_host(metric: str, hosts: tuple[str, ...], rate: bool = False) -> dict[str, float]:
+            """Host → the job's last recorded value there (Lustre: over its filesystems)."""
             found = {}
-            for node in COMPUTE:
-                target = {"expr": f'hpc.lustre.job.write.bytes{{hostname == "{node}"}}', "refId": "A",
+            for node in hosts:
+                target = {"expr": f'{metric}{{hostname == "{node}"}}', "refId": "A",
                           "legendFormat": "$instance", "options": {"rateConversion": rate}}
                 mine = [f.values[-1][1] for f in target_fields(get, target, {}, _window())
-                        if f.name.endswith(f"/{job}") and f.values]   # each filesystem
+                        if (f.name.endswith(f"/{job}") or f.name == job) and f.values]
                 if mine:
                     found[node] = sum(mine)
             return found
 
+        def read_all() -> tuple[dict[str, float], ...]:
+            return (per_host("hpc.lustre.job.write.bytes", SERVERS),
+                    per_host("hpc.lustre.job.write.bytes", SERVERS, rate=True),
+                    per_host("hpc.job.job.cgroup.cpu_time", COMPUTE),
+                    per_host("hpc.job.job.cgroup.memory.current", COMPUTE))
+
         def consistent() -> tuple | None:   # no new sample landed while the panels were read
-            before = (per_host(False), per_host(True))
-            whole = panel_data(get, "hpc-job.json", "Lustre bytes written", {"job": job}, _window())
+            before = read_all()
+            whole = {title: panel_data(get, "hpc-job.json", title, {"job": job}, _window())
+                     for title in ("Lustre bytes written", "CPU time", "Memory")}
             fields = [f for t in top["targets"] for f in target_fields(get, t, {}, _window())]
             ranked = transform(fields, top["transformations"][:-1], {})
-            after = (per_host(False), per_host(True))
-            totals, rates = before
-            if before != after or set(totals) != set(COMPUTE) or set(rates) != set(COMPUTE) \
-                    or not all(rates.values()):
+            after = read_all()
+            totals, rates, cpu, memory = before
+            if before != after or {*totals, *rates} != set(SERVERS) or not all(rates.values()) \
+                    or {*cpu, *memory} != set(COMPUTE):
                 return None
-            return whole, ranked, totals, rates
-        whole, ranked, totals, rates = wait_for(consistent, timeout=90, interval=3,
-                                                what=f"job {job} recorded on both nodes")
-        now = {node: _lustre_written(up[node], job) for node in COMPUTE}
+            return whole, ranked, before
+        whole, ranked, (totals, rates, cpu, memory) = wait_for(
+            consistent, timeout=90, interval=3, what=f"job {job} recorded on both servers and both nodes")
+        now = {node: _lustre_written(up[node], job) for node in SERVERS}
+        cpu_now = {node: float(up[node].run("pminfo", "-f", "hpc.job.job.cgroup.cpu_time").stdout
+                               .split(f'"{job}"] value ')[1].split()[0]) for node in COMPUTE}
     finally:
         slurm.run(up["head"], "scancel", job)
-    assert whole == [{"Field": job, "Last * (sum)": sum(totals.values())}], (whole, totals)
+    lustre = whole["Lustre bytes written"]
+    assert lustre == [{"Field": job, "Last * (sum)": sum(totals.values())}], (lustre, totals)
     for node, recorded in totals.items():   # a counter: recorded then, its pmcd has at least that now
         assert 0 < recorded <= now[node], (node, recorded, now)
+    # The job's cgroups on both nodes: CPU time and memory summed over its nodes.
+    assert whole["CPU time"] == [{"Field": job, "Last * (sum)": sum(cpu.values())}], (whole, cpu)
+    assert whole["Memory"] == [{"Field": job, "Last * (sum)": sum(memory.values())}], (whole, memory)
+    for node in COMPUTE:
+        assert 0 < cpu[node] <= cpu_now[node] and memory[node] >= 16 << 20, (node, cpu, cpu_now, memory)
     row = next(r for r in ranked if r["Field"] == job)
     assert row["Last * (sum)"] == pytest.approx(sum(rates.values()))
     assert row["Last * (sum)"] > max(rates.values())
@@ -239,9 +263,11 @@ def test_two_node_job_is_summed_in_the_job_board_and_ranked_by_its_sum(up):
     assert sums == sorted(sums, reverse=True)
     shown = transform(ranked, top["transformations"][-1:], {})
     assert shown == ranked[:10] and (row in shown) == (ranked.index(row) < 10)
-    print(f"job {job}: recorded written bytes per node {totals} → job board {whole[0]['Last * (sum)']:.0f}; "
-          f"rates per node {rates} → top-N {row['Last * (sum)']:.0f} B/s, rank {ranked.index(row) + 1} of "
-          f"{len(ranked)}")
+    print(f"job {job}: recorded written bytes per server {totals} → job board "
+          f"{whole['Lustre bytes written'][0]['Last * (sum)']:.0f}; CPU ns per node {cpu} → "
+          f"{whole['CPU time'][0]['Last * (sum)']:.0f}; memory per node {memory} → "
+          f"{whole['Memory'][0]['Last * (sum)']:.0f}; rates per server {rates} → top-N "
+          f"{row['Last * (sum)']:.0f} B/s, rank {ranked.index(row) + 1} of {len(ranked)}")
 
 
 def _firing() -> set[str]:
@@ -308,6 +334,8 @@ def test_logger_series_from_every_node_in_a_sharded_store(up):
 def test_down_leaves_nothing_behind(up):
     ids = {name: {kind: namespace_id(ns.pid, kind) for kind in ("pid", "net", "mnt", "uts", "ipc")}
            for name, ns in up.items()}
+    cgroups = {node: job_cgroups(node) for node in COMPUTE}
+    assert all(cgroups.values()), cgroups   # each node's jobs ran in its own Slurm cgroups
     t0 = time.monotonic()
     assert cluster.down(print) == []
     print(f"down in {time.monotonic() - t0:.1f}s")
@@ -317,3 +345,4 @@ def test_down_leaves_nothing_behind(up):
     assert os.system(f"ip link show dev {BRIDGE} >/dev/null 2>&1") != 0
     assert "hv-" not in os.popen("ip -o link show").read()
     assert not os.path.exists(BASE)
+    assert [group for node in COMPUTE for group in job_cgroups(node)] == []
