@@ -17,19 +17,23 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import click
 
+from . import control
 from .endpoints import EndpointError, parse_endpoint
 from .options import RunOptions
 from .plan import BINS, Plan, PlanError, make_plan, walk
-from .run_search import Meter, SearchOptions
 from .schedule import schedule
 from .security_options import GsiError, Security, security_options
 from .session import RunReport, RunSession, SessionError
 from .sizes import Size, human
 from .state import RunState, list_runs, read_journal, read_state, remove_run, runs_dir
 from .tuning import PathFigures, path_figures
+
+if TYPE_CHECKING:     # --auto's modules load only when a run searches (start-up time counts)
+    from .run_search import Meter, SearchOptions
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_FATAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 4
 
@@ -220,7 +224,7 @@ class RunRequest:
 
 
 PathSource = Callable[[Plan], PathFigures | None]   # figures a caller knows for a plan's nodes
-MeterSource = Callable[[Plan], Meter | None]
+MeterSource = Callable[[Plan], "Meter | None"]
 
 
 def run_transfer(request: RunRequest, *, figures: PathSource | None = None,
@@ -228,7 +232,13 @@ def run_transfer(request: RunRequest, *, figures: PathSource | None = None,
     """``run``: open the session, run it, render its report; returns the exit code.
 
     ``figures`` and ``meter`` let a caller that knows the plan's nodes (the lab, for its
-    testbed) supply what --auto's path options leave out, and a meter of throughput."""
+    testbed) supply what --auto's path options leave out, and a meter of throughput.
+    Control connections logged in for the listing and checks are reused within the run."""
+    with control.kept():
+        return _run_transfer(request, figures, meter)
+
+
+def _run_transfer(request: RunRequest, figures: PathSource | None, meter: MeterSource | None) -> int:
     r = request
     if r.auto and (r.concurrency or r.parallelism):
         raise click.UsageError("--auto chooses -c/-p itself; leave them out")
@@ -269,6 +279,7 @@ def run_transfer(request: RunRequest, *, figures: PathSource | None = None,
 def _search_options(r: RunRequest, session: RunSession, figures: PathSource | None) -> SearchOptions:
     """--auto's inputs: the path figures given as options; what they leave out comes from the
     run (as it started, on --resume), else the caller, else defaults."""
+    from .run_search import SearchOptions
     kept = session.search
     known = kept.path if kept else (figures(session.plan) if figures else None)
     path = path_figures(r.bandwidth, r.stream_rate, (r.rtt or 0.0) / 1000,

@@ -11,6 +11,7 @@ import ftplib
 import os
 from dataclasses import asdict, dataclass
 
+from . import control
 from .endpoints import FTP, Endpoint, nameable
 from .gsi import GsiError, connect
 from .progress import parse_mlsx_line
@@ -146,9 +147,14 @@ def walk_local(root: str) -> list[SourceFile]:
     return found
 
 
-def ftp_connect(node: str, timeout: float = 10.0, scheme: str = FTP) -> ftplib.FTP:
+def ftp_connect(node: str, timeout: float = 10.0, scheme: str = FTP, fresh: bool = False) -> ftplib.FTP:
     """A control connection to a GridFTP node, for listing and verifying: GSI-authenticated
-    for ``gsiftp`` (``gsi.connect``), anonymous for ``ftp``."""
+    for ``gsiftp`` (``gsi.connect``), anonymous for ``ftp``; one this run already logged in
+    and released (``control``) unless ``fresh``."""
+    kept = None if fresh else control.take(node, scheme)
+    if kept is not None:
+        kept.sock.settimeout(timeout)
+        return kept
     if scheme != FTP:
         try:
             return connect(node, timeout=timeout)
@@ -195,10 +201,12 @@ def _shown(name: str) -> str:
 
 
 def walk_remote(node: str, root: str, timeout: float = 10.0, scheme: str = FTP) -> list[SourceFile]:
-    """Regular files below ``root`` on a GridFTP node, listed with MLSD (MLSC under GSI)."""
+    """Regular files below ``root`` on a GridFTP node, listed with MLSD (MLSC under GSI).  The
+    logged-in connection is released for reuse (checks at the source later in the run)."""
     ftp = ftp_connect(node, timeout, scheme)
     found: list[SourceFile] = []
     refused: set[str] = set()
+    clean = False
     try:
         pending = [""]
         while pending:
@@ -231,13 +239,14 @@ def walk_remote(node: str, root: str, timeout: float = 10.0, scheme: str = FTP) 
                     pending.append(child)
                 elif entry.type == "file" and entry.size is not None:
                     found.append(SourceFile(child, entry.size, entry.modify))
+        clean = True
     except OSError as exc:
         raise PlanError(f"listing on GridFTP node {node} failed: {exc}") from None
     finally:
-        try:
-            ftp.quit()
-        except (OSError, ftplib.Error):
-            ftp.close()
+        if clean:
+            control.release(node, scheme, ftp)
+        else:
+            control.close(ftp)
     return found
 
 

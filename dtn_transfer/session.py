@@ -19,13 +19,13 @@ import signal
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from pmdas.common.durable import sync_directory
 
 from .execute import Executor
 from .options import RunOptions
 from .plan import Plan, PlanError, PlannedFile, size_bin
-from .run_search import Meter, Report, RunSearch, SearchOptions
 from .state import (
     DONE,
     SKIPPED,
@@ -40,6 +40,9 @@ from .state import (
     write_json_atomic,
 )
 from .verify import current_sizes
+
+if TYPE_CHECKING:     # --auto's modules load only when a run searches (start-up time counts)
+    from .run_search import Meter, Report, RunSearch, SearchOptions
 
 # what a run keeps: its plan and options (for --resume), the search's options and its report
 PLAN_FILE, OPTIONS_FILE = "plan.json", "settings.json"
@@ -117,7 +120,10 @@ class RunSession:
             plan = Plan.from_json(_load(directory, PLAN_FILE))
             options = RunOptions.from_json(_load(directory, OPTIONS_FILE))
             searched = os.path.exists(os.path.join(directory, SEARCH_FILE))
-            search = SearchOptions.from_json(_load(directory, SEARCH_FILE)) if searched else None
+            search = None
+            if searched:
+                from .run_search import SearchOptions
+                search = SearchOptions.from_json(_load(directory, SEARCH_FILE))
         except (OSError, ValueError, TypeError, KeyError) as exc:
             raise SessionError(f"run {run_id} cannot be resumed: {exc}") from None
         return cls(run_id=run_id, directory=directory, plan=plan, options=options, search=search)
@@ -219,6 +225,7 @@ class RunSession:
         return {r: result for r, result in finished.items() if r not in gone}
 
     def _start_search(self, say: Report | None, meter: Meter | None) -> RunSearch:
+        from .run_search import RunSearch
         assert self.search is not None
         kept = os.path.join(self.directory, SEARCH_FILE)
         if not os.path.exists(kept):       # a resumed run searches as it started

@@ -51,6 +51,7 @@ def unchanged(source: Endpoint, dest: Endpoint, pair: tuple[str | None, str | No
             return {r for r in names if theirs.get(r) is not None and theirs.get(r) == ours.get(r)}
         return {f.relpath for f in same if checker.compare_range(f.relpath, dst, src, f.size) is None}
     except (PlanError, OSError, EOFError, ftplib.Error):
+        checker.close(broken=True)
         return set()
     finally:
         checker.close()

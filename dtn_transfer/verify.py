@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 
+from . import control
 from .endpoints import FTP, Endpoint
 from .plan import PlanError, PlannedFile, ftp_connect
 from .progress import parse_cksm_reply, parse_log_time
@@ -44,18 +45,21 @@ def _full(endpoint: Endpoint, relpath: str) -> str:
 
 
 class _Side:
-    """Size and checksum queries on one endpoint, over one reused control connection."""
+    """Size and checksum queries on one endpoint, over one reused control connection (one
+    the run already logged in, ``control``, unless ``fresh``)."""
 
-    def __init__(self, endpoint: Endpoint, preferred: str | None, timeout: float):
+    def __init__(self, endpoint: Endpoint, preferred: str | None, timeout: float, fresh: bool = False):
         self.endpoint = endpoint
         self.ftp: ftplib.FTP | None = None
+        self.node: str | None = None
         self.error = ""
         if not endpoint.local:
             nodes = [preferred] if preferred else []
             nodes += [n for n in endpoint.nodes if n != preferred]
             for node in nodes:
                 try:
-                    self.ftp = ftp_connect(node, timeout, endpoint.scheme)
+                    self.ftp = ftp_connect(node, timeout, endpoint.scheme, fresh=fresh)
+                    self.node = node
                     break
                 except PlanError as exc:
                     self.error = str(exc)
@@ -164,14 +168,17 @@ class _Side:
         """Close, raising PlanError if no node could be reached in the first place."""
         if self.ftp is None and not self.endpoint.local:
             raise PlanError(self.error or "no node answered")
-        self.close()
+        self.close(keep=False)
 
-    def close(self) -> None:
+    def close(self, keep: bool = True) -> None:
+        """Done: the connection is released for reuse when ``keep`` (every exchange on it
+        completed), else closed (an error may have left replies unread)."""
         if self.ftp is not None:
-            try:
-                self.ftp.quit()
-            except (OSError, ftplib.Error):
-                self.ftp.close()
+            ftp, self.ftp = self.ftp, None
+            if keep and self.node is not None:
+                control.release(self.node, self.endpoint.scheme, ftp)
+            else:
+                control.close(ftp)
 
 
 def node_answers(node: str | None, timeout: float = 3.0, scheme: str = FTP) -> bool:
@@ -179,7 +186,7 @@ def node_answers(node: str | None, timeout: float = 3.0, scheme: str = FTP) -> b
     if node is None:
         return True
     try:
-        _Side(Endpoint((node,), "/", scheme), node, timeout).close_checked()
+        _Side(Endpoint((node,), "/", scheme), node, timeout, fresh=True).close_checked()
     except PlanError:
         return False
     return True
@@ -219,7 +226,7 @@ class Checker:
             assert src is not None
             times = src.mtimes(relpaths)
         except (PlanError, OSError, EOFError, ftplib.Error) as exc:
-            self.close()
+            self.close(broken=True)
             return dict.fromkeys(relpaths, f"could not verify: modification time not read: {exc}")
         out: dict[str, str | None] = {}
         for relpath in relpaths:
@@ -233,14 +240,16 @@ class Checker:
             except ftplib.error_perm as exc:
                 out[relpath] = f"modification time not set: {' '.join(str(exc).split())[:200]}"
             except (PlanError, OSError, EOFError, ftplib.Error) as exc:
-                self.close()
+                self.close(broken=True)
                 out[relpath] = f"could not verify: modification time not set: {exc}"
         return out
 
-    def close(self) -> None:
+    def close(self, broken: bool = False) -> None:
+        """Release both connections for reuse, or close them when ``broken`` (an exchange
+        failed midway)."""
         for side in (self._dst, self._src):
             if side is not None:
-                side.close()
+                side.close(keep=not broken)
         self._dst = self._src = None
 
     def sizes(self, relpaths: list[str]) -> dict[str, int | None]:
@@ -248,7 +257,7 @@ class Checker:
         try:
             return self._sides()[0].sizes(relpaths)
         except (PlanError, OSError, EOFError, ftplib.Error):
-            self.close()
+            self.close(broken=True)
             return {}
 
     def verify(self, files: Iterable[PlannedFile]) -> dict[str, str | None]:
@@ -259,7 +268,7 @@ class Checker:
             dst, src = self._sides()
             sizes = dst.sizes([f.relpath for f in files])
         except (PlanError, OSError, EOFError, ftplib.Error) as exc:
-            self.close()
+            self.close(broken=True)
             return {f.relpath: f"could not verify: {exc}" for f in files}
         for f in files:
             size = sizes.get(f.relpath)
@@ -298,7 +307,7 @@ class Checker:
                 want = asked.result()
             except (PlanError, OSError, EOFError, ftplib.Error) as exc:
                 asked.exception()      # let the other side finish before closing both
-                self.close()
+                self.close(broken=True)
                 return f"could not verify: {exc}"
         if want is None or got is None:
             return "checksum could not be computed"
@@ -311,7 +320,7 @@ class Checker:
         try:
             dst, src = self._sides(checksum=True)
         except (PlanError, OSError, EOFError, ftplib.Error) as exc:
-            self.close()
+            self.close(broken=True)
             return f"could not verify: {exc}"
         assert src is not None
         for offset, length in pieces:
@@ -328,9 +337,12 @@ def current_sizes(endpoint: Endpoint, relpaths: list[str], preferred: str | None
     try:
         if side.ftp is None and not endpoint.local:
             raise PlanError(side.error or "no node answered")
-        return side.sizes(relpaths)
-    finally:
-        side.close()
+        sizes = side.sizes(relpaths)
+    except BaseException:
+        side.close(keep=False)
+        raise
+    side.close()
+    return sizes
 
 
 def verify_files(source: Endpoint, dest: Endpoint, files: Iterable[PlannedFile],

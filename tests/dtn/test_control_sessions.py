@@ -1,0 +1,102 @@
+"""One GSI login per node and run: the listing's connection serves the checks that follow.
+
+A GSI login costs round trips and a forked, authenticating server session; the run used
+to log in to the source to list it, again to check there (--verify), and to the
+destination once per batch.  Within ``control.kept()`` (a CLI run) a connection that
+finished cleanly is reused; one that failed midway never is (it may owe replies);
+liveness checks always log in afresh.  Logins are counted where they happen
+(``plan.connect``, the GSI login), on real GSI-only servers.
+"""
+import socket
+
+import pytest
+
+from dtn_transfer import control, plan
+from dtn_transfer.endpoints import Endpoint
+from dtn_transfer.plan import make_plan, walk_remote
+from dtn_transfer.verify import Checker, node_answers
+
+from .conftest import GRIDFTP, make_files
+
+pytestmark = GRIDFTP
+
+
+@pytest.fixture
+def logins(monkeypatch):
+    """Nodes logged in to, in order."""
+    seen: list[str] = []
+    real = plan.connect
+
+    def counting(node, *args, **kwargs):
+        seen.append(node)
+        return real(node, *args, **kwargs)
+
+    monkeypatch.setattr(plan, "connect", counting)
+    return seen
+
+
+def _setup(world, servers):
+    make_files(world / "src", {"a.bin": 300_000, "b.bin": 5000})
+    src = Endpoint((servers[0].node,), f"{world}/src")
+    dst = Endpoint((servers[2].node,), f"{world}/dst")
+    return src, dst, (servers[0].node, servers[2].node)
+
+
+def _send(world, names):
+    for name in names:
+        (world / "dst" / name).write_bytes((world / "src" / name).read_bytes())
+
+
+def test_a_run_logs_in_once_per_node_for_listing_checksums_and_every_batch(world, servers, logins):
+    src, dst, pair = _setup(world, servers)
+    with control.kept():
+        planned = make_plan(src, dst, walk_remote(pair[0], src.path, scheme=src.scheme), 1 << 20)
+        _send(world, ["a.bin", "b.bin"])
+        for _batch in range(3):                        # three batches, --verify (CKSM both sides)
+            checker = Checker(src, dst, pair, checksum=True)
+            assert checker.verify(planned.files) == {"a.bin": None, "b.bin": None}
+            checker.close()
+        assert logins == [pair[0], pair[1]], "listing + CKSM share one source login; batches one dest login"
+        assert node_answers(pair[1], scheme=dst.scheme)
+        assert logins[-1] == pair[1] and len(logins) == 3, "a liveness check logs in afresh"
+    # outside a run nothing is kept: every checker logs in again (as before)
+    checker = Checker(src, dst, pair, checksum=True)
+    assert checker.verify(planned.files) == {"a.bin": None, "b.bin": None}
+    checker.close()
+    assert len(logins) == 5
+
+
+def test_a_reused_connection_still_finds_a_wrong_file(world, servers, logins):
+    src, dst, pair = _setup(world, servers)
+    with control.kept():
+        planned = make_plan(src, dst, walk_remote(pair[0], src.path, scheme=src.scheme), 1 << 20)
+        _send(world, ["a.bin"])
+        checker = Checker(src, dst, pair, checksum=True)
+        first = checker.verify(planned.files)
+        checker.close()
+        assert first["a.bin"] is None and first["b.bin"] == "missing at the destination after transfer"
+        (world / "dst" / "b.bin").write_bytes(b"x" * 5000)      # right size, other bytes
+        checker = Checker(src, dst, pair, checksum=True)
+        second = checker.verify(planned.files)
+        checker.close()
+        assert second["a.bin"] is None and second["b.bin"].startswith("MD5 mismatch")
+        assert len(logins) == 2
+
+
+def test_a_connection_that_failed_or_went_away_is_not_reused(world, servers, logins):
+    src, dst, pair = _setup(world, servers)
+    _send(world, ["a.bin", "b.bin"])
+    files = make_plan(src, dst, [plan.SourceFile("a.bin", 300_000)], 1 << 20).files
+    with control.kept():
+        checker = Checker(src, dst, pair, checksum=False)
+        assert checker.verify(files) == {"a.bin": None}
+        checker.close(broken=True)                 # as after an exchange that failed midway
+        checker = Checker(src, dst, pair, checksum=False)
+        assert checker.verify(files) == {"a.bin": None}
+        assert logins == [pair[1], pair[1]], "a broken connection is closed, not parked"
+        checker._dst.ftp.sock.shutdown(socket.SHUT_RDWR)   # the connection dies while parked
+        checker.close()
+        checker = Checker(src, dst, pair, checksum=False)
+        assert checker.verify(files) == {"a.bin": None}, "a dead parked connection is replaced"
+        checker.close()
+        assert logins == [pair[1]] * 3
