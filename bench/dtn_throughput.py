@@ -140,6 +140,26 @@ def dtn_copy(src_ep: str, dst_ep: str, options: list[str], state: str, tree: str
         raise SystemExit(f"dtn-transfer failed ({done.returncode}): {done.stderr}")
 
 
+def dtn_settings(src_ep: str, dst_ep: str, options: list[str], tree: str = ROOT) -> list[str]:
+    """globus-url-copy flags for what dtn-transfer's first batch runs with (its ``plan --json``):
+    raw globus-url-copy "with the same settings" as dtn-transfer's defaults."""
+    env = {**os.environ, "PYTHONPATH": tree}
+    done = subprocess.run([sys.executable, "-m", "dtn_transfer.cli", "plan", "--json", src_ep, dst_ep,
+                           *options, *SECURITY.dtn_flags()], env=env, capture_output=True, text=True,
+                          check=True)
+    batch = json.loads(done.stdout)["pairs"][0]["batches"][0]
+    return (["-cc", str(batch["concurrency"]), "-p", str(batch["parallelism"])]
+            + (["-pp"] if batch["pipelining"] else []) + ["-fast"])
+
+
+def dtn_sides(run: Callable[[str], None], before: str | None) -> dict[str, Callable[[], None]]:
+    """The dtn-transfer side (this tree), and with ``before`` the same run from another tree."""
+    sides = {"dtn": lambda: run(ROOT)}
+    if before:
+        sides["before"] = lambda: run(before)
+    return sides
+
+
 def measure(servers: list[GridftpServer], src: str, dst: str, repeat: int,
             sides: dict[str, Callable[[], None]]) -> dict[str, dict[str, list[float]]]:
     """``repeat`` runs per side, alternating which goes first; wall and CPU seconds each."""
@@ -163,9 +183,12 @@ def measure(servers: list[GridftpServer], src: str, dst: str, repeat: int,
 
 
 def row(scenario: str, nbytes: int, runs: dict[str, dict[str, list[float]]]) -> dict:
+    """Medians per side; ``speedup`` = raw / dtn seconds.  ``raw_same`` (globus-url-copy with
+    dtn-transfer's own settings) and ``before`` (another tree's dtn-transfer), when run, get
+    their ratios too: ``same_settings`` = raw_same / dtn, ``before_speedup`` = raw / before."""
     raw, mine = runs["raw"], runs["dtn"]
     out = {"scenario": scenario, "bytes": nbytes, "runs": runs}
-    for side, data in (("raw", raw), ("dtn", mine)):
+    for side, data in runs.items():
         out[f"{side}_seconds"] = statistics.median(data["seconds"])
         out[f"{side}_range"] = [min(data["seconds"]), max(data["seconds"])]
         out[f"{side}_MiB_per_s"] = nbytes / out[f"{side}_seconds"] / MIB
@@ -173,16 +196,27 @@ def row(scenario: str, nbytes: int, runs: dict[str, dict[str, list[float]]]) -> 
             [s + c for s, c in zip(data["server_cpu"], data["client_cpu"], strict=True)])
     out["speedup"] = out["raw_seconds"] / out["dtn_seconds"]
     out["speedup_per_round"] = [r / d for r, d in zip(raw["seconds"], mine["seconds"], strict=True)]
+    if "raw_same" in runs:
+        out["same_settings"] = out["raw_same_seconds"] / out["dtn_seconds"]
+        out["same_settings_per_round"] = [r / d for r, d in zip(runs["raw_same"]["seconds"], mine["seconds"],
+                                                                strict=True)]
+    if "before" in runs:
+        out["before_speedup"] = out["raw_seconds"] / out["before_seconds"]
+        if "raw_same" in runs:
+            out["before_same_settings"] = out["raw_same_seconds"] / out["before_seconds"]
     return out
 
 
 WAN_BED, WAN_SUBNET = "dtnwan", "10.213.140.0/24"
 
 
-def wan_small_files(files: int, size: int, repeat: int, node_rate: int, flow_rate: int) -> dict:
-    """Scenario 3: globus-url-copy's defaults against dtn-transfer's on the testbed."""
+def wan_small_files(files: int, size: int, repeat: int, node_rate: int, flow_rate: int | None,
+                    pairs: int = 2, name: str = WAN_BED, subnet: str = WAN_SUBNET,
+                    before: str | None = None) -> dict:
+    """Scenario 3: globus-url-copy's defaults against dtn-transfer's on the testbed (and, with one
+    pair, globus-url-copy with dtn-transfer's own settings)."""
     from dtn_lab.testbed import DEST, SOURCE, Testbed
-    bed = Testbed.up(WAN_BED, source_nodes=2, dest_nodes=2, datasets=(), subnet=WAN_SUBNET,
+    bed = Testbed.up(name, source_nodes=pairs, dest_nodes=pairs, datasets=(), subnet=subnet,
                      node_rate=node_rate, flow_rate=flow_rate, anonymous=SECURITY.anonymous)
     os.environ.update(bed.client_environment())        # the testbed's proxy, for both sides
     base = tempfile.mkdtemp(prefix="dtn-wan-bench-")
@@ -192,18 +226,27 @@ def wan_small_files(files: int, size: int, repeat: int, node_rate: int, flow_rat
         nbytes = make_files(src, files, size)
         sources, dests = bed.layout.cluster(SOURCE), bed.layout.cluster(DEST)
         s0, d0 = sources[0].endpoint, dests[0].endpoint
-        print(f"{files} x {size // 1024} KiB across the testbed's WAN (stream cap "
-              f"{flow_rate / MIB:g} MiB/s, node cap {node_rate / MIB:g} MiB/s), defaults:", flush=True)
-        runs = measure([], src, dst, repeat, {
-            "raw": lambda: raw_copy(s0, d0, src, dst, [], base),
-            "dtn": lambda: dtn_copy(",".join(n.endpoint for n in sources) + src,
-                                    ",".join(n.endpoint for n in dests) + dst, [], state)})
-        result = row(f"{files} x {size // 1024} KiB, defaults, testbed WAN (dtn: 2 pairs)", nbytes, runs)
-        result.update(flow_rate=flow_rate, node_rate=node_rate)
+        src_ep = ",".join(n.endpoint for n in sources) + src
+        dst_ep = ",".join(n.endpoint for n in dests) + dst
+        cap = f"{flow_rate / MIB:g} MiB/s" if flow_rate else "none"
+        print(f"{files} x {size // 1024} KiB across the testbed's WAN (stream cap {cap}, node cap "
+              f"{node_rate / MIB:g} MiB/s), defaults:", flush=True)
+        sides = {"raw": lambda: raw_copy(s0, d0, src, dst, [], base)}
+        if pairs == 1:
+            same = dtn_settings(src_ep, dst_ep, [])
+            print(f"  dtn-transfer's settings: {' '.join(same)}", flush=True)
+            sides["raw_same"] = lambda: raw_copy(s0, d0, src, dst, same, base)
+        sides.update(dtn_sides(lambda tree: dtn_copy(src_ep, dst_ep, [], state, tree), before))
+        runs = measure([], src, dst, repeat, sides)
+        result = row(f"{files} x {size // 1024} KiB, defaults, testbed WAN (dtn: {pairs} pair(s))",
+                     nbytes, runs)
+        result.update(flow_rate=flow_rate, node_rate=node_rate, pairs=pairs)
+        if pairs == 1:
+            result["raw_same_flags"] = same
         return result
     finally:
         shutil.rmtree(base, ignore_errors=True)
-        Testbed.down(WAN_BED)
+        Testbed.down(name)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -217,7 +260,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dir", default="/tmp", help="where the data sets live (both sides alike)")
     parser.add_argument("--only", choices=("same", "small", "wan"), default=None, help="run one scenario")
     parser.add_argument("--wan-files", type=int, default=120, help="small files in scenario 3")
-    parser.add_argument("--wan-flow-rate", type=int, default=MIB, help="bytes/s one TCP stream may use")
+    parser.add_argument("--wan-flow-rate", type=int, default=MIB,
+                        help="bytes/s one TCP stream may use (0: no per-stream cap)")
+    parser.add_argument("--wan-pairs", type=int, choices=(1, 2), default=2,
+                        help="node pairs in scenario 3 (with 1, raw globus-url-copy also runs with "
+                             "dtn-transfer's settings)")
+    parser.add_argument("--wan-name", default=WAN_BED, help="testbed name for scenario 3")
+    parser.add_argument("--wan-subnet", default=WAN_SUBNET, help="testbed subnet for scenario 3")
+    parser.add_argument("--small-pairs", type=int, choices=(1, 2), default=2,
+                        help="node pairs dtn-transfer uses in scenario 2 (with 1, raw globus-url-copy "
+                             "also runs with dtn-transfer's settings)")
+    parser.add_argument("--before-tree", default=None,
+                        help="also run another tree's dtn_transfer side by side (before/after in one run)")
     parser.add_argument("--wan-node-rate", type=int, default=8 * MIB, help="bytes/s one node may use")
     parser.add_argument("--anonymous", action="store_true",
                         help="anonymous ftp:// servers and transfers instead of GSI")
@@ -249,9 +303,9 @@ def main(argv: list[str] | None = None) -> None:
             print(f"same settings, {args.same_files} x {args.same_size // MIB} MiB:", flush=True)
             runs = measure(servers, src1, dst, args.repeat, {
                 "raw": lambda: raw_copy(s[0], s[2], src1, dst, ["-cc", "4", "-p", "4", "-fast"], base),
-                "dtn": lambda: dtn_copy(f"{s[0]}{src1}", f"{s[2]}{dst}",
-                                        ["-c", "4", "-p", "4", "--no-pipelining", "--bdp", "1G"], state,
-                                        args.dtn_tree)})
+                **dtn_sides(lambda tree: dtn_copy(f"{s[0]}{src1}", f"{s[2]}{dst}",
+                                                  ["-c", "4", "-p", "4", "--no-pipelining", "--bdp", "1G"],
+                                                  state, tree), args.before_tree)})
             rows.append(row(f"same settings, {args.same_files} x {args.same_size // MIB} MiB, 1 pair",
                             nbytes, runs))
             shutil.rmtree(src1, ignore_errors=True)
@@ -259,18 +313,25 @@ def main(argv: list[str] | None = None) -> None:
         if args.only in (None, "small"):   # 2. small files: defaults against defaults
             nbytes = make_files(src2, args.files, args.size)
             print(f"{args.files} x {args.size // 1024} KiB, defaults:", flush=True)
-            runs = measure(servers, src2, dst, args.repeat, {
-                "raw": lambda: raw_copy(s[0], s[2], src2, dst, [], base),
-                "dtn": lambda: dtn_copy(f"{s[0]},{s[1]}{src2}", f"{s[2]},{s[3]}{dst}", [], state,
-                                        args.dtn_tree)})
-            rows.append(row(f"{args.files} x {args.size // 1024} KiB, defaults (dtn: 2 pairs)", nbytes, runs))
+            src_ep = ",".join(s[:args.small_pairs]) + src2
+            dst_ep = ",".join(s[2:2 + args.small_pairs]) + dst
+            sides = {"raw": lambda: raw_copy(s[0], s[2], src2, dst, [], base)}
+            if args.small_pairs == 1:
+                same = dtn_settings(src_ep, dst_ep, [], args.dtn_tree)
+                print(f"  dtn-transfer's settings: {' '.join(same)}", flush=True)
+                sides["raw_same"] = lambda: raw_copy(s[0], s[2], src2, dst, same, base)
+            sides.update(dtn_sides(lambda tree: dtn_copy(src_ep, dst_ep, [], state, tree), args.before_tree))
+            runs = measure(servers, src2, dst, args.repeat, sides)
+            rows.append(row(f"{args.files} x {args.size // 1024} KiB, defaults (dtn: {args.small_pairs} "
+                            f"pair(s))", nbytes, runs))
     finally:
         for server in servers:
             server.stop()
         shutil.rmtree(base, ignore_errors=True)
     if args.only in (None, "wan"):       # 3. small files across the testbed's WAN
         rows.append(wan_small_files(args.wan_files, args.size, args.repeat, args.wan_node_rate,
-                                    args.wan_flow_rate))
+                                    args.wan_flow_rate or None, args.wan_pairs, args.wan_name,
+                                    args.wan_subnet, args.before_tree))
 
     print(f"\n{'scenario':52} {'raw s (range)':>18} {'dtn s (range)':>18} {'raw MiB/s':>10} "
           f"{'dtn MiB/s':>10} {'dtn/raw':>8} {'CPU s raw/dtn':>14}")
@@ -279,11 +340,21 @@ def main(argv: list[str] | None = None) -> None:
               f"{r['dtn_seconds']:6.2f} ({r['dtn_range'][0]:.2f}-{r['dtn_range'][1]:.2f}) "
               f"{r['raw_MiB_per_s']:10.1f} {r['dtn_MiB_per_s']:10.1f} {r['speedup']:8.2f} "
               f"{r['raw_cpu_seconds']:6.2f}/{r['dtn_cpu_seconds']:<6.2f}")
+        for side, ratio in (("raw_same", "same_settings"), ("before", "before_speedup")):
+            if f"{side}_seconds" in r:
+                extra = (f"; raw with dtn's settings / before {r['before_same_settings']:.2f}"
+                         if side == "before" and "before_same_settings" in r else "")
+                label = ("raw globus-url-copy with dtn-transfer's settings" if side == "raw_same"
+                         else "dtn-transfer before (--before-tree)")
+                print(f"  {label}: {r[f'{side}_seconds']:.2f} s ({r[f'{side}_range'][0]:.2f}-"
+                      f"{r[f'{side}_range'][1]:.2f}); "
+                      + (f"raw same settings / dtn {r[ratio]:.2f}" if side == "raw_same"
+                         else f"raw / before {r[ratio]:.2f}") + extra)
     os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
     with open(RESULTS, "w", encoding="utf-8") as f:
         json.dump({"taken": time.time(), "rows": rows, "load_average": os.getloadavg(),
                    "security": SECURITY.label(),
-                   "dtn_tree": args.dtn_tree, "data_dir": args.dir,
+                   "dtn_tree": args.dtn_tree, "before_tree": args.before_tree, "data_dir": args.dir,
                    "note": "speedup = raw seconds / dtn-transfer seconds (>1: dtn-transfer faster), "
                            "medians of alternating runs; loopback, real globus-gridftp-server nodes"},
                   f, indent=1)
