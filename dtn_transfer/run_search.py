@@ -20,16 +20,18 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .options import RunOptions
 from .plan import BINS, Plan, PlannedFile
 from .schedule import MAX_BATCH_BYTES, MAX_BATCH_FILES, Batch, batch_files
-from .search import OnlineSearch, Point
-from .state import RunState
-from .tuning import BLOCK, Limits, PathFigures, Tuning, model_tuning, path_figures
+from .search import OnlineSearch, Point, Sample, steady_rate
+from .state import PairState, RunState
+from .tuning import BLOCK, STARTUP_ROUND_TRIPS, Limits, PathFigures, Tuning, model_tuning, path_figures
 
 Report = Callable[[str], None]
+PROBE_SHARE = 1 / 3     # of a class's expected time per pair, at most, is spent probing
+SAMPLE_EVERY = 0.25     # s between samples of a pair's progress while a batch runs
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -65,14 +67,27 @@ class Meter:
     delivered: Callable[[], int]
 
 
+@dataclass
+class _Progress:
+    """A running batch's progress: where its pair's counters stood at its start, and samples."""
+
+    started: float
+    verified: int
+    files: int
+    samples: list[Sample] = field(default_factory=list)
+
+
 class RunSearch:
     """Per size class a model's point and an ``OnlineSearch`` from it; batches cut at the
     current point; measured rates fed back; a timeline of throughput for the report."""
 
     def __init__(self, plan: Plan, run: RunState, path: PathFigures, *, limits: Limits = Limits(),
                  probe_seconds: float = 4.0, exploit_seconds: float = 15.0, probe_budget: float = 30.0,
-                 report: Report | None = None, clock: Callable[[], float] = time.monotonic):
+                 report: Report | None = None, clock: Callable[[], float] = time.monotonic,
+                 sample_every: float | None = SAMPLE_EVERY):
         self.plan, self.run, self.path, self.limits = plan, run, path, limits
+        self.sample_every = sample_every     # None: no sampling thread (the caller calls ``sample``)
+        self._progress: dict[int, _Progress] = {}     # per pair: its running batch's samples
         self.probe_seconds, self.exploit_seconds = probe_seconds, exploit_seconds
         self.probe_budget = probe_budget
         self.report = report
@@ -96,20 +111,27 @@ class RunSearch:
                 model = model_tuning([f.size for f in files], per_pair, self.path, self.limits)
                 self.models[size_class] = model
                 avg = sum(f.size for f in files) / len(files)
+                rate = self._model_rate(Point.of(model), avg)
+                lasts = sum(f.size for f in files) / pairs / rate    # s per pair at the model's rate
+                budget = min(self.probe_budget, PROBE_SHARE * lasts)
                 search = OnlineSearch(
-                    Point.of(model), limits=self.limits, now=self.now(), probe_budget=self.probe_budget,
+                    Point.of(model), limits=self.limits, now=self.now(), probe_budget=budget,
                     samples_needed=pairs, max_point=Point(max(1, per_pair), self.limits.max_parallelism),
-                    probe_length=lambda point: self.probe_length(point, avg, per_pair))
+                    probe_length=lambda point: self.probe_length(point, avg, per_pair),
+                    ceiling=self.path.bandwidth)
                 self.searches[size_class] = search
                 self._say(f"auto [class {size_class}] model: {Point.of(model)}, pipelining "
                           f"{'on' if model.pipelining else 'off'} - {model.reason}")
                 point = search.current
                 least = min(point.concurrency, per_pair)
-                shortest = least * avg / self.expected_rate(size_class, point, avg)
-                if shortest > self.probe_budget:
+                shortest = least * avg / rate + STARTUP_ROUND_TRIPS * self.path.rtt
+                if shortest > budget:
+                    limit = (f"the {budget:.0f}s probe budget" if budget >= self.probe_budget else
+                             f"{PROBE_SHARE:.0%} of the class's ~{lasts:.0f}s per pair ({budget:.0f}s)")
+                    files_word = "file" if least == 1 else "files"
                     decision = search.settle_now(
-                        self.now(), f"one batch ({least} files) takes ~{shortest:.0f}s, more than the "
-                                    f"{self.probe_budget:.0f}s probe budget: keeping the model's point")
+                        self.now(), f"one probe ({least} {files_word} and a process start) takes "
+                                    f"~{shortest:.0f}s, more than {limit}: keeping the model's point")
                     self._say(f"auto [class {size_class}] {decision.point}: settle: {decision.why}")
             return self.searches[size_class]
 
@@ -130,14 +152,17 @@ class RunSearch:
         probe = self.searches[size_class].probes.get(point)
         if probe is not None and probe.rates:
             return probe.rate
+        return self._model_rate(point, avg_size)
+
+    def _model_rate(self, point: Point, avg_size: float) -> float:
+        """Bytes/s per pair the path's figures predict at ``point`` (streams a file can use)."""
         streams = point.concurrency * min(point.parallelism, max(1, int(avg_size // BLOCK) + 1))
         return min(self.path.bandwidth, streams * self.path.stream_rate)
 
     def probe_length(self, point: Point, avg_size: float, files_per_pair: int) -> float:
         """Seconds a probe batch at ``point`` lasts at the model's rate: ``probe_seconds``, or
         longer when one file per slot is more data than that (as ``_pair_batches`` cuts it)."""
-        streams = point.concurrency * min(point.parallelism, max(1, int(avg_size // BLOCK) + 1))
-        rate = min(self.path.bandwidth, streams * self.path.stream_rate)
+        rate = self._model_rate(point, avg_size)
         return max(self.probe_seconds, min(point.concurrency, files_per_pair) * avg_size / rate)
 
     # -- batches ----------------------------------------------------------------------
@@ -177,9 +202,16 @@ class RunSearch:
                                         pipelining=pipelining))
             pair_state = self.run.pairs[pair]
             before, started = pair_state.bytes_done, self.clock()
+            self._watch_progress(pair, pair_state)
             yield batch
             seconds = max(1e-3, self.clock() - started)
-            rate = (pair_state.bytes_done - before) / seconds
+            samples = self._stop_watching(pair)
+            whole = (pair_state.bytes_done - before) / seconds
+            steady = steady_rate(samples, files=len(chosen), slots=point.concurrency, rtt=self.path.rtt)
+            rate = whole if steady is None else steady
+            self._say(f"auto [class {size_class}] batch {point}: {len(chosen)} files in {seconds:.1f}s, "
+                      f"{whole / 2**20:.2f} MiB/s over the batch, "
+                      + ("no steady stretch" if steady is None else f"{steady / 2**20:.2f} MiB/s steady"))
             with self._lock:
                 made = search.record(point, rate, self.now())
                 following = str(search.current)
@@ -188,6 +220,35 @@ class RunSearch:
                 verb = decision.action if settling else f"{decision.action}, next {following}"
                 self._say(f"auto [class {size_class}] t={decision.t:5.1f}s {decision.point}: "
                           f"{decision.rate / 2**20:6.2f} MiB/s per pair -> {verb}: {decision.why}")
+
+    # -- a batch's progress (for its steady rate) --------------------------------------------
+    def _watch_progress(self, pair: int, state: PairState) -> None:
+        """Sample the pair's progress while its batch runs (a thread, unless ``sample_every`` is None)."""
+        with self._lock:
+            self._progress[pair] = _Progress(self.clock(), state.bytes_done, state.files_done)
+        self.sample(pair)
+        if self.sample_every is None:
+            return
+
+        def loop() -> None:
+            while pair in self._progress and not self._stop.wait(self.sample_every):
+                self.sample(pair)
+        threading.Thread(target=loop, name=f"auto-progress-{pair}", daemon=True).start()
+
+    def sample(self, pair: int) -> None:
+        """One sample of a pair's running batch (counted from its start)."""
+        state = self.run.pairs[pair]
+        with self._lock:
+            watch = self._progress.get(pair)
+            if watch is not None:
+                watch.samples.append(Sample(self.clock() - watch.started, state.bytes_done - watch.verified,
+                                            state.inflight_bytes, state.files_done - watch.files))
+
+    def _stop_watching(self, pair: int) -> list[Sample]:
+        self.sample(pair)
+        with self._lock:
+            watch = self._progress.pop(pair, None)
+        return watch.samples if watch is not None else []
 
     # -- throughput over time -------------------------------------------------------------
     def start_sampling(self, interval: float = 1.0, meter: Meter | None = None) -> None:

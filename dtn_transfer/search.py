@@ -16,8 +16,18 @@ testbed's 3 MiB files C=16 takes ~13 s where C=8 takes ~6 s (taking it to last a
 as the last one let it end at 37 s of a 30 s budget).  Never shorter: points below the
 model's rate (C=2 P=32 there: 2.85 of 4 MiB/s) take longer than their batch length says.
 ``min_gain`` is set above the noise of a single batch's rate (±5% on the testbed), so
-the search moves on evidence, not luck.  While it exploits, a sustained drop of
-``drift`` re-opens a short search.
+the search moves on evidence, not luck.  When a point already moves the pair's whole
+bandwidth (``ceiling``, the path's figure) within ``min_gain``, no neighbour can beat it
+by that much, so the search settles there instead of spending its budget.  While it
+exploits, a sustained drop of ``drift`` re-opens a short search.
+
+A probe is scored by its **steady rate** (``steady_rate``): the bytes its pair moved while
+every slot had a file, after the data channels' ramp and before the batch's tail, not the
+batch's bytes over its wall time.  Every batch is a new globus-url-copy process that logs
+in before any byte moves (~3.5 s of a ~10 s probe at 130 ms with GSI) and ends with slots
+idle while its last files drain; measured over the whole batch, a point that filled the
+link for 24 s (large files, 130 ms) scored 82% of it, and medium-file probes ~55%.  Those
+costs belong to the batch, not to the point: the settled run pays them once.
 
 It stays within ``tuning.Limits``.  Pure logic, no I/O; time is passed in.  How batches
 are cut for it and measured is ``run_search.py``.
@@ -28,6 +38,7 @@ import math
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from .tuning import Limits, Tuning
 
@@ -53,6 +64,59 @@ class Point:
 
 def utility(rate: float, point: Point, stream_cost: float) -> float:
     return rate * (1.0 - stream_cost) ** math.log2(point.streams)
+
+
+# Round trips a batch's data channels take to reach their window after the first bytes land:
+# connect, authenticate (DCAU), slow start, for every stream of the first files.  Measured on
+# the delay line at 130 ms: 2.5-3 s from the first file started to the link's full rate.
+RAMP_ROUND_TRIPS = 15
+MIN_RAMP = 1.0           # s: without an RTT (or a short one), still skip the first second
+MIN_STEADY = 2.0         # s: a shorter stretch is mostly sampling steps (sizes are polled each second)
+
+
+class Sample(NamedTuple):
+    """A running batch's progress on its pair, counted from the batch's start."""
+
+    t: float          # seconds
+    verified: int     # bytes of files verified at the destination
+    inflight: int     # bytes of files at the destination not verified yet (polled sizes)
+    files: int        # files verified
+
+
+def steady_rate(samples: list[Sample], *, files: int, slots: int, rtt: float = 0.0) -> float | None:
+    """Bytes/s a batch moved once it had started; None when nothing moved.
+
+    The process's start (logins: no byte moves) is never counted.  When the batch had a
+    stretch of at least ``MIN_STEADY`` seconds with every slot busy, the rate is that
+    stretch's: from a ramp (``RAMP_ROUND_TRIPS`` round trips, at least ``MIN_RAMP``, at most
+    half the stretch) after the first bytes landed, to where the tail begins (fewer files
+    left than slots: the last ones drain on fewer streams), counting the bytes at the
+    destination, verified or not.  Else the batch's bytes over the time from its first
+    bytes to its end."""
+    if len(samples) < 2 or files <= 0:
+        return None
+    moving = next((s.t for s in samples if s.verified + s.inflight > 0), None)
+    if moving is None:
+        return None
+    tail_from = files - min(slots, files) + 1          # files verified when the tail begins
+    end = next((s.t for s in samples if s.files >= tail_from), samples[-1].t)
+    start = moving + min(max(MIN_RAMP, RAMP_ROUND_TRIPS * rtt), (end - moving) / 2)
+    if end - start >= MIN_STEADY:
+        return (_moved_at(samples, end) - _moved_at(samples, start)) / (end - start)
+    last = samples[-1]
+    return last.verified / (last.t - moving) if last.t - moving >= MIN_STEADY else None
+
+
+def _moved_at(samples: list[Sample], t: float) -> float:
+    """Bytes at the destination at ``t``, interpolated between the samples around it."""
+    before = [s for s in samples if s.t <= t]
+    after = [s for s in samples if s.t >= t]
+    if not before or not after:
+        edge = before[-1] if before else after[0]
+        return float(edge.verified + edge.inflight)
+    s0, s1 = before[-1], after[0]
+    b0, b1 = s0.verified + s0.inflight, s1.verified + s1.inflight
+    return float(b0) if s1.t <= s0.t else b0 + (b1 - b0) * (t - s0.t) / (s1.t - s0.t)
 
 
 @dataclass
@@ -95,8 +159,9 @@ class OnlineSearch:
     def __init__(self, start: Point, *, limits: Limits = Limits(), now: float = 0.0,
                  probe_budget: float = 30.0, stream_cost: float = 0.02, min_gain: float = 0.06,
                  drift: float = 0.25, samples_needed: int = 1, max_point: Point | None = None,
-                 probe_length: Callable[[Point], float] | None = None):
+                 probe_length: Callable[[Point], float] | None = None, ceiling: float | None = None):
         self.limits, self.budget, self.stream_cost = limits, probe_budget, stream_cost
+        self.ceiling = ceiling             # bytes/s the pair cannot exceed (the path's bandwidth), if known
         self.probe_length = probe_length   # seconds a probe at a point should last (None: all alike)
         self.min_gain, self.drift, self.samples_needed = min_gain, drift, samples_needed
         self.max_point = max_point   # e.g. C cannot exceed the files a pair has
@@ -179,10 +244,11 @@ class OnlineSearch:
         next_takes = took
         if self.pending and self.probe_length is not None:   # longer if it holds more data
             next_takes = max(took, took + self.probe_length(self.pending[0]) - self.probe_length(current))
-        if not self.pending or self.probing_time + next_takes > self.budget:
+        full = self._fills_the_path(self.base)
+        if not self.pending or full or self.probing_time + next_takes > self.budget:
             base = self.base
-            reason = "no neighbour is better" if not self.pending else \
-                f"another probe would overrun the {self.budget:.0f}s budget"
+            reason = full or ("no neighbour is better" if not self.pending else
+                              f"another probe would overrun the {self.budget:.0f}s budget")
             self.current, self.settled = base, True
             made.append(Decision(t=now, point=base, rate=self.probes[base].rate, utility=self._score(base),
                                  action="settle", why=f"{reason}; {len(self.probes)} points tried"))
@@ -191,6 +257,14 @@ class OnlineSearch:
             self.probes.setdefault(self.current, Probe(self.current, started=now))
         self.decisions += made
         return made
+
+    def _fills_the_path(self, point: Point) -> str:
+        """Why no neighbour can gain ``min_gain`` on ``point`` ("" when one might)."""
+        rate = self.probes[point].rate
+        if not self.ceiling or rate * (1 + self.min_gain) < self.ceiling:
+            return ""
+        return (f"{point} moves {rate / self.ceiling:.0%} of the pair's {self.ceiling / 2**20:.1f} MiB/s: "
+                f"no setting can gain {self.min_gain:.0%}")
 
     def settle_now(self, now: float, why: str) -> Decision:
         """Keep the current point without probing (e.g. one batch would outlast the budget)."""

@@ -49,6 +49,10 @@ MIN_FILES_IN_FLIGHT = 4
 # of the large set ran 13% below C=4 P=8 at C=4 P=4 (16 streams for ~6 needed, idle a third
 # of the time); with the duty cycle the model starts at C=4 P=8.
 FILE_ROUND_TRIPS = 6
+# Round trips from a globus-url-copy process's start to its first file moving: GSI logins on
+# every control channel (connect, AUTH/ADAT handshake, USER/PASS), then the first commands and
+# data channels.  On the delay-line testbed at 130 ms: 3.1-3.5 s, paid by every batch (probe).
+STARTUP_ROUND_TRIPS = 25
 DEFAULT_BANDWIDTH = 1.25e9     # 10 Gb/s NIC, when nothing is known of the path
 DEFAULT_STREAMS_TO_FILL = 16   # and a WAN stream reaching 1/16 of it
 
