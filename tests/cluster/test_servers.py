@@ -59,11 +59,15 @@ def test_servers_serve_and_compute_nodes_are_clients(up):
     for name in SERVERS:
         assert rows[name]["up"] and rows[name]["pmcd"] == name and rows[name]["agents"] == ["hpclustre"]
     assert rows["oss01"]["targets"] == lustre.served(1, 2) and rows["oss02"]["targets"] == lustre.served(2, 2)
+    targets = {lustre.ost_name(fs, i) for fs in lustre.FILESYSTEMS for i in range(lustre.OSTS)} | {
+        lustre.mdt_name(fs) for fs in lustre.FILESYSTEMS}
     for name in COMPUTE:   # client statistics, no server target, no job_stats
         ns = namespaces[name]
-        assert _values(ns, "hpc.lustre.client.write.bytes").keys() == set(lustre.FILESYSTEMS)
-        assert set(_values(ns, "hpc.lustre.client.target.write.bytes")) >= {
-            lustre.ost_name(fs, i) for fs in lustre.FILESYSTEMS for i in range(lustre.OSTS)}
+        # RPC wait times move from the start (pings); bytes once a job has written there
+        wait_for(lambda ns=ns: set(_values(ns, "hpc.lustre.client.target.waittime.count")) == targets,
+                 timeout=30, interval=1, what=f"{name}: its OSC and MDC statistics")
+        wait_for(lambda ns=ns: _values(ns, "hpc.lustre.client.write.bytes"), timeout=60, interval=1,
+                 what=f"{name}: its client's written bytes")
         assert _values(ns, "hpc.lustre.server.target.write.bytes") == {}
         assert _values(ns, "hpc.lustre.job.write.bytes") == {}
     for name in SERVERS:
