@@ -2,7 +2,8 @@
 
 A cluster of ``--hosts`` hosts is modelled (bench/logger_scale_parts/archives.py: roles head, dtn,
 Lustre servers, compute; jobs spread over the nodes; every metric shaped like the agents' real
-recording) and archives are written with PCP's LOGIMPORT API for ``--hours`` at 10 s.  Writing
+recording) and archives are written with PCP's LOGIMPORT API for ``--hours``, each metric at its
+pmlogconf group's interval (``--groups``; the farm's 10 s where a group names none).  Writing
 and loading every host does not fit 2 shared cores, so every host of the small roles (head,
 dtn) is written, and a sample of the large ones (``--servers`` Lustre servers, ``--compute``
 compute nodes); per-host figures are measured per role and scaled by the role's host count.
@@ -19,9 +20,10 @@ a logger that has seen its hosts before), against the rate the modelled cluster 
 
 Then every target of the summary (hpc-cluster) and job (hpc-job) dashboards runs through a
 pmproxy in front of each store, as grafana-pcp runs it (tests/logger/panels.py): /series/query,
-then /series/values of every series over the simulated window; ``--rounds`` times, alternating
-the stores.  Latency is measured at the loaded hosts; the figure at ``--hosts`` is scaled by
-the series the metric has at full size (linear: extrapolated).
+then /series/values of every series over the window grafana-pcp asks for that panel (its
+relative time override, else the board's range, with the plugin's margins); ``--rounds``
+times, alternating the stores.  Latency is measured at the loaded hosts; the figure at
+``--hosts`` is scaled by the series the metric has at full size (linear: extrapolated).
 
 PCP's published anchors (scaling guide, pmlogger farm at 10 s): 10 hosts → key server
 2.6 GB/day; 50 hosts → 12 GB/day (240 MB/host/day), 522 MB of archives/day.

@@ -55,6 +55,8 @@ BASE_METRICS: Mapping[str, BaseMetric] = {
     "mem.physmem": BaseMetric(LINUX, (60, 1, 0), U64, DISCRETE, KBYTES),
     # processes in uninterruptible sleep (state D in ps) now: the node.d_state alarm
     "proc.runq.blocked": BaseMetric(PROC, (3, 13, 1), I32, INSTANT, COUNT),
+    # /proc/stat procs_blocked: the tasks among them that wait for I/O (iowait)
+    "kernel.all.blocked": BaseMetric(LINUX, (60, 0, 16), U64, INSTANT, NONE),
     # node.unreachable and node.agent_down
     "pmcd.numagents": BaseMetric(PMCD, (2, 0, 2), U32, INSTANT, NONE),
     "pmcd.agent.status": BaseMetric(PMCD, (2, 4, 1), I32, DISCRETE, NONE, (2, 3)),

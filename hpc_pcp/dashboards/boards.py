@@ -150,12 +150,14 @@ def node() -> Board:
         Panel("timeseries", "CPU now (live)", "User CPU time from the node's pmcd, polled live.",
               [Query("kernel.all.cpu.user", {}, "user", live=True)], height=6),
         Panel("timeseries", "Processes in D state", "Processes in uninterruptible sleep (state D "
-              "in ps) at each sample, from PCP's proc agent (proc.runq.blocked). Brief D states "
-              "are ordinary I/O; a level that stays above 0 means tasks stuck in the kernel, "
-              "usually waiting for Lustre (RPCs in flight, below) or a disk, with I/O wait in "
-              "CPU utilisation (above). The node.d_state alarm fires when it lasts 5 "
+              "in ps) at each sample, from PCP's proc agent (proc.runq.blocked), and those of "
+              "them waiting for I/O (/proc/stat procs_blocked, kernel.all.blocked). Brief D "
+              "states are ordinary I/O; a level that stays above 0 means tasks stuck in the "
+              "kernel, usually waiting for Lustre (RPCs in flight, below) or a disk, with I/O "
+              "wait in CPU utilisation (above). The node.d_state alarm fires when it lasts 5 "
               "evaluations (2 minutes).",
-              [Query("proc.runq.blocked", HOST, "D state")], rate=False, height=6),
+              [Query("proc.runq.blocked", HOST, "D state"),
+               Query("kernel.all.blocked", HOST, "waiting for I/O")], rate=False, height=6),
     ).row(
         "Lustre client",
         Panel("timeseries", "Lustre I/O", "Bytes read and written per filesystem.",

@@ -22,8 +22,10 @@ import pytest
 
 from hpc_pcp import logger
 from hpc_pcp.agents import available
-from tests.harness.pcp import installed_agent, reader, wait_for, wait_refreshed
+from hpc_pcp.dashboards.base_metrics import BASE_METRICS, LINUX, PROC
+from tests.harness.pcp import installed_agent, reader, run_pcp, wait_for, wait_refreshed
 
+from . import stack as stack_module
 from .panels import label_variables, run_every_panel
 from .stack import Stack
 
@@ -35,6 +37,25 @@ pytestmark = [pytest.mark.services, pytest.mark.root, pytest.mark.usefixtures("p
 DASHBOARD_AGENTS = ("hpclustre", "hpcib", "hpcjob", "hpcbpftrace", "hpcdtn", "hpcalarm")
 # Data each agent's panels need before pmlogger starts (bpftrace prints per interval).
 FIRST_DATA = {"hpcbpftrace": "hpc.bpftrace.data.histogram"}
+# No curated script exports a level (hpc.bpftrace.data.instant, the bpftrace board's Levels
+# panel): one is added as an admin would, by a store to the agent's control metric.
+LEVEL_SCRIPT = """// name: panel_levels
+// description: Seconds past the minute, as a level, for the bpftrace board's Levels panel.
+// exports: @second instant unit count: seconds past the minute
+interval:s:1
+{
+	@second = (nsecs / 1000000000) % 60;
+	print(@second);
+}
+"""
+
+
+def base_metrics_section() -> str:
+    """The pmlogger section for PCP's own metrics our panels read (CPU, memory, D state): on a
+    logger PCP's default pmlogconf groups log them (proc.runq.blocked: tools/collectl)."""
+    names = [n for n, m in BASE_METRICS.items() if m.agent in (LINUX, PROC)]
+    return "\n# PCP's own metrics the node dashboard shows\nlog mandatory on default {\n    " + \
+        " ".join(names) + "\n}\n"
 
 
 def _demo_agents() -> dict[str, object]:
@@ -72,6 +93,11 @@ def live():
             for name, metric in FIRST_DATA.items():
                 if name in demos:
                     wait_for(lambda m=metric: reader().fetch([m])[m], 60, what=f"values of {metric}")
+            if "hpcbpftrace" in demos:   # as root over pmcd's local socket (allowed_users)
+                stored = run_pcp("pmstore", "-h", "local:", "hpc.bpftrace.control.add", LEVEL_SCRIPT)
+                assert stored.returncode == 0, stored.stdout + stored.stderr
+                wait_for(lambda: reader().fetch(["hpc.bpftrace.data.instant"])["hpc.bpftrace.data.instant"],
+                         60, what="values of hpc.bpftrace.data.instant from the added script")
             if {"hpcjob", "hpclustre"} <= demos.keys():
                 # The demo's running Slurm jobs get Lustre job_stats entries at the next advance;
                 # have them before pmlogger starts: here, instances that appeared after
@@ -90,7 +116,9 @@ def live():
             stack.start_redis()
             archives = os.path.join(stack.directory, "archives")
             os.makedirs(archives)
-            config = stack.pmlogger_config(logger.pmlogconf_groups())
+            with pytest.MonkeyPatch.context() as patch:   # every base metric a panel reads
+                patch.setattr(stack_module, "LINUX_SECTION", base_metrics_section())
+                config = stack.pmlogger_config(logger.pmlogconf_groups())
             text = open(config).read()
             for name in demos:
                 assert f"hpc/{name}:y:" in text or available()[name].load().root in text, text
