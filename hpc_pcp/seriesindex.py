@@ -28,6 +28,7 @@ from .resp import RespError, Store
 # pcp-hpc's agents: hpcjob, hpclustre, hpcib, hpcbpftrace, hpcdtn, hpcsample, hpcalarm
 OUR_DOMAINS = frozenset(range(410, 417))
 FIXED_IN = (6, 3, 4)
+CHUNK = 10000       # commands per pipeline
 
 
 def needed(pcp_version: str) -> bool:
@@ -82,8 +83,10 @@ class Indexer:
             return
         members = self.store.run([("SMEMBERS", k) for _, k, _ in grown])
         fresh = sorted({s for batch in members for s in batch if s not in self.group_of})
-        descs = self.store.run([("HMGET", f"pcp:desc:series:{s.hex()}", "indom", "source")
-                                for s in fresh]) if fresh else []
+        descs: list = []
+        for start in range(0, len(fresh), CHUNK):
+            descs += self.store.run([("HMGET", f"pcp:desc:series:{s.hex()}", "indom", "source")
+                                     for s in fresh[start:start + CHUNK]])
         for series, (indom, source) in zip(fresh, descs, strict=True):
             indom_text = (indom or b"none").decode(errors="replace")
             group = (source or b"", indom_text)
@@ -105,14 +108,14 @@ class Indexer:
 
     def _changed_groups(self) -> list[tuple[bytes, str]]:
         watched = [s for members in self.groups.values() for s in members]
-        if not watched:
-            return []
-        sizes = self.store.run([("SCARD", f"pcp:instances:series:{s.hex()}") for s in watched])
         changed = set()
-        for series, size in zip(watched, sizes, strict=True):
-            if self.counts.get(series) != size:
-                changed.add(self.group_of[series])
-                self.counts[series] = size
+        for start in range(0, len(watched), CHUNK):
+            chunk = watched[start:start + CHUNK]
+            sizes = self.store.run([("SCARD", b"pcp:instances:series:" + s.hex().encode()) for s in chunk])
+            for series, size in zip(chunk, sizes, strict=True):
+                if self.counts.get(series) != size:
+                    changed.add(self.group_of[series])
+                    self.counts[series] = size
         return [g for g in self.groups if g in changed and len(self.groups[g]) > 1]
 
     def _repair(self, groups: list[tuple[bytes, str]]) -> int:
@@ -125,16 +128,18 @@ class Indexer:
         unions: dict[tuple[bytes, str], set[bytes]] = {}
         for (group, _), have in zip(members, sets, strict=True):
             unions.setdefault(group, set()).update(have)
-        unknown = sorted({i for u in unions.values() for i in u if i not in self.names})
-        if unknown:
+        lacking = [(series, have, unions[group] - have)
+                   for (group, series), have in zip(members, sets, strict=True)]
+        unknown = sorted({i for _, _, gap in lacking for i in gap if i not in self.names})
+        if unknown:     # names of instances some series lacks: the later ones, not every job
             names = self.store.run([("HGET", f"pcp:inst:series:{i.hex()}", "name") for i in unknown])
             for instance, name in zip(unknown, names, strict=True):
                 if name:
                     self.names[instance] = name
         commands: list[tuple] = []
         added = 0
-        for (group, series), have in zip(members, sets, strict=True):
-            missing = sorted(i for i in unions[group] - have if i in self.names)
+        for series, have, gap in lacking:
+            missing = sorted(i for i in gap if i in self.names)
             if not missing:
                 continue
             commands.append(("SADD", f"pcp:instances:series:{series.hex()}", *missing))
@@ -150,7 +155,13 @@ class Indexer:
         self._new_series()
         changed = self._changed_groups()
         done = Pass(series=sum(len(m) for m in self.groups.values()), groups_checked=len(changed))
-        done.added = self._repair(changed)
+        batch: list[tuple[bytes, str]] = []
+        for group in changed:      # a few thousand series at a time: bounded replies in memory
+            batch.append(group)
+            if sum(len(self.groups[g]) for g in batch) >= CHUNK // 4:
+                done.added += self._repair(batch)
+                batch = []
+        done.added += self._repair(batch)
         done.seconds = time.monotonic() - started
         return done
 
