@@ -23,7 +23,8 @@ pmproxy in front of each store, as grafana-pcp runs it (tests/logger/panels.py):
 then /series/values of every series over the window grafana-pcp asks for that panel (its
 relative time override, else the board's range, with the plugin's margins); ``--rounds``
 times, alternating the stores.  Latency is measured at the loaded hosts; the figure at
-``--hosts`` is scaled by the series the metric has at full size (linear: extrapolated).
+``--hosts`` is scaled by the series the metric has at full size and by the panel's range over
+the simulated time (linear: extrapolated).
 
 PCP's published anchors (scaling guide, pmlogger farm at 10 s): 10 hosts → key server
 2.6 GB/day; 50 hosts → 12 GB/day (240 MB/host/day), 522 MB of archives/day.
@@ -132,29 +133,31 @@ def span_seconds(text: str) -> int:
     return int(text[:-1]) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[text[-1]]
 
 
-def queries(job: str) -> list[tuple[str, str, str, int]]:
-    """(board, panel title, expression, seconds of range the panel reads) of every history
-    target of the summary and job boards: the panel's relative time if it has one, else the
-    board's default range."""
+def queries(job: str) -> list[tuple[str, str, str, int, int]]:
+    """(board, panel title, expression, seconds of range the panel reads, its min interval in
+    seconds) of every history target of the summary and job boards: the panel's relative time
+    if it has one, else the board's default range."""
     found = []
     for board, filename in BOARDS.items():
         shipped = dashboards.generate()[filename]
         board_range = span_seconds(shipped["time"]["from"])
         for panel in shipped["panels"]:
             span = span_seconds(panel["timeFrom"]) if panel.get("timeFrom") else board_range
+            step = span_seconds(panel["interval"]) if panel.get("interval") else 0
             for target in panel.get("targets", []):
                 if target["datasource"]["type"] != "performancecopilot-valkey-datasource":
                     continue
-                found.append((board, panel["title"], target["expr"].replace("$job", job), span))
+                found.append((board, panel["title"], target["expr"].replace("$job", job), span, step))
     return found
 
 
-def grafana_window(end: int, span: int) -> tuple[tuple[int, int], int]:
+def grafana_window(end: int, span: int, step: int = 0) -> tuple[tuple[int, int], int]:
     """The /series/values window and interval grafana-pcp asks for a panel reading the ``span``
     seconds up to ``end`` (pkg/datasources/valkey/query.go): from - 2*max(interval, 60) to
-    end + max(interval, 60), interval = range / data points (about 1,000 on a wide panel),
-    never below the sampling interval here."""
-    interval = max(archives.INTERVAL, span // 1000)
+    end + max(interval, 60), interval = range / data points (about 1,000 on a wide panel) or
+    the panel's min interval ``step``, never below the sampling interval here.  pmproxy
+    returns one sample per interval."""
+    interval = max(archives.INTERVAL, span // 1000, step)
     margin = max(interval, 60)
     return (end - span - 2 * margin, end + margin), interval
 
@@ -162,9 +165,10 @@ def grafana_window(end: int, span: int) -> tuple[tuple[int, int], int]:
 def run_queries(stores: list[Store], end: int, rounds: int, job: str,
                 budget: float) -> list[dict]:
     runs = []
-    for board, title, expr, span in queries(job):
-        window, interval = grafana_window(end, span)
-        entry = {"board": board, "panel": title, "expr": expr, "range_s": span, "stores": {}}
+    for board, title, expr, span, step in queries(job):
+        window, interval = grafana_window(end, span, step)
+        entry = {"board": board, "panel": title, "expr": expr, "range_s": span, "interval_s": interval,
+                 "stores": {}}
         for store in stores:
             entry["stores"][store.name] = {"seconds": [], "series": 0, "points": 0}
         began = time.perf_counter()
@@ -231,9 +235,13 @@ def figures(args, cluster, written, loaded, runs, stores) -> dict:
         latencies = []
         for entry in runs:
             s = entry["stores"][store.name]
-            scale = metric_scale(entry["expr"], cluster, loaded_roles, role_metrics)
+            # hosts at full size / hosts loaded, times the panel's range / the simulated time
+            # (a 3-hour panel over 1 simulated hour reads a third of what it will)
+            scale = metric_scale(entry["expr"], cluster, loaded_roles, role_metrics) * \
+                max(1.0, entry["range_s"] / seconds)
             latencies.append({"board": entry["board"], "panel": entry["panel"], "expr": entry["expr"],
-                              "range_s": entry["range_s"], "series": s["series"], "points": s["points"],
+                              "range_s": entry["range_s"], "interval_s": entry["interval_s"],
+                              "series": s["series"], "points": s["points"],
                               "median_s": statistics.median(s["seconds"]),
                               "p99_s": percentile(s["seconds"], 0.99), "n": len(s["seconds"]),
                               "full_size_scale": scale,

@@ -41,6 +41,9 @@ ONLY_JOB_LUSTRE = [*LUSTRE_JOBS, only_named("job")]
 # Ranking by the current rate needs a few samples, not the board's range (measured in
 # bench/logger_scale.py: the values read fall with the window).
 TOP_N_WINDOW = "5m"
+# Panels over every host of the cluster read one sample a minute (Grafana's min interval,
+# which pmproxy honours): a 3-hour view of 1,000 hosts needs no 10 s detail.
+CLUSTER_STEP = "1m"
 UIDS = {"cluster": "hpc-cluster", "node": "hpc-node", "job": "hpc-job", "lustre": "hpc-lustre",
         "ib": "hpc-ib", "bpftrace": "hpc-bpftrace", "dtn": "hpc-dtn"}
 
@@ -99,8 +102,8 @@ def cluster() -> Board:
               "non-zero means firing.", _queries(alarms), rate=False, width=12,
               transformations=top(50), links=[TO_NODE]),
         Panel("state-timeline", "Agents up", "hpc.<x>.agent.up per host and agent: 0 means a source "
-              "is down (see hpc-pcp status on that node).", _health_queries(), rate=False, width=12,
-              links=[TO_NODE]),
+              "is down (see hpc-pcp status on that node). One sample a minute.", _health_queries(),
+              rate=False, width=12, links=[TO_NODE], min_interval=CLUSTER_STEP),
     ).row(
         "Nodes and jobs",
         *[Panel("stat", f"Nodes {state}", f"Nodes the scheduler reports {state}.",
@@ -113,14 +116,16 @@ def cluster() -> Board:
     ).row(
         "Throughput",
         Panel("timeseries", "Lustre client I/O (all nodes)", "Bytes read and written by every "
-              "Lustre client, stacked per host and filesystem.",
+              "Lustre client, stacked per host and filesystem; one sample a minute (the node "
+              "board has every sample).",
               [Query("hpc.lustre.client.read.bytes", {}, "read $hostname $instance"),
                Query("hpc.lustre.client.write.bytes", {}, "write $hostname $instance")],
-              stack=True, links=[TO_NODE]),
+              stack=True, links=[TO_NODE], min_interval=CLUSTER_STEP),
         Panel("timeseries", "InfiniBand traffic (all nodes)", "Bytes sent and received by all HCA "
-              "ports of each host, stacked.",
+              "ports of each host, stacked; one sample a minute (the node board has every sample).",
               [Query("hpc.ib.total.xmit.bytes", {}, "xmit $hostname"),
-               Query("hpc.ib.total.rcv.bytes", {}, "rcv $hostname")], stack=True, links=[TO_NODE]),
+               Query("hpc.ib.total.rcv.bytes", {}, "rcv $hostname")], stack=True, links=[TO_NODE],
+              min_interval=CLUSTER_STEP),
         *[Panel("bargauge", f"Top jobs by Lustre {word}", f"Jobs {verb} the most now: each job's "
                 "latest rate on every OST/MDT server and filesystem (job_stats), summed. Reads the "
                 f"last {TOP_N_WINDOW} only, whatever the board's range: a series holds every job of "
