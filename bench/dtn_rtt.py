@@ -16,7 +16,12 @@ TCP's (window / RTT, slow start, loss recovery).  In one run:
    ``--verify`` against no verification (whole transfers, sides alternating).
 
 Rates are bytes/s delivered to the destination nodes' links over a window after warm-up
-(``dtn_lab.trial``).  ``--quick`` is a reduced run (130 ms only, two shapes, a 2 × 2 grid,
+(``dtn_lab.trial``).  A shape ``NAME_xK`` is shape NAME at K times its scale (``large_x2``: six
+files of 40-80 MB), generated beside the plain one.  ``--before-tree DIR`` runs ``--auto`` of
+another tree (an exported older commit) right after this tree's, on the same testbed and data,
+so before and after are compared with the same fixed grid in one run; ``--whole`` also times
+whole transfers of each shape (best fixed point, --auto, --auto before), probing included.
+``--quick`` is a reduced run (130 ms only, two shapes, a 2 × 2 grid,
 one loss level) for checking that it all works.  Writes bench/results/dtn_rtt.json (or
 dtn_rtt_quick.json) and PNG heat maps and scaling plots beside it.
 """
@@ -36,9 +41,11 @@ sys.path.insert(0, ROOT)
 
 from bench.harness import RESULTS_DIR  # noqa: E402
 from dtn_lab import plots  # noqa: E402
+from dtn_lab.path import testbed_path  # noqa: E402
 from dtn_lab.sweep import MODES  # noqa: E402
 from dtn_lab.testbed import DEST, SOURCE, Testbed, wan  # noqa: E402
 from dtn_lab.testbed import datasets as ds  # noqa: E402
+from dtn_lab.testbed.layout import save as save_layout  # noqa: E402
 from dtn_lab.trial import run_trial  # noqa: E402
 from dtn_transfer.options import RunOptions  # noqa: E402
 
@@ -46,6 +53,38 @@ MIB = 2 ** 20
 PAPER = {"Mode I": 1.8, "Mode II": 2.7}
 SPLIT = 32 << 20     # --split for the huge set at 3 nodes
 SHAPE_SCALES = {"small": 2.0, "medium": 1.5, "large": 1.0, "huge": 1.0}
+# --auto of another tree, in a process of its own, on the testbed this one built
+BEFORE_TRIAL = """
+import json, os, sys
+sys.path.insert(0, sys.argv[1])
+from dtn_lab.testbed import Testbed
+from dtn_lab.trial import run_trial
+bed = Testbed.load(sys.argv[2])
+os.environ.update(bed.client_environment())
+r = run_trial(bed, sys.argv[3], 1, auto=True, seconds=float(sys.argv[4]), warmup=float(sys.argv[5]),
+              probe_budget=float(sys.argv[6]), label=sys.argv[3] + " auto before",
+              report=lambda line: print("  before: " + line, file=sys.stderr, flush=True))
+print(json.dumps(r.to_json()))
+"""
+
+
+def base_shape(shape: str) -> tuple[str, float]:
+    """``large_x2`` -> ("large", 2 x large's scale); a plain name -> (name, its scale)."""
+    name, _, times = shape.partition("_x")
+    return name, SHAPE_SCALES[name] * (float(times) if times else 1.0)
+
+
+def add_shape(bed: Testbed, shape: str) -> None:
+    name, scale = base_shape(shape)
+    if shape == name:
+        bed.add_datasets([shape], scale)
+        return
+    L = bed.layout                      # a scaled copy of a shape, under its own name
+    summary = ds.generate(L.source_dir(shape), name, scale)
+    os.makedirs(L.dest_dir(shape), exist_ok=True)
+    os.chmod(L.dest_dir(shape), 0o777)
+    L.datasets[shape] = {**summary, "source": L.source_dir(shape), "dest": L.dest_dir(shape)}
+    save_layout(L)
 
 
 def say(text: str) -> None:
@@ -110,7 +149,9 @@ def cpu_ticks() -> tuple[int, int]:
     return sum(fields) - idle, sum(fields)
 
 
-def warmup(args, bed: Testbed) -> float:
+def warmup(args, bed: Testbed, shape: str | None = None) -> float:
+    if shape in args.shape_warmup:
+        return args.shape_warmup[shape]
     return args.warmup if args.warmup is not None else 2.0 + 20 * bed.layout.rtt_ms / 1000
 
 
@@ -119,7 +160,7 @@ def trial(bed: Testbed, shape: str, nodes: int, c: int, p: int, args, trials: li
     """One fixed-point trial; the machine's CPU use during it is kept with it (2 shared cores)."""
     b0, t0 = cpu_ticks()
     r = run_trial(bed, shape, nodes, RunOptions(concurrency=c, parallelism=p, pipelining=True, split=split),
-                  seconds=args.seconds, warmup=warmup(args, bed), label=label)
+                  seconds=args.seconds, warmup=warmup(args, bed, shape), label=label)
     b1, t1 = cpu_ticks()
     trials.append({**r.to_json(), "rtt_ms": bed.layout.rtt_ms, "loss": bed.layout.loss,
                    "cpu_busy": (b1 - b0) / max(1, t1 - t0)})
@@ -181,21 +222,87 @@ def grid_and_auto(args, bed: Testbed, shapes: list[str], grid: list[tuple[int, i
         heat = f"dtn_rtt{args.tag}_heat_{shape}_loss{loss * 100:g}.png"
         png = plots.heatmap(fixed, os.path.join(args.out, heat),
                             f"{shape}, RTT {bed.layout.rtt_ms:g} ms, loss {loss:.2%}, 1 node pair")
-        auto = run_trial(bed, shape, 1, auto=True, seconds=args.auto_seconds, warmup=warmup(args, bed),
-                         probe_budget=args.probe_budget, label=f"{shape} auto",
-                         report=lambda line: say("    " + line))
-        trials.append({**auto.to_json(), "rtt_ms": bed.layout.rtt_ms, "loss": loss})
-        classes = (auto.auto_summary or {}).get("classes", {})
-        probing = max((c["probing_seconds"] for c in classes.values()), default=None)
-        row = {"best_point": list(best), "best_rate": fixed[best], "auto_rate": auto.rate,
-               "auto_whole_rate": auto.whole_rate, "ratio": auto.rate / fixed[best] if fixed[best] else None,
-               "probing_seconds": probing, "auto_choice": {k: c["final"] for k, c in classes.items()},
-               "auto_note": auto.note, "heatmap": os.path.relpath(png, ROOT),
+        row = {"best_point": list(best), "best_rate": fixed[best], "heatmap": os.path.relpath(png, ROOT),
                "grid": {f"{c}x{p}": r for (c, p), r in sorted(fixed.items())}}
+        sides = [("", None)] + ([("before_", args.before_tree)] if args.before_tree else [])
+        for _ in range(args.auto_rounds):
+            for prefix, tree in sides:
+                auto = auto_trial(args, bed, shape, tree)
+                trials.append({**auto, "rtt_ms": bed.layout.rtt_ms, "loss": loss})
+                row.setdefault(f"{prefix}auto_trials", []).append(auto)
+        for prefix, _ in sides:
+            runs = row.pop(f"{prefix}auto_trials")
+            auto = sorted(runs, key=lambda a: a["rate"])[len(runs) // 2]      # the median round
+            classes = (auto.get("auto_summary") or {}).get("classes", {})
+            row.update({f"{prefix}auto_rate": auto["rate"], f"{prefix}auto_rates": [a["rate"] for a in runs],
+                        f"{prefix}auto_whole_rate": auto["whole_rate"],
+                        f"{prefix}ratio": auto["rate"] / fixed[best] if fixed[best] else None,
+                        f"{prefix}probing_seconds": max((c["probing_seconds"] for c in classes.values()),
+                                                        default=None),
+                        f"{prefix}auto_choice": {k: c["final"] for k, c in classes.items()},
+                        f"{prefix}auto_note": auto["note"]})
         out[shape] = row
-        say(f"  {shape:7} best C={best[0]} P={best[1]} {fixed[best] / MIB:5.2f} MiB/s; "
-            f"auto {auto.rate / MIB:5.2f} MiB/s ({row['ratio'] or 0:.1%}) after {probing}s probing; "
-            f"chose {row['auto_choice']}")
+        say(f"  {shape:8} best C={best[0]} P={best[1]} {fixed[best] / MIB:5.2f} MiB/s; "
+            + "; ".join(f"auto{' before' if p else ''} {row[p + 'auto_rate'] / MIB:5.2f} MiB/s "
+                        f"({row[p + 'ratio'] or 0:.1%}) after {row[p + 'probing_seconds']}s probing, "
+                        f"chose {row[p + 'auto_choice']}" for p, _ in sides))
+    return out
+
+
+def auto_trial(args, bed: Testbed, shape: str, tree: str | None) -> dict:
+    """One --auto trial of this tree, or of ``tree`` (another checkout) in a process of its own."""
+    if tree is None:
+        r = run_trial(bed, shape, 1, auto=True, seconds=args.auto_seconds, warmup=warmup(args, bed, shape),
+                      probe_budget=args.probe_budget, label=f"{shape} auto",
+                      report=lambda line: say("    " + line))
+        return r.to_json()
+    done = subprocess.run([sys.executable, "-c", BEFORE_TRIAL, os.path.abspath(tree), args.name, shape,
+                           str(args.auto_seconds), str(warmup(args, bed, shape)), str(args.probe_budget)],
+                          capture_output=True, text=True, cwd=tree)
+    for line in done.stderr.splitlines():
+        if line.startswith("  before: auto"):
+            say("    " + line.strip())
+    if done.returncode != 0:
+        raise SystemExit(f"--auto of {tree} failed: {done.stderr[-2000:]}")
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def whole_transfers(args, bed: Testbed, shapes: list[str], best: dict[str, tuple[int, int]]) -> dict:
+    """Each shape moved whole on one pair: the best fixed point, --auto, --auto of --before-tree
+    (probing included; sides alternate between rounds)."""
+    L = bed.layout
+    path = testbed_path(L)
+    figures = ["--path-bandwidth", str(int(path.bandwidth)), "--stream-rate", str(int(path.stream_rate)),
+               "--rtt", f"{path.rtt * 1000:g}", "--probe-budget", f"{args.probe_budget:g}"]
+    out = {}
+    for shape in shapes:
+        c, p = best[shape]
+        sides = {f"fixed C={c} P={p}": dtn(1, "-c", str(c), "-p", str(p), "--pipelining"),
+                 "auto": dtn(1, "--auto", *figures)}
+        if args.before_tree:
+            sides["auto before"] = dtn(1, "--auto", *figures, tree=args.before_tree)
+        say(f"  {shape}: whole transfers, one pair")
+        seconds = {name: [] for name in sides}
+        for k in range(args.repeat):
+            for name in (list(sides) if k % 2 == 0 else list(sides)[::-1]):
+                bed.clear_dest(shape)
+                t0 = time.perf_counter()
+                work = tempfile.mkdtemp(prefix="dtn-rtt-w-")
+                sides[name](bed, L.source_dir(shape), L.dest_dir(shape), work)
+                subprocess.run(["rm", "-rf", work], check=True)
+                seconds[name].append(time.perf_counter() - t0)
+                if not _arrived(L.source_dir(shape), L.dest_dir(shape)):
+                    raise SystemExit(f"{shape} {name}: files missing or short")
+                say(f"    {name}: {seconds[name][-1]:.1f} s")
+        median = {n: statistics.median(v) for n, v in seconds.items()}
+        fixed = median[f"fixed C={c} P={p}"]
+        out[shape] = {"seconds": seconds, "median": median, "best_point": [c, p],
+                      "auto_ratio": fixed / median["auto"],
+                      "before_ratio": fixed / median["auto before"] if "auto before" in median else None}
+        say(f"  {shape}: --auto takes {median['auto']:.1f} s, fixed {fixed:.1f} s "
+            f"(ratio {out[shape]['auto_ratio']:.1%})"
+            + (f"; before {median['auto before']:.1f} s ({out[shape]['before_ratio']:.1%})"
+               if "auto before" in median else ""))
     return out
 
 
@@ -255,14 +362,16 @@ def raw_defaults(bed: Testbed, src_dir: str, dst_dir: str, work: str) -> None:
                    stderr=subprocess.PIPE)
 
 
-def dtn(nodes: int, *flags: str):
+def dtn(nodes: int, *flags: str, tree: str | None = None):
     def run(bed: Testbed, src_dir: str, dst_dir: str, work: str) -> None:
         L = bed.layout
         src = f"{L.scheme}://" + ",".join(n.endpoint for n in L.cluster(SOURCE)[:nodes]) + src_dir
         dst = f"{L.scheme}://" + ",".join(n.endpoint for n in L.cluster(DEST)[:nodes]) + dst_dir
-        env = {**os.environ, "DTN_TRANSFER_STATE_DIR": os.path.join(work, "state"), "PYTHONPATH": ROOT}
+        env = {**os.environ, "DTN_TRANSFER_STATE_DIR": os.path.join(work, "state"),
+               "PYTHONPATH": os.path.abspath(tree) if tree else ROOT}
         done = subprocess.run([sys.executable, "-m", "dtn_transfer.cli", "run", src, dst, "-q", *flags],
-                              env=env, capture_output=True, text=True)
+                              env=env, capture_output=True, text=True,
+                              cwd=os.path.abspath(tree) if tree else None)
         if done.returncode != 0:
             raise SystemExit(f"dtn-transfer failed ({done.returncode}): {done.stderr[-2000:]}")
     return run
@@ -324,6 +433,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--shape-scales", default="",
                         help="data set scales, e.g. small=6,large=2 (default: " +
                              ",".join(f"{k}={v:g}" for k, v in SHAPE_SCALES.items()) + ")")
+    parser.add_argument("--shape-warmup", default="",
+                        help="warm-up per shape, e.g. small=15,large_x2=15 (the small set at 130 ms ramps "
+                             "for ~15 s: globus-url-copy starts its sessions over seconds)")
+    parser.add_argument("--before-tree", default=None,
+                        help="also run --auto of another tree (an exported older commit) beside this one's")
+    parser.add_argument("--auto-rounds", type=int, default=1, help="--auto trials per side (median kept)")
+    parser.add_argument("--whole", action="store_true",
+                        help="also time whole transfers per shape: best fixed point, --auto (and before)")
+    parser.add_argument("--whole-shapes", default=None, help="shapes of --whole [default: all of --shapes]")
     parser.add_argument("--quick", action="store_true",
                         help="130 ms only, medium and huge, 2 x 2 grid, one loss")
     args = parser.parse_args(argv or [])
@@ -336,6 +454,8 @@ def main(argv: list[str] | None = None) -> None:
     for item in filter(None, args.shape_scales.split(",")):
         shape, _, value = item.partition("=")
         SHAPE_SCALES[shape] = float(value)
+    args.shape_warmup = {k: float(v) for k, _, v in
+                         (item.partition("=") for item in args.shape_warmup.split(",") if item)}
     args.earlier = None
     if args.reuse_grid:
         with open(args.reuse_grid, encoding="utf-8") as f:
@@ -350,7 +470,7 @@ def main(argv: list[str] | None = None) -> None:
     trials: list = []
     result: dict = {"benchmark": "dtn_rtt", "quick": args.quick, "when": time.strftime("%Y-%m-%dT%H:%M:%S"),
                     "settings": {k: v for k, v in vars(args).items() if k not in ("out", "earlier", "tag")},
-                    "shape_scales": dict(SHAPE_SCALES),
+                    "shape_scales": {s: base_shape(s)[1] for s in args.shapes.split(",") if s},
                     "trials": trials}
     Testbed.down(args.name)
     try:
@@ -362,7 +482,7 @@ def main(argv: list[str] | None = None) -> None:
         def at(rtt: float, loss: float) -> Testbed:
             up = bring_up(args, rtt, loss)
             for shape in shapes:
-                up.add_datasets([shape], SHAPE_SCALES[shape])
+                add_shape(up, shape)
             return up
 
         # CPU-bound parts (three node pairs) last: the machine is shared
@@ -377,8 +497,12 @@ def main(argv: list[str] | None = None) -> None:
             for k, loss in enumerate(float(x) for x in args.auto_losses.split(",") if x):
                 bed = at(rtts[0], loss)
                 say(f"2. C x P and --auto at {rtts[0]:g} ms, loss {loss:.2%}")
-                result.setdefault("auto", {})[f"{loss:g}"] = grid_and_auto(args, bed, later if k else shapes,
-                                                                           grid, trials)
+                done = grid_and_auto(args, bed, later if k else shapes, grid, trials)
+                result.setdefault("auto", {})[f"{loss:g}"] = done
+                if args.whole and not k:
+                    wanted = [s for s in (args.whole_shapes or args.shapes).split(",") if s in done]
+                    result["whole"] = whole_transfers(args, bed, wanted,
+                                                      {s: tuple(r["best_point"]) for s, r in done.items()})
         for rtt in rtts if "table" in parts else []:
             bed = at(rtt, args.table_loss)
             if f"{rtt:g}" not in result.get("path", {}):
@@ -410,12 +534,19 @@ def summary(result: dict) -> None:
                     + f"{row['ratio'] or 0:8.2f}{PAPER[mode]:7.1f}"
                     + (f"   split: {row['ratio_split']:.2f}" if row.get("ratio_split") else ""))
     for loss, shapes in result.get("auto", {}).items():
-        say(f"\nloss {float(loss):.2%}: {'shape':8}{'best':>6}{'MiB/s':>7}{'auto':>7}{'ratio':>7}"
-            f"{'probe s':>8}")
+        say(f"\nloss {float(loss):.2%}: {'shape':9}{'best':>6}{'MiB/s':>7}{'auto':>7}{'ratio':>7}"
+            f"{'probe s':>8}{'before':>8}{'ratio':>7}{'probe s':>8}")
         for shape, row in shapes.items():
             best = f"{row['best_point'][0]}x{row['best_point'][1]}"
-            say(f"{'':13}{shape:8}{best:>6}{row['best_rate'] / MIB:7.2f}{row['auto_rate'] / MIB:7.2f}"
-                f"{row['ratio'] or 0:7.1%}{row['probing_seconds'] or 0:8.1f}")
+            before = (f"{row['before_auto_rate'] / MIB:8.2f}{row['before_ratio'] or 0:7.1%}"
+                      f"{row['before_probing_seconds'] or 0:8.1f}" if "before_auto_rate" in row else "")
+            say(f"{'':13}{shape:9}{best:>6}{row['best_rate'] / MIB:7.2f}{row['auto_rate'] / MIB:7.2f}"
+                f"{row['ratio'] or 0:7.1%}{row['probing_seconds'] or 0:8.1f}{before}")
+    for shape, row in result.get("whole", {}).items():
+        m = row["median"]
+        say(f"whole {shape:9} " + ", ".join(f"{n} {v:.1f} s" for n, v in m.items())
+            + f"; fixed/auto {row['auto_ratio']:.1%}"
+            + (f", fixed/before {row['before_ratio']:.1%}" if row.get("before_ratio") else ""))
 
 
 if __name__ == "__main__":
