@@ -140,11 +140,14 @@ class Indexer:
         added = 0
         for series, have, gap in lacking:
             missing = sorted(i for i in gap if i in self.names)
+            if len(missing) < len(gap):     # pmproxy has not written its name yet: next pass
+                self.counts[series] = -1
             if not missing:
                 continue
             commands.append(("SADD", f"pcp:instances:series:{series.hex()}", *missing))
             commands.extend(("SADD", f"pcp:series:inst.name:{self.names[i].hex()}", series) for i in missing)
-            self.counts[series] = len(have) + len(missing)
+            if len(missing) == len(gap):
+                self.counts[series] = len(have) + len(missing)
             added += len(missing)
         if commands:
             self.store.run(commands)

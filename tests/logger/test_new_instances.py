@@ -76,8 +76,10 @@ def grown():
         stack.processes.extend(writers)
         for writer in writers:
             assert writer.wait(SAMPLES + 30) == 0
-        wait_for(lambda: len(points(stack, METRICS[0], "grow01")) >= SAMPLES * 3 - FIRST_LATE_SAMPLE, 30,
-                 what="pmproxy to load grow01's last sample")
+        last = str(value(SAMPLES - 1, 0, 100))
+        wait_for(lambda: all(any(p["value"] == last for p in points(stack, METRICS[0], host))
+                             for host in ("grow01", "grow02")), 60, 0.5,
+                 what="pmproxy to load both hosts' last sample")
         yield stack
     finally:
         stack.stop()
@@ -138,6 +140,43 @@ def test_a_second_pass_adds_nothing(grown):
     assert first.series == 2 * len(METRICS) and first.added == 0
     second = indexer.run_once()
     assert second.groups_checked == 0 and second.added == 0
+
+
+@pytest.fixture()
+def redis_only():
+    from tests.logger.stack import Stack
+
+    stack = Stack(tempfile.mkdtemp(prefix="hpc-newinst-redis-"))
+    try:
+        stack.start_redis()
+        yield resp.Store([f"127.0.0.1:{stack.redis_port}"])
+    finally:
+        stack.stop()
+
+
+def test_an_instance_pmproxy_has_not_named_yet_is_indexed_by_a_later_pass(redis_only):
+    """pmproxy adds the instance to its first metric's set and writes its name in the same
+    batch: a pass between the two must not forget the instance."""
+    import hashlib
+
+    def sha(text: str) -> bytes:
+        return hashlib.sha1(text.encode()).digest()
+    store, source, context = redis_only, sha("source"), sha("context")
+    first, second, old, late = sha("m1"), sha("m2"), sha("inst-old"), sha("inst-late")
+    store.run([("HSET", "pcp:map:context.name", context, "/archives/n1/a"),
+               ("SADD", f"pcp:series:context.name:{context.hex()}", first, second),
+               *[("HSET", f"pcp:desc:series:{m.hex()}", "indom", "411.8", "source", source)
+                 for m in (first, second)],
+               ("HSET", f"pcp:inst:series:{old.hex()}", "name", sha("scratch/1"), "source", source),
+               ("SADD", f"pcp:instances:series:{first.hex()}", old, late),
+               ("SADD", f"pcp:instances:series:{second.hex()}", old)])
+    indexer = seriesindex.Indexer(store, frozenset([411]))
+    assert indexer.run_once().added == 0            # no name for the late instance yet
+    store.run([("HSET", f"pcp:inst:series:{late.hex()}", "name", sha("scratch/2"), "source", source)])
+    assert indexer.run_once().added == 1
+    assert store.run([("SMEMBERS", f"pcp:series:inst.name:{sha('scratch/2').hex()}")])[0] == [second]
+    assert set(store.run([("SMEMBERS", f"pcp:instances:series:{second.hex()}")])[0]) == {old, late}
+    assert indexer.run_once().groups_checked == 0
 
 
 def test_needed_before_6_3_4_only():
