@@ -224,14 +224,15 @@ class RunSearch:
     # -- a batch's progress (for its steady rate) --------------------------------------------
     def _watch_progress(self, pair: int, state: PairState) -> None:
         """Sample the pair's progress while its batch runs (a thread, unless ``sample_every`` is None)."""
+        watch = _Progress(self.clock(), state.bytes_done, state.files_done)
         with self._lock:
-            self._progress[pair] = _Progress(self.clock(), state.bytes_done, state.files_done)
+            self._progress[pair] = watch
         self.sample(pair)
         if self.sample_every is None:
             return
 
-        def loop() -> None:
-            while pair in self._progress and not self._stop.wait(self.sample_every):
+        def loop() -> None:     # until this batch ends (the pair's next batch has a thread of its own)
+            while self._progress.get(pair) is watch and not self._stop.wait(self.sample_every):
                 self.sample(pair)
         threading.Thread(target=loop, name=f"auto-progress-{pair}", daemon=True).start()
 

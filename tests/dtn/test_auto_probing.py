@@ -3,6 +3,8 @@ whole transfer against the best fixed setting, on a simulated node pair whose ba
 what they cost on the delay-line testbed (a process start of ~25 round trips before any
 byte, round trips between a slot's files, data channels ramping, a tail)."""
 import math
+import threading
+import time
 from dataclasses import dataclass, field
 
 import pytest
@@ -215,3 +217,23 @@ def test_auto_moves_big_files_within_95_percent_of_the_best_fixed_setting(shape,
     seconds, tuner = auto_run(pair, sizes)
     said = {b: [d.to_json() for d in s.decisions] for b, s in tuner.searches.items()}
     assert best / seconds >= 0.95, (shape, scale, rtt, best, seconds, said)
+
+
+def test_each_batch_is_sampled_by_one_thread_that_ends_with_it():
+    """Batches follow each other at once: a batch's sampler must not live on into the next."""
+    plan = _plan([3 * MIB] * 40)
+    run = RunState(run_id="t", directory="/nonexistent", source="s", dest="d", settings={}, files_total=40,
+                   bytes_total=plan.total_bytes, pairs=[PairState(source="a", dest="b")])
+    tuner = RunSearch(plan, run, Pair(rtt=0.13).figures(), sample_every=0.01)
+    samplers = lambda: [t for t in threading.enumerate() if t.name.startswith("auto-progress")]  # noqa: E731
+    batches = tuner.batcher(plan, None, list(plan.files))[0]
+    for _ in range(2):          # a probe, then the settled rest
+        batch = next(batches)
+        time.sleep(0.05)
+        run.count_results([(0, f.size, DONE) for f in batch.files], final=True)
+    time.sleep(0.1)
+    assert len(samplers()) == 1, "only the running batch's"
+    assert len(tuner._progress[0].samples) >= 3
+    tuner.stop_sampling()
+    time.sleep(0.05)
+    assert not samplers()
