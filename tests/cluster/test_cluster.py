@@ -222,38 +222,58 @@ def test_two_node_job_is_summed_in_the_job_board_and_ranked_by_its_sum(up):
                     found[node] = sum(mine)
             return found
 
-        def read_all() -> tuple[dict[str, float], ...]:
-            return (per_host("hpc.lustre.job.write.bytes", SERVERS),
-                    per_host("hpc.lustre.job.write.bytes", SERVERS, rate=True),
-                    per_host("hpc.job.job.cgroup.cpu_time", COMPUTE),
-                    per_host("hpc.job.job.cgroup.memory.current", COMPUTE))
-
-        def consistent() -> tuple | None:   # no new sample landed while the panels were read
-            before = read_all()
-            whole = {title: panel_data(get, "hpc-job.json", title, {"job": job}, _window())
-                     for title in ("Lustre bytes written", "CPU time", "Memory")}
-            fields = [f for t in top["targets"] for f in target_fields(get, t, {}, _window())]
-            ranked = transform(fields, top["transformations"][:-1], {})
-            after = read_all()
-            totals, rates, cpu, memory = before
-            if before != after or {*totals, *rates} != set(SERVERS) or not all(rates.values()) \
-                    or {*cpu, *memory} != set(COMPUTE):
+        def consistent(read, panels) -> tuple | None:
+            """What the panels show and the per-host figures, when no new sample landed while
+            they were read (else None); Lustre and cgroups apart, each read within a sample."""
+            before = read()
+            shown = panels()
+            after = read()
+            seen[read.__name__] = (before, after)
+            if before is None or after != before:
                 return None
-            return whole, ranked, before
-        whole, ranked, (totals, rates, cpu, memory) = wait_for(
-            consistent, timeout=90, interval=3, what=f"job {job} recorded on both servers and both nodes")
-        now = {node: _lustre_written(up[node], job) for node in SERVERS}
+            return shown, before
+        seen: dict[str, tuple] = {}   # the last reads, for a failure's message
+
+        def lustre_read() -> tuple | None:
+            totals = per_host("hpc.lustre.job.write.bytes", SERVERS)
+            rates = per_host("hpc.lustre.job.write.bytes", SERVERS, rate=True)
+            ok = {*totals, *rates} == set(SERVERS) and all(rates.values())
+            return (totals, rates) if ok else None
+
+        def lustre_panels() -> tuple:
+            fields = [f for t in top["targets"] for f in target_fields(get, t, {}, _window())]
+            return (panel_data(get, "hpc-job.json", "Lustre bytes written", {"job": job}, _window()),
+                    transform(fields, top["transformations"][:-1], {}))
+
+        def cgroup_read() -> tuple | None:
+            cpu = per_host("hpc.job.job.cgroup.cpu_time", COMPUTE)
+            memory = per_host("hpc.job.job.cgroup.memory.current", COMPUTE)
+            return (cpu, memory) if {*cpu, *memory} == set(COMPUTE) else None
+
+        def cgroup_panels() -> list:
+            return [panel_data(get, "hpc-job.json", title, {"job": job}, _window())
+                    for title in ("CPU time", "Memory")]
+
+        try:
+            (lustre, ranked), (totals, rates) = wait_for(lambda: consistent(lustre_read, lustre_panels),
+                                                         timeout=90, interval=3,
+                                                         what=f"job {job} recorded on both servers")
+            now = {node: _lustre_written(up[node], job) for node in SERVERS}
+            (cpu_time, memory_now), (cpu, memory) = wait_for(
+                lambda: consistent(cgroup_read, cgroup_panels), timeout=90, interval=3,
+                what=f"job {job}'s cgroups recorded on both nodes")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; last reads (before, after the panels): {seen}") from None
         cpu_now = {node: float(up[node].run("pminfo", "-f", "hpc.job.job.cgroup.cpu_time").stdout
                                .split(f'"{job}"] value ')[1].split()[0]) for node in COMPUTE}
     finally:
         slurm.run(up["head"], "scancel", job)
-    lustre = whole["Lustre bytes written"]
     assert lustre == [{"Field": job, "Last * (sum)": sum(totals.values())}], (lustre, totals)
     for node, recorded in totals.items():   # a counter: recorded then, its pmcd has at least that now
         assert 0 < recorded <= now[node], (node, recorded, now)
     # The job's cgroups on both nodes: CPU time and memory summed over its nodes.
-    assert whole["CPU time"] == [{"Field": job, "Last * (sum)": sum(cpu.values())}], (whole, cpu)
-    assert whole["Memory"] == [{"Field": job, "Last * (sum)": sum(memory.values())}], (whole, memory)
+    assert cpu_time == [{"Field": job, "Last * (sum)": sum(cpu.values())}], (cpu_time, cpu)
+    assert memory_now == [{"Field": job, "Last * (sum)": sum(memory.values())}], (memory_now, memory)
     for node in COMPUTE:
         assert 0 < cpu[node] <= cpu_now[node] and memory[node] >= 16 << 20, (node, cpu, cpu_now, memory)
     row = next(r for r in ranked if r["Field"] == job)
@@ -264,9 +284,8 @@ def test_two_node_job_is_summed_in_the_job_board_and_ranked_by_its_sum(up):
     shown = transform(ranked, top["transformations"][-1:], {})
     assert shown == ranked[:10] and (row in shown) == (ranked.index(row) < 10)
     print(f"job {job}: recorded written bytes per server {totals} → job board "
-          f"{whole['Lustre bytes written'][0]['Last * (sum)']:.0f}; CPU ns per node {cpu} → "
-          f"{whole['CPU time'][0]['Last * (sum)']:.0f}; memory per node {memory} → "
-          f"{whole['Memory'][0]['Last * (sum)']:.0f}; rates per server {rates} → top-N "
+          f"{lustre[0]['Last * (sum)']:.0f}; CPU ns per node {cpu} → {cpu_time[0]['Last * (sum)']:.0f}; "
+          f"memory per node {memory} → {memory_now[0]['Last * (sum)']:.0f}; rates per server {rates} → top-N "
           f"{row['Last * (sum)']:.0f} B/s, rank {ranked.index(row) + 1} of {len(ranked)}")
 
 
