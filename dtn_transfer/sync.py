@@ -49,7 +49,8 @@ def unchanged(source: Endpoint, dest: Endpoint, pair: tuple[str | None, str | No
             names = [f.relpath for f in same]
             theirs, ours = dst.mtimes(names), src.mtimes(names)
             return {r for r in names if theirs.get(r) is not None and theirs.get(r) == ours.get(r)}
-        return {f.relpath for f in same if checker.compare_range(f.relpath, dst, src, f.size) is None}
+        checks = checker.compare_files({f.relpath: f.size for f in same}, dst, src) if same else {}
+        return {r for r, problem in checks.items() if problem is None}
     except (PlanError, OSError, EOFError, ftplib.Error):
         checker.close(broken=True)
         return set()

@@ -122,25 +122,45 @@ class _Side:
         stamp = time.strftime("%Y%m%d%H%M%S", time.gmtime(mtime))
         self.ftp.sendcmd(f"MFMT {stamp} {self._path(relpath)}")
 
-    def _ask_many(self, verb: str, relpaths: list[str], chunk: int) -> dict[str, str | None]:
-        """``VERB path`` for many files, pipelined; relpath → the value of a ``213 value`` reply."""
+    def _ask_many(self, verb: str, relpaths: list[str], chunk: int,
+                  hashed: dict[str, int] | None = None) -> dict[str, str | None]:
+        """``VERB path`` for many files, pipelined; relpath → the value of a ``213 value`` reply.
+        ``hashed``: bytes each command makes the server read (CKSM), so the wait for the
+        replies grows with them (``HASH_FLOOR``)."""
         if self.ftp is None:
             raise PlanError(self.error or "no node answered")
         out: dict[str, str | None] = dict.fromkeys(relpaths)
         # A CR or LF would end the command early: such a name cannot be asked for (nor sent).
         paths = ((r, self._path(r)) for r in relpaths)
         askable = [(r, p) for r, p in paths if "\r" not in p and "\n" not in p]
-        for start in range(0, len(askable), chunk):
-            part = askable[start:start + chunk]
-            self.ftp.sock.sendall("".join(f"{verb} {p}\r\n" for _, p in part).encode("latin-1"))
-            for relpath, _ in part:
-                try:
-                    parts = self.ftp.getresp().split()
-                except ftplib.error_perm:
-                    continue
-                if len(parts) == 2 and parts[0] == "213":
-                    out[relpath] = parts[1]
+        assert self.ftp.sock is not None
+        base = self.ftp.sock.gettimeout()
+        try:
+            for start in range(0, len(askable), chunk):
+                part = askable[start:start + chunk]
+                if hashed is not None and base is not None:
+                    self.ftp.sock.settimeout(base + sum(hashed.get(r, 0) for r, _ in part) / HASH_FLOOR)
+                self.ftp.sock.sendall("".join(f"{verb} {p}\r\n" for _, p in part).encode("latin-1"))
+                for relpath, _ in part:
+                    try:
+                        parts = self.ftp.getresp().split()
+                    except ftplib.error_perm:
+                        continue
+                    if len(parts) == 2 and parts[0] == "213":
+                        out[relpath] = parts[1]
+        finally:
+            if hashed is not None and self.ftp is not None and self.ftp.sock is not None:
+                self.ftp.sock.settimeout(base)
         return out
+
+    def md5_many(self, sizes: dict[str, int], chunk: int = 32) -> dict[str, str | None]:
+        """MD5 of whole files (relpath → size to hash), hashed where the data is: on a GridFTP
+        node the CKSM commands are pipelined, so many small files cost a few round trips
+        instead of one each; a reply that is not a digest counts as None."""
+        if self.endpoint.local:
+            return {r: self.md5(r, n) for r, n in sizes.items()}
+        replies = self._ask_many("CKSM MD5 0 -1", list(sizes), chunk, hashed=sizes)
+        return {r: parse_cksm_reply(f"213 {v}") if v is not None else None for r, v in replies.items()}
 
     def md5(self, relpath: str, size: int = 0, offset: int = 0, length: int | None = None) -> str | None:
         """MD5 of the file (or of ``length`` bytes from ``offset``), hashed where the data is.
@@ -270,6 +290,7 @@ class Checker:
         except (PlanError, OSError, EOFError, ftplib.Error) as exc:
             self.close(broken=True)
             return {f.relpath: f"could not verify: {exc}" for f in files}
+        whole = []
         for f in files:
             size = sizes.get(f.relpath)
             if size is None:
@@ -279,7 +300,10 @@ class Checker:
             elif src is None:
                 out[f.relpath] = None
             else:
-                out[f.relpath] = self._compare_md5(f, dst, src)
+                whole.append(f)
+        if whole:
+            assert src is not None
+            out.update(self.compare_files({f.relpath: f.size for f in whole}, dst, src))
         return out
 
     def _size_mismatch(self, f: PlannedFile, size: int) -> str:
@@ -294,8 +318,19 @@ class Checker:
                     f"listed; the destination has {size}")
         return f"destination has {size} bytes, source has {f.size}"
 
-    def _compare_md5(self, f: PlannedFile, dst: _Side, src: _Side) -> str | None:
-        return self.compare_range(f.relpath, dst, src, f.size)
+    def compare_files(self, sizes: dict[str, int], dst: _Side, src: _Side) -> dict[str, str | None]:
+        """Whole-file MD5s of many files (relpath → size), each side hashed once, both sides at
+        once, pipelined on each: relpath → None when they match, else why not."""
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            asked = pool.submit(src.md5_many, sizes)
+            try:
+                got = dst.md5_many(sizes)
+                want = asked.result()
+            except (PlanError, OSError, EOFError, ftplib.Error) as exc:
+                asked.exception()      # let the other side finish before closing both
+                self.close(broken=True)
+                return dict.fromkeys(sizes, f"could not verify: {exc}")
+        return {r: _md5_problem(want.get(r), got.get(r)) for r in sizes}
 
     def compare_range(self, relpath: str, dst: _Side, src: _Side, size: int, offset: int = 0,
                       length: int | None = None) -> str | None:
@@ -309,11 +344,7 @@ class Checker:
                 asked.exception()      # let the other side finish before closing both
                 self.close(broken=True)
                 return f"could not verify: {exc}"
-        if want is None or got is None:
-            return "checksum could not be computed"
-        if want != got:
-            return f"MD5 mismatch (source {want}, destination {got})"
-        return None
+        return _md5_problem(want, got)
 
     def compare_ranges(self, relpath: str, pieces: list[tuple[int, int]]) -> str | None:
         """--split --verify: each range's MD5 on both sides (None when every range matches)."""
@@ -328,6 +359,14 @@ class Checker:
             if problem is not None:
                 return f"range {offset}+{length}: {problem}"
         return None
+
+
+def _md5_problem(want: str | None, got: str | None) -> str | None:
+    if want is None or got is None:
+        return "checksum could not be computed"
+    if want != got:
+        return f"MD5 mismatch (source {want}, destination {got})"
+    return None
 
 
 def current_sizes(endpoint: Endpoint, relpaths: list[str], preferred: str | None = None,
