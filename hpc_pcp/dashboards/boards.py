@@ -41,8 +41,9 @@ ONLY_JOB_LUSTRE = [*LUSTRE_JOBS, only_named("job")]
 # Ranking by the current rate needs a few samples, not the board's range (measured in
 # bench/logger_scale.py: the values read fall with the window).
 TOP_N_WINDOW = "5m"
-# Panels over every host of the cluster read one sample a minute (Grafana's min interval,
-# which pmproxy honours): a 3-hour view of 1,000 hosts needs no 10 s detail.
+# Panels over every host of the cluster, and the job board's panels whose series hold every job
+# of a host or server, read one sample a minute (Grafana's min interval, which pmproxy honours):
+# a 3-hour view of 1,000 hosts, or of every job on a server, needs no 10 s detail.
 CLUSTER_STEP = "1m"
 UIDS = {"cluster": "hpc-cluster", "node": "hpc-node", "job": "hpc-job", "lustre": "hpc-lustre",
         "ib": "hpc-ib", "bpftrace": "hpc-bpftrace", "dtn": "hpc-dtn"}
@@ -240,7 +241,8 @@ def _job_total(title: str, description: str, metric: str, lustre: bool = False) 
     where = {"like": JOB_LUSTRE} if lustre else {"where": JOB_NAME}
     return Panel("stat", title, description, [Query(metric, legend="$instance", **where)], rate=False,
                  width=24 // 5, height=4,
-                 transformations=[*(ONLY_JOB_LUSTRE if lustre else ONLY_JOB), *summed()])
+                 transformations=[*(ONLY_JOB_LUSTRE if lustre else ONLY_JOB), *summed()],
+                 min_interval=CLUSTER_STEP)
 
 
 def job() -> Board:
@@ -252,7 +254,8 @@ def job() -> Board:
                  _variables(query_variable("job", "Job", "label_values(job)")), [ALL_BOARDS]).row(
         "Allocation",
         *[Panel("stat", title, description, [Query(metric, JOB_NAME, "$instance")], rate=False,
-                width=6, height=4, transformations=[*ONLY_JOB, *summed(aggregation="max")])
+                width=6, height=4, transformations=[*ONLY_JOB, *summed(aggregation="max")],
+                min_interval=CLUSTER_STEP)
           for title, description, metric in (
               ("CPUs", "CPUs allocated to the job.", "hpc.job.job.cpus"),
               ("Nodes", "Nodes allocated to the job.", "hpc.job.job.nodes"),
@@ -285,13 +288,13 @@ def job() -> Board:
               "filesystems).",
               [Query("hpc.lustre.job.read.bytes", legend="$instance", like=JOB_LUSTRE),
                Query("hpc.lustre.job.write.bytes", legend="$instance", like=JOB_LUSTRE)],
-              transformations=ONLY_JOB_LUSTRE,
+              transformations=ONLY_JOB_LUSTRE, min_interval=CLUSTER_STEP,
               overrides=named_by_query({"A": "read ${__field.labels.hostname}",
                                         "B": "write ${__field.labels.hostname}"})),
         Panel("timeseries", "Metadata operations", "Opens, closes and getattrs the job made.",
               [Query(f"hpc.lustre.job.mdt.{op}", legend="$instance", like=JOB_LUSTRE) for op in
                ("open", "close", "getattr")],
-              transformations=ONLY_JOB_LUSTRE,
+              transformations=ONLY_JOB_LUSTRE, min_interval=CLUSTER_STEP,
               overrides=named_by_query({ref: f"{op} ${{__field.labels.hostname}}" for ref, op in
                                         zip("ABC", ("open", "close", "getattr"), strict=True)})),
     )
