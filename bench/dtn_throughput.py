@@ -15,6 +15,12 @@
    is for (it has no added latency, so per-file round trips, which pipelining hides on a
    real WAN, are not counted in the tool's favour).
 
+With one node pair (``--small-pairs 1``, ``--wan-pairs 1``) scenarios 2 and 3 also run raw
+globus-url-copy with dtn-transfer's own settings (read from its ``plan --json``: -cc, -p, -pp,
+-fast), so what the tool adds (start-up, listing, journaling, checks) is told apart from what
+its default settings cost (each -cc slot is a GSI session on both servers).  ``--before-tree``
+runs another checkout's dtn_transfer as a further side (before/after in one run).
+
 GSI by default, as the tool is: the servers are GSI-only (a CA, host certificate,
 grid-mapfile and proxy made with Debian's GSI tools by the lab's ``GsiFiles`` in the
 benchmark's directory), both sides present the same proxy, and both use the same data
