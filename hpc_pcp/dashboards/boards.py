@@ -41,6 +41,8 @@ ONLY_JOB_LUSTRE = [*LUSTRE_JOBS, only_named("job")]
 # Ranking by the current rate needs a few samples, not the board's range (measured in
 # bench/logger_scale.py: the values read fall with the window).
 TOP_N_WINDOW = "5m"
+BUSIEST = 20
+AGENTS_WINDOW = "30m"
 # Panels over every host of the cluster, and the job board's panels whose series hold every job
 # of a host or server, read one sample a minute (Grafana's min interval, which pmproxy honours):
 # a 3-hour view of 1,000 hosts, or of every job on a server, needs no 10 s detail.
@@ -53,6 +55,8 @@ TO_NODE = link("Node detail for ${__field.labels.hostname}", UIDS["node"],
 TO_JOB = link("Job detail for job ${__field.labels.job}", UIDS["job"], "&var-job=${__field.labels.job}")
 TO_JOB_ROW = link("Job detail for job ${__data.fields.Field}", UIDS["job"],
                   "&var-job=${__data.fields.Field}")   # a top-N row, named by the job id
+TO_NODE_ROW = link("Node detail for ${__data.fields.Field}", UIDS["node"],
+                   "&var-host=${__data.fields.Field}")   # a top-N row, named by the host
 TO_BPFTRACE = link("Kernel analysis (bpftrace) of ${__field.labels.hostname}", UIDS["bpftrace"],
                    "&var-host=${__field.labels.hostname}")
 
@@ -103,8 +107,9 @@ def cluster() -> Board:
               "non-zero means firing.", _queries(alarms), rate=False, width=12,
               transformations=top(50), links=[TO_NODE]),
         Panel("state-timeline", "Agents up", "hpc.<x>.agent.up per host and agent: 0 means a source "
-              "is down (see hpc-pcp status on that node). One sample a minute.", _health_queries(),
-              rate=False, width=12, links=[TO_NODE], min_interval=CLUSTER_STEP),
+              f"is down (see hpc-pcp status on that node). The last {AGENTS_WINDOW}, one sample a "
+              "minute.", _health_queries(), rate=False, width=12, links=[TO_NODE],
+              min_interval=CLUSTER_STEP, time_from=AGENTS_WINDOW),
     ).row(
         "Nodes and jobs",
         *[Panel("stat", f"Nodes {state}", f"Nodes the scheduler reports {state}.",
@@ -116,17 +121,19 @@ def cluster() -> Board:
               [Query("hpc.job.partition.jobs.pending", {}, "$instance")], rate=False, stack=True),
     ).row(
         "Throughput",
-        Panel("timeseries", "Lustre client I/O (all nodes)", "Bytes read and written by every "
-              "Lustre client, stacked per host and filesystem; one sample a minute (the node "
-              "board has every sample).",
-              [Query("hpc.lustre.client.read.bytes", {}, "read $hostname $instance"),
-               Query("hpc.lustre.client.write.bytes", {}, "write $hostname $instance")],
-              stack=True, links=[TO_NODE], min_interval=CLUSTER_STEP),
-        Panel("timeseries", "InfiniBand traffic (all nodes)", "Bytes sent and received by all HCA "
-              "ports of each host, stacked; one sample a minute (the node board has every sample).",
-              [Query("hpc.ib.total.xmit.bytes", {}, "xmit $hostname"),
-               Query("hpc.ib.total.rcv.bytes", {}, "rcv $hostname")], stack=True, links=[TO_NODE],
-              min_interval=CLUSTER_STEP),
+        *[Panel("bargauge", f"Busiest nodes: {what}", f"The {BUSIEST} nodes moving the most {how} now: "
+                f"each node's latest rate, {parts} summed. Reads the last {TOP_N_WINDOW} only: a "
+                "history of every node's lines is unreadable at a thousand nodes and reads a "
+                "million points (the node board has each node's history).", queries,
+                transformations=top_summed(BUSIEST), links=[TO_NODE_ROW],
+                options={"displayMode": "gradient"}, time_from=TOP_N_WINDOW)
+          for what, how, parts, queries in (
+              ("Lustre client I/O", "Lustre data", "reads and writes over its filesystems",
+               [Query("hpc.lustre.client.read.bytes", {}, "$hostname"),
+                Query("hpc.lustre.client.write.bytes", {}, "$hostname")]),
+              ("InfiniBand traffic", "InfiniBand data", "bytes sent and received on all its ports",
+               [Query("hpc.ib.total.xmit.bytes", {}, "$hostname"),
+                Query("hpc.ib.total.rcv.bytes", {}, "$hostname")]))],
         *[Panel("bargauge", f"Top jobs by Lustre {word}", f"Jobs {verb} the most now: each job's "
                 "latest rate on every OST/MDT server and filesystem (job_stats), summed. Reads the "
                 f"last {TOP_N_WINDOW} only, whatever the board's range: a series holds every job of "

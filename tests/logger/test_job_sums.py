@@ -84,3 +84,21 @@ def test_top_jobs_rank_each_job_by_its_sum_over_servers(title):
     assert rows == [{"Field": "4242", "Last * (sum)": 130.0}, {"Field": "77", "Last * (sum)": 120.0},
                     {"Field": "5", "Last * (sum)": 1.0}]
     assert "${__data.fields.Field}" in panel["fieldConfig"]["defaults"]["links"][0]["url"]
+
+
+@pytest.mark.parametrize("title,metrics", [
+    ("Busiest nodes: Lustre client I/O", ("hpc.lustre.client.read.bytes", "hpc.lustre.client.write.bytes")),
+    ("Busiest nodes: InfiniBand traffic", ("hpc.ib.total.xmit.bytes", "hpc.ib.total.rcv.bytes"))])
+def test_busiest_nodes_rank_each_host_by_its_sum_now(title, metrics):
+    """node02 reads 50 and writes 60 (110) on two filesystems, node01 moves 100: node02 first;
+    the panel reads the last minutes only, named by host, linked to that host's node board."""
+    panel = _panel("hpc-cluster.json", title)
+    assert [t["expr"] for t in panel["targets"]] == list(metrics)
+    assert panel["timeFrom"] == "5m" and all(t["legendFormat"] == "$hostname" for t in panel["targets"])
+    fields = [_field("node01", "node01", 100.0, "A"), _field("node02", "node02", 20.0, "A"),
+              _field("node02", "node02", 30.0, "A"), _field("node02", "node02", 60.0, "B"),
+              _field("node03", "node03", 1.0, "B")]
+    assert transform(fields, panel["transformations"], {}) == [
+        {"Field": "node02", "Last * (sum)": 110.0}, {"Field": "node01", "Last * (sum)": 100.0},
+        {"Field": "node03", "Last * (sum)": 1.0}]
+    assert "var-host=${__data.fields.Field}" in panel["fieldConfig"]["defaults"]["links"][0]["url"]

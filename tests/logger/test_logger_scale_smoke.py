@@ -93,11 +93,13 @@ def test_bench_reads_each_panel_over_the_window_grafana_asks_for():
 
     spans = {(board, title): span for board, title, _, span, _ in logger_scale.queries("42")}
     steps = {(board, title): step for board, title, _, _, step in logger_scale.queries("42")}
-    assert steps[("summary", "Lustre client I/O (all nodes)")] == 60 and steps[("job", "CPUs")] == 60
+    assert steps[("summary", "Agents up")] == 60 and steps[("job", "CPUs")] == 60
     assert steps[("job", "CPU by node")] == 0
     assert logger_scale.grafana_window(10_000, 3 * 3600, 60)[1] == 60
     assert spans[("summary", "Top jobs by Lustre reads")] == 300
-    assert spans[("summary", "Lustre client I/O (all nodes)")] == 3 * 3600
+    assert spans[("summary", "Busiest nodes: Lustre client I/O")] == 300
+    assert spans[("summary", "Running jobs by partition")] == 3 * 3600
+    assert spans[("summary", "Agents up")] == 1800
     assert spans[("job", "Lustre bytes read")] == 3 * 3600
     (start, finish), interval = logger_scale.grafana_window(10_000, 300)
     assert (start, finish, interval) == (10_000 - 300 - 120, 10_060, 10)
