@@ -179,6 +179,36 @@ def test_an_instance_pmproxy_has_not_named_yet_is_indexed_by_a_later_pass(redis_
     assert indexer.run_once().groups_checked == 0
 
 
+def test_start_series_index_replaces_the_one_it_started_before(tmp_path, monkeypatch):
+    """Without systemd, --start runs the index detached with its pid in $PCP_RUN_DIR; running
+    setup again stops that one (by the pid it recorded, if that process is an index) first."""
+    if os.path.isdir("/run/systemd/system"):
+        pytest.fail("this machine runs systemd: the detached path is not the one setup takes here")
+    monkeypatch.setenv("PCP_RUN_DIR", str(tmp_path / "run"))
+    monkeypatch.setenv("PCP_LOG_DIR", str(tmp_path / "log"))
+    unit = tmp_path / "hpc-pcp-series-index.service"
+    sleeper = tmp_path / "sleeper.py"
+    sleeper.write_text("import time\ntime.sleep(60)\n")
+    unit.write_text(f"[Service]\nExecStart={sys.executable} {sleeper} series-index --redis x:1\n")
+    pidfile = tmp_path / "run" / logger.SERIES_INDEX_PID
+    pids = []
+    try:
+        for _ in range(2):
+            assert logger.start_series_index(str(unit), echo=lambda line: None)
+            pids.append(int(pidfile.read_text()))
+        wait_for(lambda: not os.path.exists(f"/proc/{pids[0]}") or open(f"/proc/{pids[0]}/stat").read()
+                 .rsplit(")", 1)[1].split()[0] == "Z", 10, what="the first index to stop")
+        assert os.path.exists(f"/proc/{pids[1]}")
+        pidfile.write_text(f"{os.getpid()}\n")      # not an index: never signalled
+        logger.stop_series_index(str(pidfile))
+    finally:
+        for pid in pids:
+            try:
+                os.kill(pid, 15)
+            except OSError:
+                pass
+
+
 def test_needed_before_6_3_4_only():
     assert seriesindex.needed("6.0.3") and seriesindex.needed("6.3.3") and seriesindex.needed("5.3.7")
     assert not seriesindex.needed("6.3.4") and not seriesindex.needed("7.0.0")
