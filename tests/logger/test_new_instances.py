@@ -196,6 +196,8 @@ def test_start_series_index_replaces_the_one_it_started_before(tmp_path, monkeyp
         for _ in range(2):
             assert logger.start_series_index(str(unit), echo=lambda line: None)
             pids.append(int(pidfile.read_text()))
+            wait_for(lambda: b"series-index" in open(f"/proc/{pids[-1]}/cmdline", "rb").read(), 10,
+                     what="the index to run (exec'd)")
         wait_for(lambda: not os.path.exists(f"/proc/{pids[0]}") or open(f"/proc/{pids[0]}/stat").read()
                  .rsplit(")", 1)[1].split()[0] == "Z", 10, what="the first index to stop")
         assert os.path.exists(f"/proc/{pids[1]}")
