@@ -175,19 +175,6 @@ class Store:
                 raise reply
         return replies  # type: ignore[return-value]
 
-    def keys(self, pattern: str, count: int = 1000) -> list[bytes]:
-        """Every key matching ``pattern`` on every master (SCAN, never KEYS)."""
-        found: list[bytes] = []
-        for node in self.masters():
-            cursor = b"0"
-            while True:
-                ((cursor, batch),) = self._connection(node).pipeline(
-                    [("SCAN", cursor, "MATCH", pattern, "COUNT", count)])
-                found.extend(batch)
-                if cursor == b"0":
-                    break
-        return found
-
     def close(self) -> None:
         for connection in self.connections.values():
             connection.close()
