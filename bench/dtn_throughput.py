@@ -140,7 +140,9 @@ def raw_copy(src_node: str, dst_node: str, src: str, dst: str, options: list[str
 
 def dtn_copy(src_ep: str, dst_ep: str, options: list[str], state: str, tree: str = ROOT) -> None:
     env = {**os.environ, "DTN_TRANSFER_STATE_DIR": state, "PYTHONPATH": tree}
-    done = subprocess.run([sys.executable, "-m", "dtn_transfer.cli", "run", src_ep, dst_ep, "-q",
+    # -P: the tree named by PYTHONPATH, not the current directory's (``-m`` puts the current
+    # directory first, which made --dtn-tree run this checkout when started from it)
+    done = subprocess.run([sys.executable, "-P", "-m", "dtn_transfer.cli", "run", src_ep, dst_ep, "-q",
                            *options, *SECURITY.dtn_flags()], env=env, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"dtn-transfer failed ({done.returncode}): {done.stderr}")
@@ -150,7 +152,7 @@ def dtn_settings(src_ep: str, dst_ep: str, options: list[str], tree: str = ROOT)
     """globus-url-copy flags for what dtn-transfer's first batch runs with (its ``plan --json``):
     raw globus-url-copy "with the same settings" as dtn-transfer's defaults."""
     env = {**os.environ, "PYTHONPATH": tree}
-    done = subprocess.run([sys.executable, "-m", "dtn_transfer.cli", "plan", "--json", src_ep, dst_ep,
+    done = subprocess.run([sys.executable, "-P", "-m", "dtn_transfer.cli", "plan", "--json", src_ep, dst_ep,
                            *options, *SECURITY.dtn_flags()], env=env, capture_output=True, text=True,
                           check=True)
     batch = json.loads(done.stdout)["pairs"][0]["batches"][0]
@@ -255,6 +257,42 @@ def wan_small_files(files: int, size: int, repeat: int, node_rate: int, flow_rat
         Testbed.down(name)
 
 
+def verify_cost(files: int, size: int, repeat: int, rtt_ms: float, node_rate: int, name: str, subnet: str,
+                before: str | None = None) -> dict:
+    """Scenario 4 (``--only verify``): ``--verify`` against no verification, one node pair across
+    the testbed's delay line (``rtt_ms``), beside raw globus-url-copy with dtn-transfer's
+    settings: what checking every file's MD5 on both sides costs when each check is a round
+    trip away (the goal is one read per side and no per-file round trips)."""
+    from dtn_lab.testbed import DEST, SOURCE, Testbed
+    bed = Testbed.up(name, source_nodes=1, dest_nodes=1, datasets=(), subnet=subnet, node_rate=node_rate,
+                     flow_rate=None, rtt_ms=rtt_ms, anonymous=SECURITY.anonymous)
+    os.environ.update(bed.client_environment())
+    base = tempfile.mkdtemp(prefix="dtn-verify-bench-")
+    os.chmod(base, 0o777)
+    try:
+        src, dst, state = (os.path.join(base, d) for d in ("src", "dst", "state"))
+        nbytes = make_files(src, files, size)
+        s0, d0 = bed.layout.cluster(SOURCE)[0].endpoint, bed.layout.cluster(DEST)[0].endpoint
+        src_ep, dst_ep = s0 + src, d0 + dst
+        same = dtn_settings(src_ep, dst_ep, [])
+        print(f"{files} x {size // 1024} KiB at {rtt_ms:g} ms RTT, --verify against none "
+              f"(raw: {' '.join(same)}):", flush=True)
+        sides = {"raw": lambda: raw_copy(s0, d0, src, dst, same, base),
+                 "plain": lambda: dtn_copy(src_ep, dst_ep, [], state)}
+        sides.update(dtn_sides(lambda tree: dtn_copy(src_ep, dst_ep, ["--verify"], state, tree), before))
+        runs = measure([], src, dst, repeat, sides)
+        result = row(f"{files} x {size // 1024} KiB, --verify, {rtt_ms:g} ms RTT (raw: dtn's settings)",
+                     nbytes, runs)
+        result["verify_cost"] = result["dtn_seconds"] / result["plain_seconds"]
+        if before:
+            result["before_verify_cost"] = result["before_seconds"] / result["plain_seconds"]
+        result.update(rtt_ms=rtt_ms, node_rate=node_rate, raw_flags=same)
+        return result
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+        Testbed.down(name)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=2000, help="small files in scenario 2")
@@ -264,7 +302,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=21000)
     parser.add_argument("--repeat", type=int, default=5, help="runs per side; medians are compared")
     parser.add_argument("--dir", default="/tmp", help="where the data sets live (both sides alike)")
-    parser.add_argument("--only", choices=("same", "small", "wan"), default=None, help="run one scenario")
+    parser.add_argument("--only", choices=("same", "small", "wan", "verify"), default=None,
+                        help="run one scenario (verify: only when asked for)")
+    parser.add_argument("--verify-rtt", type=float, default=130.0, help="ms of RTT in the verify scenario")
+    parser.add_argument("--verify-files", type=int, default=100, help="files in the verify scenario")
     parser.add_argument("--wan-files", type=int, default=120, help="small files in scenario 3")
     parser.add_argument("--wan-flow-rate", type=int, default=MIB,
                         help="bytes/s one TCP stream may use (0: no per-stream cap)")
@@ -338,6 +379,9 @@ def main(argv: list[str] | None = None) -> None:
         rows.append(wan_small_files(args.wan_files, args.size, args.repeat, args.wan_node_rate,
                                     args.wan_flow_rate or None, args.wan_pairs, args.wan_name,
                                     args.wan_subnet, args.before_tree))
+    if args.only == "verify":            # 4. --verify against none across the delay line
+        rows.append(verify_cost(args.verify_files, args.size, args.repeat, args.verify_rtt,
+                                64 * MIB, args.wan_name, args.wan_subnet, args.before_tree))
 
     print(f"\n{'scenario':52} {'raw s (range)':>18} {'dtn s (range)':>18} {'raw MiB/s':>10} "
           f"{'dtn MiB/s':>10} {'dtn/raw':>8} {'CPU s raw/dtn':>14}")
@@ -346,6 +390,10 @@ def main(argv: list[str] | None = None) -> None:
               f"{r['dtn_seconds']:6.2f} ({r['dtn_range'][0]:.2f}-{r['dtn_range'][1]:.2f}) "
               f"{r['raw_MiB_per_s']:10.1f} {r['dtn_MiB_per_s']:10.1f} {r['speedup']:8.2f} "
               f"{r['raw_cpu_seconds']:6.2f}/{r['dtn_cpu_seconds']:<6.2f}")
+        if "verify_cost" in r:
+            print(f"  dtn-transfer without --verify: {r['plain_seconds']:.2f} s; --verify / none "
+                  f"{r['verify_cost']:.2f}" + (f" (before: {r['before_verify_cost']:.2f})"
+                                               if "before_verify_cost" in r else ""))
         for side, ratio in (("raw_same", "same_settings"), ("before", "before_speedup")):
             if f"{side}_seconds" in r:
                 extra = (f"; raw with dtn's settings / before {r['before_same_settings']:.2f}"
