@@ -31,14 +31,15 @@ from __future__ import annotations
 import glob
 import os
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from pmdas.common.sources import under
 
 CGROUP = "/sys/fs/cgroup"
-_V2_SCOPES = ("system.slice/*slurmstepd.scope", "*slurmstepd.scope")
+_V2_PARENTS = ("system.slice", "")
 _V2_PBS = ("pbs_jobs.service/jobid/*", "system.slice/pbs_jobs.service/jobid/*")
-_V1_SLURM = "{ctrl}/slurm*/uid_*/job_*"
+_V1_SLURM = "{ctrl}/{slurmd}/uid_*/job_*"
 _V1_PBS = "{ctrl}/pbs_jobs.service/jobid/*"
 _V1_CONTROLLERS = {"cpu": ("cpuacct", "cpu,cpuacct"), "memory": ("memory",), "io": ("blkio",)}
 _V1_SLURM_KINDS = ("cpu", "memory")   # Slurm's cgroup/v1 never creates blkio
@@ -136,11 +137,30 @@ def _sluid_job_id(root: str, path: str) -> str | None:
     return None
 
 
-def _slurm_v2_jobs(root: str, base: str) -> dict[str, str]:
+def own_slurmd(base: str, names: Iterable[str] = ()) -> tuple[list[str], list[str]]:
+    """This node's slurmd cgroup names as glob patterns: (v1 directories, v2 scopes).
+
+    One slurmd per host uses ``slurm`` and ``slurmstepd.scope``; several on one host (one
+    node each, ``--enable-multiple-slurmd``) put the node name in: ``slurm_<node>`` and
+    ``<node>_slurmstepd.scope``.  Where one of ``names`` (this node's names) has such a
+    cgroup, only that node's are read, not its neighbours'; otherwise every slurmd's
+    cgroups on the host are taken as this node's.
+    """
+    names = sorted(set(names))
+    v1 = [f"slurm_{glob.escape(n)}" for n in names
+          if glob.glob(os.path.join(base, "*", f"slurm_{glob.escape(n)}"))]
+    v2 = [f"{glob.escape(n)}_slurmstepd.scope" for n in names
+          if any(os.path.isdir(os.path.join(base, parent, f"{n}_slurmstepd.scope"))
+                 for parent in _V2_PARENTS)]
+    return (["slurm", *v1] if v1 else ["slurm*"],
+            ["slurmstepd.scope", *v2] if v2 else ["*slurmstepd.scope"])
+
+
+def _slurm_v2_jobs(root: str, base: str, scopes: Sequence[str]) -> dict[str, str]:
     """Job id → job cgroup directory, for both 26.05 namings (job_<id> and SLUID)."""
     jobs: dict[str, str] = {}
-    for scope in _V2_SCOPES:
-        for path in sorted(glob.glob(os.path.join(base, scope, "*"))):
+    for parent in _V2_PARENTS:
+        for path in sorted(p for scope in scopes for p in glob.glob(os.path.join(base, parent, scope, "*"))):
             name = os.path.basename(path)
             if not os.path.isdir(path):
                 continue
@@ -174,11 +194,13 @@ def _v1_usage(paths: dict[str, str]) -> JobUsage:
                     number("memory", "memory.max_usage_in_bytes"), read, written, 1)
 
 
-def read_job_usage(root: str) -> dict[str, JobUsage]:
-    """Every job cgroup on this node → its usage.  Nothing found gives {} (no jobs here)."""
+def read_job_usage(root: str, names: Iterable[str] = ()) -> dict[str, JobUsage]:
+    """Every job cgroup of this node (``names``: its node names) → its usage.  Nothing
+    found gives {} (no jobs here)."""
     base = under(root, CGROUP)
     found: dict[str, JobUsage] = {}
-    for job_id, path in _slurm_v2_jobs(root, base).items():
+    slurmd_v1, slurmd_v2 = own_slurmd(base, names)
+    for job_id, path in _slurm_v2_jobs(root, base, slurmd_v2).items():
         found.setdefault(job_id, _v2_usage(path))
     for pattern in _V2_PBS:
         for path in glob.glob(os.path.join(base, pattern)):
@@ -187,8 +209,11 @@ def read_job_usage(root: str) -> dict[str, JobUsage]:
     v1: dict[str, dict[str, str]] = {}
     for kind, controllers in _V1_CONTROLLERS.items():
         for ctrl in controllers:
-            for pattern in ((_V1_SLURM, _V1_PBS) if kind in _V1_SLURM_KINDS else (_V1_PBS,)):
-                for path in glob.glob(os.path.join(base, pattern.format(ctrl=ctrl))):
+            patterns = [_V1_PBS.format(ctrl=ctrl)]
+            if kind in _V1_SLURM_KINDS:
+                patterns += [_V1_SLURM.format(ctrl=ctrl, slurmd=d) for d in slurmd_v1]
+            for pattern in patterns:
+                for path in glob.glob(os.path.join(base, pattern)):
                     if os.path.isdir(path):
                         v1.setdefault(job_key(path), {}).setdefault(kind, path)
     for key, paths in v1.items():

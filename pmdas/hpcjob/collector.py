@@ -170,7 +170,7 @@ class JobAgent(Agent):
         wanted: list[tuple[str, Callable[[], Any]]] = [("jobs", self._read_jobs)]
         if self.config.cluster_view:
             wanted += [("nodes", self._read_nodes), ("scheduler", self._read_stats)]
-        wanted.append(("cgroups", lambda: read_job_usage(self.config.root)))
+        wanted.append(("cgroups", lambda: read_job_usage(self.config.root, self.host_names())))
         return [Source(name, read, timeout) for name, read in wanted]
 
     def _run(self, option: str, args: Sequence[str]) -> str:

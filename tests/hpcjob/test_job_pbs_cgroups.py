@@ -126,3 +126,32 @@ def test_cgroup_file_parsers_never_raise(text):
     cgroups.parse_io_stat(text)
     cgroups.parse_blkio_bytes(text)
     cgroups.parse_number(text)
+
+
+def _job_cgroup(root, relative: str, cpu: int) -> None:
+    """A v1 cpuacct or v2 job cgroup with only its CPU time."""
+    path = root / "sys/fs/cgroup" / relative
+    path.mkdir(parents=True)
+    if relative.startswith("cpuacct/"):
+        (path / "cpuacct.usage").write_text(f"{cpu}\n")
+    else:
+        (path / "cpu.stat").write_text(f"usage_usec {cpu}\nuser_usec 0\nsystem_usec 0\n")
+
+
+@pytest.mark.parametrize("layout", [
+    ("cpuacct/slurm_{}/uid_0/job_{}", "cpuacct/slurm/uid_0/job_{}"),
+    ("system.slice/{}_slurmstepd.scope/job_{}", "system.slice/slurmstepd.scope/job_{}"),
+])
+def test_several_slurmd_on_one_host_each_node_reads_its_own_jobs(tmp_path, layout):
+    """With --enable-multiple-slurmd every node's job cgroups sit on the one host, named
+    after their node: a node's agent counts its own (and a plain slurmd's), never its
+    neighbour's; given no name of theirs it keeps the whole host's, as before."""
+    per_node, plain = layout
+    _job_cgroup(tmp_path, per_node.format("node01", 100001), 1)
+    _job_cgroup(tmp_path, per_node.format("node02", 100002), 2)
+    _job_cgroup(tmp_path, per_node.format("node1", 100003), 3)   # a prefix of node01 is another node
+    _job_cgroup(tmp_path, plain.format(7), 7)
+    assert set(cgroups.read_job_usage(str(tmp_path), {"node01"})) == {"100001", "7"}
+    assert set(cgroups.read_job_usage(str(tmp_path), {"node02", "node02.cluster"})) == {"100002", "7"}
+    assert set(cgroups.read_job_usage(str(tmp_path), {"login1"})) == {"100001", "100002", "100003", "7"}
+    assert set(cgroups.read_job_usage(str(tmp_path))) == {"100001", "100002", "100003", "7"}
