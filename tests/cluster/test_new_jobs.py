@@ -147,8 +147,17 @@ def test_without_the_index_a_later_job_is_found_in_one_lustre_metric_then_everyw
 def test_job_started_after_the_logger_is_found_in_every_per_job_metric_on_both_nodes(up):
     assert _index_pid(up[LOGGER]) is not None or not NEEDED
     get = _pmproxy(up)
-    wait_for(lambda: all(_found(up, [f'hpc.job.job.state{{hostname == "{n}"}}' for n in COMPUTE])),
-             timeout=60, interval=2, what="pmproxy to have the compute nodes' job series")
+    try:   # a job that starts now starts after pmproxy cached the nodes' per-job metrics
+        wait_for(lambda: all(_found(up, [f'hpc.job.job.state{{hostname == "{n}"}}' for n in COMPUTE])),
+                 timeout=120, interval=2, what="pmproxy to have the compute nodes' job series")
+    except AssertionError:
+        def per_node(metric: str) -> dict[str, bool]:
+            hits = _found(up, [f'{metric}{{hostname == "{n}"}}' for n in COMPUTE])
+            return dict(zip(COMPUTE, hits, strict=True))
+        log = up[LOGGER].run("tail", "-5", "/var/log/pcp/pmproxy/pmproxy.log", check=False).stdout
+        raise AssertionError(f"pmproxy has no hpc.job.job.state of some compute node after 120 s: "
+                             f"{per_node('hpc.job.job.state')}; any series of the node (IB): "
+                             f"{per_node('hpc.ib.port.xmit.bytes')}; pmproxy.log:\n{log}") from None
     job = _two_node_job(up, "newjob", 150)    # after pmproxy has the Lustre job series
     started = time.monotonic()
     try:
