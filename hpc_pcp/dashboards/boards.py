@@ -42,7 +42,7 @@ ONLY_JOB_LUSTRE = [*LUSTRE_JOBS, only_named("job")]
 # bench/logger_scale.py: the values read fall with the window).
 TOP_N_WINDOW = "5m"
 BUSIEST = 20
-AGENTS_WINDOW = "30m"
+AGENTS_WINDOW = "15m"
 # Panels over every host of the cluster, and the job board's panels whose series hold every job
 # of a host or server, read one sample a minute (Grafana's min interval, which pmproxy honours):
 # a 3-hour view of 1,000 hosts, or of every job on a server, needs no 10 s detail.

@@ -99,7 +99,7 @@ def test_bench_reads_each_panel_over_the_window_grafana_asks_for():
     assert spans[("summary", "Top jobs by Lustre reads")] == 300
     assert spans[("summary", "Busiest nodes: Lustre client I/O")] == 300
     assert spans[("summary", "Running jobs by partition")] == 3 * 3600
-    assert spans[("summary", "Agents up")] == 1800
+    assert spans[("summary", "Agents up")] == 900
     assert spans[("job", "Lustre bytes read")] == 3 * 3600
     (start, finish), interval = logger_scale.grafana_window(10_000, 300)
     assert (start, finish, interval) == (10_000 - 300 - 120, 10_060, 10)
