@@ -181,6 +181,9 @@ def test_job_started_after_the_logger_is_found_in_every_per_job_metric_on_both_n
     job = _two_node_job(up, "newjob", 150)    # after pmproxy has the Lustre job series
     started = time.monotonic()
     try:
+        for node in COMPUTE:    # hpcjob refreshes on its own interval: wait for the job there too
+            wait_for(lambda node=node: any(m.startswith("hpc.job.job.") for m in _job_values(up[node], job)),
+                     timeout=40, interval=1, what=f"{node}: job {job} in hpc.job.job.*")
         wanted = {node: _job_values(up[node], job) for node in (*COMPUTE, *SERVERS)}
         for node in COMPUTE:
             assert any(m.startswith("hpc.job.job.") for m in wanted[node]), (node, wanted[node])
