@@ -38,25 +38,6 @@ def start_redis_cluster(logger: Node, ns: Namespace, seconds: float = 30) -> Non
     raise RuntimeError(f"the Redis cluster on {logger.name} did not become ok: {info}")
 
 
-# The d-state fault's alarm (demo only, not in the shipped catalogue yet): a process of the
-# node in uninterruptible sleep, counted by the node's own proc agent (its /proc only).
-_FIRE = ("hpc-pcp alarm fire node.d_state --severity warning --message '{host}: {value} processes in D state'"
-         " <<'HPCALARM'\\n\" \"%h\\t%i\\t%v\\n\" \"HPCALARM\\n")
-_CLEAR = ("ls -A /var/lib/pcp/config/hpc/alarms/firing 2>/dev/null | grep -qF node.d_state@ && "
-          "hpc-pcp alarm clear node.d_state <<'HPCALARM'\\n\" \"%h\\n\" \"HPCALARM\\n")
-D_STATE_RULE = f"""
-/* node.d_state (warning): processes on a node sleep uninterruptibly (D).
- * A job blocked in the kernel (a hung file system, frozen); it cannot be killed until it wakes.
- */
-node_d_state =
-    some_inst (proc.runq.blocked > 0)
-        -> shell "{_FIRE}";
-node_d_state_clear =
-    count_inst (proc.runq.blocked > 0) == 0
-        -> shell "{_CLEAR}";
-"""
-
-
 def quick_rules(logger: Node, seconds: int = 10) -> str:
     """The shipped alarm rules evaluated every ``seconds`` instead of every 30 s, so a fault
     shows as an alarm within seconds in a demo (and a test).  Twice the ticker's period: every
@@ -71,7 +52,6 @@ def quick_rules(logger: Node, seconds: int = 10) -> str:
         raise RuntimeError("this installation ships no pmie rules (pmie_rules/hpc-alarms.pmie)")
     with open(shipped, encoding="utf-8") as f:
         text = re.sub(r"(?m)^delta = .*;$", f"delta = {seconds} sec;", f.read())
-    text += D_STATE_RULE
     text = re.sub(r"\bhpc-pcp alarm (fire|clear) ", rf"{sys.executable} -I -m hpc_pcp.cli alarm \1 ", text)
     path = os.path.join(logger.directory, "hpc-alarms.pmie")
     with open(path, "w", encoding="utf-8") as f:
