@@ -122,16 +122,18 @@ class RunSearch:
                 self.searches[size_class] = search
                 self._say(f"auto [class {size_class}] model: {Point.of(model)}, pipelining "
                           f"{'on' if model.pipelining else 'off'} - {model.reason}")
+                # A search learns something only if it measures the model's point and at least one
+                # neighbour; each probe is a process start and at least one file per slot.
                 point = search.current
                 least = min(point.concurrency, per_pair)
-                shortest = least * avg / rate + STARTUP_ROUND_TRIPS * self.path.rtt
-                if shortest > budget:
+                probe = self.probe_length(point, avg, per_pair) + STARTUP_ROUND_TRIPS * self.path.rtt
+                if 2 * probe > budget:
                     limit = (f"the {budget:.0f}s probe budget" if budget >= self.probe_budget else
                              f"{PROBE_SHARE:.0%} of the class's ~{lasts:.0f}s per pair ({budget:.0f}s)")
                     files_word = "file" if least == 1 else "files"
                     decision = search.settle_now(
-                        self.now(), f"one probe ({least} {files_word} and a process start) takes "
-                                    f"~{shortest:.0f}s, more than {limit}: keeping the model's point")
+                        self.now(), f"two probes (each at least {least} {files_word} and a process start, "
+                                    f"~{probe:.0f}s) take more than {limit}: keeping the model's point")
                     self._say(f"auto [class {size_class}] {decision.point}: settle: {decision.why}")
             return self.searches[size_class]
 
