@@ -5,11 +5,17 @@ tests/logger/test_new_instances.py): per host one archive context, INDOMS instan
 METRICS metric series each, INSTS instances per domain.  Side by side in one run:
 
   scard sweep   one pipelined SCARD of every watched series (the anchor: what a pass must read)
-  idle pass     a whole pass when nothing changed (context check + the sweep + bookkeeping)
+  idle pass     a whole pass when nothing changed (context check + the sweep + bookkeeping),
+                through redis-py as the index runs it (hiredis's reply parser when
+                python3-hiredis is installed)
+  idle pass, Python parser
+                the same pass, the same state, through redis-py's pure-Python reply parser
+                (what a logger node without python3-hiredis runs)
   new jobs      a pass after a job appeared on 1 % of the hosts, in one metric of a domain
                 (as pmproxy 6.0.3 indexes it): the repair of those groups included
 
-Also: the first pass (reads every group once) and Redis's CPU per pass.
+Also: the first pass (reads every group once) and Redis's CPU per pass.  ``main(clients=...)``
+adds other clients' idle passes to the same run (name → a Store-like factory of the port).
 
     .venv/bin/python bench/series_index.py [--hosts 1000] [--indoms 6] [--metrics 25] [--insts 10]
 """
@@ -23,13 +29,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import replace
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
 from bench.harness import interleaved, report  # noqa: E402
-from hpc_pcp.resp import Store  # noqa: E402
-from hpc_pcp.seriesindex import Indexer  # noqa: E402
+from hpc_pcp.seriesindex import Indexer, Store  # noqa: E402
 
 
 def sha(text: str) -> bytes:
@@ -74,12 +81,23 @@ def new_job(store: Store, hosts: int, metrics: int, serial: int) -> int:
 
 
 def redis_cpu(store: Store) -> float:
-    info = store.run([("INFO", "cpu")])[0].decode()
-    fields = dict(line.split(":", 1) for line in info.split("\r\n") if ":" in line)
+    fields = store.client.info("cpu")
     return float(fields["used_cpu_user"]) + float(fields["used_cpu_sys"])
 
 
-def main(argv: list[str] | None = None) -> None:
+def python_parser_store(port: int) -> Store:
+    """A Store whose redis-py connections parse replies in Python, not with hiredis."""
+    import redis
+    from redis.connection import PythonParser
+
+    store = Store([f"127.0.0.1:{port}"])
+    store.client.close()
+    store.client = redis.Redis(connection_pool=redis.ConnectionPool(
+        host="127.0.0.1", port=port, socket_timeout=10.0, parser_class=PythonParser))
+    return store
+
+
+def main(argv: list[str] | None = None, clients: dict[str, Callable[[int], object]] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hosts", type=int, default=1000)
     parser.add_argument("--indoms", type=int, default=6)
@@ -123,9 +141,12 @@ def main(argv: list[str] | None = None) -> None:
             added.append(done.added)
 
         cpu0, rcpu0 = time.process_time(), redis_cpu(store)
-        variants = {"scard sweep": sweep, "idle pass": indexer.run_once, "new jobs": with_new_jobs}
+        # the other clients' indexers share the indexer's state: each of their passes is idle too
+        others = {f"idle pass, {name}": replace(indexer, store=factory(port)).run_once
+                  for name, factory in {"Python parser": python_parser_store, **(clients or {})}.items()}
+        variants = {"scard sweep": sweep, "idle pass": indexer.run_once, **others, "new jobs": with_new_jobs}
         samples = interleaved(variants, rounds=args.rounds, warmup=1)
-        passes = (args.rounds + 1) * 3
+        passes = (args.rounds + 1) * len(variants)
         report("series_index", samples, anchor="scard sweep", unit="s",
                notes=f"{args.hosts} hosts x {args.indoms * args.metrics} watched series "
                      f"({len(watched)}), {args.insts} instances per domain; first pass "

@@ -16,19 +16,80 @@ domain, every instance another metric of that host and domain has, in
 SCARD per series and pass tells which (host, domain) groups gained an instance; only those
 are read and repaired.  Instance labels are not indexed: PCP 6.0.3's pmlogger never logs
 them for such instances (the boards select by instance name).
+
+Valkey/Redis is reached through redis-py (Debian's python3-redis, a Recommends of pcp-hpc:
+only the logger node needs it), one server or a cluster, in pipelines of single-key commands.
 """
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-
-from .resp import RespError, Store
 
 # pcp-hpc's agents: hpcjob, hpclustre, hpcib, hpcbpftrace, hpcdtn, hpcsample, hpcalarm
 OUR_DOMAINS = frozenset(range(410, 417))
 FIXED_IN = (6, 3, 4)
 CHUNK = 10000       # commands per pipeline
+CLIENT_PACKAGE = "python3-redis"
+
+
+def missing_client() -> str | None:
+    """Why the series index cannot run here (no redis-py), or None: one sentence for setup and
+    the index to print."""
+    try:
+        import redis  # noqa: F401
+    except ImportError:
+        return (f"the series index needs the Python Redis client: install the {CLIENT_PACKAGE} "
+                f"package (apt-get install {CLIENT_PACKAGE}) on the logger node")
+    return None
+
+
+def store_errors() -> tuple[type[Exception], ...]:
+    """What a pass may raise when Valkey/Redis is unreachable, restarting or resharding."""
+    import redis
+    from redis.exceptions import RedisClusterException
+
+    return (redis.RedisError, RedisClusterException, OSError)
+
+
+class Store:
+    """pmproxy's Valkey/Redis: one server, or a cluster when the first seed that answers has
+    ``cluster_enabled:1``.  ``run`` sends single-key commands in one pipeline (no transaction;
+    a cluster's pipeline routes each by its key's slot and follows MOVED/ASK) and returns the
+    replies in order, as redis-py parses them with bytes values (SMEMBERS: a set)."""
+
+    def __init__(self, seeds: Sequence[str], timeout: float = 10.0) -> None:
+        import redis
+        from redis.cluster import ClusterNode, RedisCluster
+
+        nodes = [(s.rsplit(":", 1)[0], int(s.rsplit(":", 1)[1])) for s in seeds]
+        options = {"socket_timeout": timeout, "socket_connect_timeout": timeout, "decode_responses": False}
+        last: Exception | None = None
+        for host, port in nodes:
+            probe = redis.Redis(host=host, port=port, **options)
+            try:
+                clustered = bool(probe.info("cluster").get("cluster_enabled"))
+            except redis.RedisError as exc:
+                last = exc
+                continue
+            finally:
+                probe.close()
+            self.client: redis.Redis | RedisCluster = (
+                RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in nodes], **options) if clustered
+                else redis.Redis(host=host, port=port, **options))
+            return
+        raise redis.ConnectionError(f"no Valkey/Redis answered at {', '.join(seeds)}: {last}"
+                                    if nodes else "no Valkey/Redis server given")
+
+    def run(self, commands: Sequence[Sequence]) -> list:
+        """Replies to ``commands`` in order; the first error reply is raised."""
+        pipe = self.client.pipeline(transaction=False)
+        for command in commands:
+            pipe.execute_command(*command)
+        return pipe.execute()
+
+    def close(self) -> None:
+        self.client.close()
 
 
 def needed(pcp_version: str) -> bool:
@@ -172,6 +233,10 @@ class Indexer:
 def follow(seeds: Iterable[str], interval: float, wanted: frozenset[int] | None = OUR_DOMAINS,
            echo: Callable[[str], None] = print, passes: int | None = None) -> None:
     """Repair every ``interval`` seconds (``passes`` times, or forever), reconnecting on errors."""
+    problem = missing_client()
+    if problem:
+        raise SystemExit(f"Error: {problem}")
+    errors = store_errors()
     seeds = list(seeds)
     indexer: Indexer | None = None
     count = 0
@@ -184,7 +249,7 @@ def follow(seeds: Iterable[str], interval: float, wanted: frozenset[int] | None 
             if done.added:
                 echo(f"indexed {done.added} (series, instance) pairs in {done.groups_checked} "
                      f"group(s) of {done.series} series, {done.seconds:.3f} s")
-        except (RespError, OSError) as exc:
+        except errors as exc:
             echo(f"Valkey/Redis: {exc}; retrying in {interval:g} s")
             if indexer is not None:
                 indexer.store.close()

@@ -10,6 +10,8 @@ the same metrics and never job 777.
 from __future__ import annotations
 
 import os
+import random
+import socket
 import subprocess
 import sys
 import tempfile
@@ -17,7 +19,7 @@ import time
 
 import pytest
 
-from hpc_pcp import logger, resp, seriesindex
+from hpc_pcp import logger, seriesindex
 from tests.harness.pcp import pcp_env, wait_for
 
 METRICS = ("hpc.test.job.read", "hpc.test.job.write", "hpc.test.job.ops")
@@ -135,21 +137,69 @@ def test_the_later_instance_values_come_with_it_from_its_first_sample(grown):
 
 def test_a_second_pass_adds_nothing(grown):
     index_once(grown)
-    indexer = seriesindex.Indexer(resp.Store([f"127.0.0.1:{grown.redis_port}"]), frozenset([DOMAIN]))
+    indexer = seriesindex.Indexer(seriesindex.Store([f"127.0.0.1:{grown.redis_port}"]), frozenset([DOMAIN]))
     first = indexer.run_once()
     assert first.series == 2 * len(METRICS) and first.added == 0
     second = indexer.run_once()
     assert second.groups_checked == 0 and second.added == 0
 
 
-@pytest.fixture()
-def redis_only():
+def free_cluster_port() -> int:
+    """A free port whose cluster bus port (+10000) is free too."""
+    for port in random.Random().sample(range(20000, 45000), 200):
+        try:
+            with socket.socket() as a, socket.socket() as b:
+                a.bind(("127.0.0.1", port))
+                b.bind(("127.0.0.1", port + 10000))
+            return port
+        except OSError:
+            continue
+    raise RuntimeError("no free port pair for a Redis cluster node")
+
+
+def redis_cli(port: int, *args: str) -> str:
+    return subprocess.run(["redis-cli", "-p", str(port), *args], capture_output=True, text=True,
+                          timeout=30).stdout
+
+
+def start_cluster(stack, shards: int = 3) -> list[int]:
+    """``shards`` redis-server masters in one cluster, every slot served; their ports."""
+    ports = []
+    for shard in range(shards):
+        port = free_cluster_port()
+        work = os.path.join(stack.directory, f"redis{shard}")
+        os.makedirs(work)
+        stack._spawn(f"redis{shard}", ["redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                                       "--save", "", "--appendonly", "no", "--dir", work,
+                                       "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"])
+        wait_for(lambda p=port: redis_cli(p, "ping").strip() == "PONG", 10, what=f"redis on {port}")
+        ports.append(port)
+    done = subprocess.run(["redis-cli", "--cluster", "create", *(f"127.0.0.1:{p}" for p in ports),
+                           "--cluster-replicas", "0", "--cluster-yes"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    wait_for(lambda: all("cluster_state:ok" in (info := redis_cli(p, "cluster", "info"))
+                         and f"cluster_known_nodes:{shards}" in info for p in ports),
+             20, what="the cluster state ok on every shard")
+    return ports
+
+
+@pytest.fixture(params=["server", "cluster"])
+def redis_only(request):
+    """An empty Valkey/Redis: one server, or a cluster of 3 masters (keys spread over them)."""
     from tests.logger.stack import Stack
 
     stack = Stack(tempfile.mkdtemp(prefix="hpc-newinst-redis-"))
     try:
-        stack.start_redis()
-        yield resp.Store([f"127.0.0.1:{stack.redis_port}"])
+        if request.param == "server":
+            stack.start_redis()
+            ports = [stack.redis_port]
+        else:
+            ports = start_cluster(stack)
+        store = seriesindex.Store([f"127.0.0.1:{p}" for p in ports])
+        assert store.client.__class__.__name__ == ("RedisCluster" if request.param == "cluster" else "Redis")
+        yield store
+        store.close()
     finally:
         stack.stop()
 
@@ -174,9 +224,64 @@ def test_an_instance_pmproxy_has_not_named_yet_is_indexed_by_a_later_pass(redis_
     assert indexer.run_once().added == 0            # no name for the late instance yet
     store.run([("HSET", f"pcp:inst:series:{late.hex()}", "name", sha("scratch/2"), "source", source)])
     assert indexer.run_once().added == 1
-    assert store.run([("SMEMBERS", f"pcp:series:inst.name:{sha('scratch/2').hex()}")])[0] == [second]
+    assert store.run([("SMEMBERS", f"pcp:series:inst.name:{sha('scratch/2').hex()}")])[0] == {second}
     assert set(store.run([("SMEMBERS", f"pcp:instances:series:{second.hex()}")])[0]) == {old, late}
     assert indexer.run_once().groups_checked == 0
+
+
+def test_a_cluster_pipeline_follows_a_slot_that_moved_after_the_store_learned_the_slots():
+    """Each command goes to its key's shard; a slot moved to another master (resharding) is
+    followed (MOVED) within the same run."""
+    from tests.logger.stack import Stack
+
+    stack = Stack(tempfile.mkdtemp(prefix="hpc-newinst-cluster-"))
+    try:
+        ports = start_cluster(stack)
+        store = seriesindex.Store([f"127.0.0.1:{ports[0]}"])     # one seed: the others are learned
+        keys = [f"pcp:instances:series:{i:040x}" for i in range(300)]
+        assert store.run([("SADD", k, b"\x00\xff", str(i)) for i, k in enumerate(keys)]) == [2] * len(keys)
+        counts = [int(redis_cli(p, "dbsize").strip()) for p in ports]
+        assert 0 not in counts and sum(counts) == len(keys), counts     # spread over the 3 masters
+        moved = keys[0].encode()
+        slot = int(redis_cli(ports[0], "cluster", "keyslot", moved.decode()).strip())
+        ids = {int(line.split()[1].split(":")[1].split("@")[0]): line.split()[0]
+               for line in redis_cli(ports[0], "cluster", "nodes").splitlines()}
+        source = next(p for p in ports if redis_cli(p, "exists", moved.decode()).strip() == "1")
+        target = next(p for p in ports if p != source)
+        redis_cli(source, "del", moved.decode())                 # an empty slot moves without MIGRATE
+        for port in ports:
+            assert redis_cli(port, "cluster", "setslot", str(slot), "node", ids[target]).strip() == "OK"
+        replies = store.run([("SADD", moved, b"late"), *[("SCARD", k) for k in keys[1:]],
+                             ("SMEMBERS", moved)])
+        assert replies == [1, *[2] * (len(keys) - 1), {b"late"}]
+        assert redis_cli(target, "exists", moved.decode()).strip() == "1"
+        store.close()
+    finally:
+        stack.stop()
+
+
+def test_without_redis_py_the_index_says_which_package_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "redis", None)          # import redis: ImportError
+    problem = seriesindex.missing_client()
+    assert problem and "python3-redis" in problem
+    with pytest.raises(SystemExit, match="python3-redis"):
+        seriesindex.follow(["127.0.0.1:1"], 0, passes=1, echo=lambda line: None)
+
+
+def test_the_series_index_command_without_redis_py_fails_with_one_line_naming_the_package():
+    code = ("import sys; sys.modules['redis'] = None; from hpc_pcp.cli import main; "
+            "sys.argv = ['hpc-pcp', 'logger', 'series-index', '--once', '--redis', '127.0.0.1:1']; main()")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), done.stderr
+    assert "apt-get install python3-redis" in lines[0]
+
+
+def test_an_unreachable_store_is_reported_and_retried_not_raised():
+    lines: list[str] = []
+    seriesindex.follow(["127.0.0.1:1"], 0, passes=2, echo=lines.append)
+    assert len(lines) == 2 and all(line.startswith("Valkey/Redis: ") and "retrying" in line for line in lines)
 
 
 def test_start_series_index_replaces_the_one_it_started_before(tmp_path, monkeypatch):
@@ -226,13 +331,6 @@ def test_setup_plans_the_series_index_on_pcp_before_6_3_4(monkeypatch):
             assert "series-index --redis a:7001,b:7002 --interval 10s" in files[unit]
     files = {f.path for f in logger.plan(["node01"], "10s", groups={}, series_index=False)}
     assert unit not in files
-
-
-@pytest.mark.parametrize("key,slot", [(b"foo", 12182), (b"123456789", 12739), (b"{user1000}.following", 3443),
-                                      (b"{user1000}.followers", 3443), (b"{}x", 10595), (b"a{}{b}", 15033)])
-def test_cluster_key_slots(key, slot):
-    """Slots as redis-server 7.0 computes them (CLUSTER KEYSLOT), hash tags included."""
-    assert resp.key_slot(key) == slot
 
 
 def test_domains():
