@@ -10,8 +10,6 @@ the same metrics and never job 777.
 from __future__ import annotations
 
 import os
-import random
-import socket
 import subprocess
 import sys
 import tempfile
@@ -19,6 +17,7 @@ import time
 
 import pytest
 
+from bench.logger_scale_parts.stores import free_cluster_port, redis_cli
 from hpc_pcp import logger, seriesindex
 from tests.harness.pcp import pcp_env, wait_for
 
@@ -142,24 +141,6 @@ def test_a_second_pass_adds_nothing(grown):
     assert first.series == 2 * len(METRICS) and first.added == 0
     second = indexer.run_once()
     assert second.groups_checked == 0 and second.added == 0
-
-
-def free_cluster_port() -> int:
-    """A free port whose cluster bus port (+10000) is free too."""
-    for port in random.Random().sample(range(20000, 45000), 200):
-        try:
-            with socket.socket() as a, socket.socket() as b:
-                a.bind(("127.0.0.1", port))
-                b.bind(("127.0.0.1", port + 10000))
-            return port
-        except OSError:
-            continue
-    raise RuntimeError("no free port pair for a Redis cluster node")
-
-
-def redis_cli(port: int, *args: str) -> str:
-    return subprocess.run(["redis-cli", "-p", str(port), *args], capture_output=True, text=True,
-                          timeout=30).stdout
 
 
 def start_cluster(stack, shards: int = 3) -> list[int]:
