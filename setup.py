@@ -28,6 +28,7 @@ setup(
     # The PCP bindings (pcp, cpmapi, cpmda) come from the distribution's python3-pcp.
     install_requires=["pyyaml>=5.4", "click>=8.0", "ClusterShell>=1.9"],
     extras_require={"test": ["pytest>=7", "hypothesis>=6", "ruff>=0.4"],
+                    "logger": ["redis>=4.3"],   # the series index (hpc_pcp/seriesindex.py): python3-redis
                     "lab": ["matplotlib>=3.6"]},   # the DTN lab's plots (dtn_lab/plots.py)
     # The shipped data lands in <prefix>/share/pcp-hpc, where pmdas/common/shipped.py looks.
     data_files=[data("bpftrace_scripts", "*.bt"), data("pmie_rules"), data("grafana_dashboards", "*.json"),

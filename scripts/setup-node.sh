@@ -21,6 +21,7 @@ PACKAGES=(
   pcp pcp-conf python3-pcp python3-venv python3-yaml   # PCP and the system Python's bindings
   python3-clustershell python3-click                   # node sets (NodeSet), the commands' CLI
   redis-server                                          # pmproxy's time-series store (logger node)
+  python3-redis python3-hiredis                         # the series index's Valkey/Redis client (logger node)
   bpftrace                                              # kernel scripts (hpcbpftrace)
   slurm-wlm munge                                       # a local one-node Slurm (hpcjob tests, demo)
   libslurm-perl                                         # Slurm API for PCP's stock slurm agent (bench/slurm_stock.py)
