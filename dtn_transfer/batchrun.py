@@ -48,12 +48,15 @@ POLL_EVERY = 1.0       # s: destination sizes of files in flight (live progress)
 HEALTH_EVERY = 2.0     # s: at most this often, after connection faults, are the nodes asked
 READ_EVERY = 0.05      # s: the transcript is read in gulps this far apart
 PIPE_BYTES = 1 << 20   # the transcript pipe's size (the default 64 KiB fills in ~50 ms)
+DIRS_AHEAD_FILES_PER_SLOT = 6   # files per slot from which directories are made ahead (dirs_ahead)
 
 def batch_argv(batch: Batch, options: RunOptions, list_file: str, dump_file: str,
-               third_party: bool) -> list[str]:
-    """The globus-url-copy command line for one batch (an argv list, never a shell string)."""
+               third_party: bool, make_dirs: bool = True) -> list[str]:
+    """The globus-url-copy command line for one batch (an argv list, never a shell string).
+    ``make_dirs``: globus-url-copy makes the destination directories (-cd), which costs it a
+    round trip per file; off when they were made beforehand (``dirs_ahead``)."""
     t = batch.tuning
-    argv = [GLOBUS_URL_COPY, "-dbg", "-c", "-cd", "-rst", "-rst-retries", "1",
+    argv = [GLOBUS_URL_COPY, "-dbg", "-c", *(["-cd"] if make_dirs else []), "-rst", "-rst-retries", "1",
             "-rst-interval", "1", "-stall-timeout", str(options.stall_timeout),
             "-p", str(t.parallelism), "-cc", str(t.concurrency)]
     if t.pipelining:
@@ -65,6 +68,23 @@ def batch_argv(batch: Batch, options: RunOptions, list_file: str, dump_file: str
     # no -verify-checksum with --verify: it hashes both ends, then our CKSM (verify.py) hashed
     # them again; one hash per side is the Checker's, which the journal needs anyway
     return argv + data_channel_flags(options.data_channel) + ["-df", dump_file, "-f", list_file]
+
+
+def dest_dirs(batch: Batch) -> list[str]:
+    """Directories (relative to the destination, "" for itself) the batch's files go into,
+    parents before children."""
+    dirs = {""}
+    for f in batch.files:
+        parts = f.relpath.split("/")[:-1]
+        dirs.update("/".join(parts[:i]) for i in range(1, len(parts) + 1))
+    return sorted(dirs, key=lambda d: (d.count("/") + bool(d), d))
+
+
+def dirs_ahead(batch: Batch) -> bool:
+    """Make the directories before the process instead of with -cd?  -cd costs a round trip per
+    file in each slot (2.3 s of 9.5 for 100 files at 130 ms); making them ahead costs a login
+    to the destination (~6 round trips, reused for the checks) and one for the MKDs."""
+    return len(batch.files) > DIRS_AHEAD_FILES_PER_SLOT * batch.tuning.concurrency
 
 
 def list_file_text(plan: Plan, batch: Batch) -> str:
@@ -90,9 +110,10 @@ class BatchRun:
     def __init__(self, plan: Plan, batch: Batch, options: RunOptions, run: RunState, stem: str,
                  record: Callable[[list[tuple[PlannedFile, str, str]]], None],
                  tick: Callable[[], None], stop: threading.Event,
-                 on_full: Callable[[str], None] | None = None):
+                 on_full: Callable[[str], None] | None = None, first_try: bool = True):
         self.plan, self.batch, self.options, self.run_state, self.stem = plan, batch, options, run, stem
         self.on_full = on_full      # the destination said it is full: the whole run stops
+        self.first_try = first_try  # retries let globus-url-copy make directories itself (-cd)
         self.record, self.tick, self.stop = record, tick, stop
         src_node, dst_node = plan.pairs[batch.pair]
         self.nodes = (src_node, dst_node)
@@ -129,9 +150,10 @@ class BatchRun:
             os.unlink(self.stem + ".dump")
         except FileNotFoundError:
             pass
+        made = self.first_try and dirs_ahead(self.batch) and self.checker.make_dirs(dest_dirs(self.batch))
         self._started = time.time()
         argv = batch_argv(self.batch, self.options, self.stem + ".list", self.stem + ".dump",
-                          self.third_party)
+                          self.third_party, make_dirs=not made)
         checker = threading.Thread(target=self._check_loop, name=f"check-{self.batch.pair}", daemon=True)
         self._proc = proc = start(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         checker.start()

@@ -112,7 +112,8 @@ class Executor:
                               parallelism=batch.tuning.parallelism, pipelining=batch.tuning.pipelining)
         outcome = BatchRun(self.plan, batch, self.options, self.run, stem,
                            lambda results: self._record_many(results, attempt_no, False),
-                           self._tick, self._stop, on_full=self._destination_full).run()
+                           self._tick, self._stop, on_full=self._destination_full,
+                           first_try=attempt_no == 0).run()
         # a node does not answer: retries go to other pairs
         down = outcome.node_down or bool(outcome.failed and not self._pair_answers(batch.pair))
         self.run.pair_stopped(batch.pair, down=down)

@@ -153,6 +153,33 @@ class _Side:
                 self.ftp.sock.settimeout(base)
         return out
 
+    def make_dirs(self, relpaths: list[str], chunk: int = 128) -> None:
+        """Make directories (parents listed before children), pipelined on a GridFTP node; one
+        that exists already, or cannot be made, is left to the transfer (which reports it)."""
+        if self.endpoint.local:
+            for relpath in relpaths:
+                try:
+                    os.makedirs(_full(self.endpoint, relpath), exist_ok=True)
+                except OSError:
+                    pass
+            return
+        if self.ftp is None:
+            raise PlanError(self.error or "no node answered")
+        # the destination directory's own parents first: like -cd, a new destination is made
+        parts = self.endpoint.path.strip("/").split("/")
+        above = ["/" + "/".join(parts[:i]) for i in range(1, len(parts))]
+        above = [p.encode("utf-8", "surrogateescape").decode("latin-1") for p in above]
+        paths = above + [self._path(r).rstrip("/") or "/" for r in relpaths]
+        paths = [p for p in paths if "\r" not in p and "\n" not in p]
+        for start in range(0, len(paths), chunk):
+            part = paths[start:start + chunk]
+            self.ftp.sock.sendall("".join(f"MKD {p}\r\n" for p in part).encode("latin-1"))
+            for _ in part:
+                try:
+                    self.ftp.getresp()
+                except (ftplib.error_perm, ftplib.error_temp):
+                    pass            # exists, or refused: the transfer meets and reports it
+
     def md5_many(self, sizes: dict[str, int], chunk: int = 32) -> dict[str, str | None]:
         """MD5 of whole files (relpath → size to hash), hashed where the data is: on a GridFTP
         node the CKSM commands are pipelined, so many small files cost a few round trips
@@ -263,6 +290,16 @@ class Checker:
                 self.close(broken=True)
                 out[relpath] = f"could not verify: modification time not set: {exc}"
         return out
+
+    def make_dirs(self, relpaths: list[str]) -> bool:
+        """Make the destination directories a batch writes into (parents first); False if the
+        destination could not be asked (the caller then lets globus-url-copy make them)."""
+        try:
+            self._sides(checksum=False)[0].make_dirs(relpaths)
+        except (PlanError, OSError, EOFError, ftplib.Error):
+            self.close(broken=True)
+            return False
+        return True
 
     def close(self, broken: bool = False) -> None:
         """Release both connections for reuse, or close them when ``broken`` (an exchange

@@ -7,6 +7,8 @@ finished cleanly is reused; one that failed midway never is (it may owe replies)
 liveness checks always log in afresh.  Logins are counted where they happen
 (``plan.connect``, the GSI login), on real GSI-only servers.
 """
+import json
+import os
 import socket
 
 import pytest
@@ -137,3 +139,41 @@ def test_checksums_of_many_files_are_pipelined_and_stay_in_step_after_refusals(w
     assert result == dict.fromkeys(result), "every other file checks out"
     cksm_writes = [n for n in writes if n]
     assert sum(cksm_writes) == 2 * 39 and len(cksm_writes) <= 4, cksm_writes
+
+
+def test_directories_are_made_ahead_for_many_files_and_a_new_nested_destination(world, servers):
+    """-cd costs globus-url-copy a round trip per file (2.3 s of 9.5 for 100 files at 130 ms):
+    with many files per slot the directories, the new destination's parents included, are
+    made beforehand over the checks' connection and -cd is left out; a destination that
+    cannot be made still fails every file with the server's reason."""
+    from dtn_transfer.batchrun import batch_argv, dest_dirs, dirs_ahead
+    from dtn_transfer.options import RunOptions
+    from dtn_transfer.schedule import Batch
+    from dtn_transfer.tuning import Tuning
+
+    from .conftest import dtn, identical
+
+    spec = {f"d{i % 3}/sub{i % 2}/f{i:02d}.bin": 2000 + i for i in range(60)}
+    make_files(world / "src", spec)
+    tuning = Tuning(concurrency=8, parallelism=1, pipelining=True)
+    batch = Batch(pair=0, bin="small", tuning=tuning,
+                  files=make_plan(Endpoint(("a:1",), "/s"), Endpoint(("b:1",), "/d"),
+                                  [plan.SourceFile(r, n) for r, n in spec.items()], 1 << 20).files)
+    few = Batch(pair=0, bin="small", tuning=tuning, files=batch.files[:48])
+    assert dirs_ahead(batch) and not dirs_ahead(few), "more than 6 files per slot"
+    assert dest_dirs(batch)[:4] == ["", "d0", "d1", "d2"] and "d2/sub1" in dest_dirs(batch)
+    assert "-cd" not in batch_argv(batch, RunOptions(), "l", "d", True, make_dirs=False)
+    assert "-cd" in batch_argv(batch, RunOptions(), "l", "d", True)
+
+    src, dst = f"{servers[0].node}{world}/src", f"{servers[2].node}{world}/dst/new/deeper"
+    dtn(world, "run", "-q", src, dst, check=0)
+    for rel in spec:
+        assert identical(world / "src" / rel, world / "dst" / "new" / "deeper" / rel), rel
+
+    locked = world / "locked"
+    locked.mkdir()
+    os.chmod(locked, 0o755)          # root's: the servers' mapped user cannot make anything in it
+    out = dtn(world, "run", "-q", "--json", "--retries", "1", src, f"{servers[2].node}{locked}/x", check=1)
+    report = json.loads(out.stdout)
+    assert report["files"]["done"] == 0 and len(report["not_transferred"]) == len(spec)
+    assert not (locked / "x").exists()
