@@ -134,6 +134,13 @@ def control_line(node: str, seconds: float) -> str:
             f"-v 100Mb -t {pmlogger_interval(seconds)}\n")
 
 
+# Per-process and accounting metrics stay out of the series store (one series per process:
+# unbounded); the per-process indoms are excluded below as well.  The system-wide proc.*
+# ones stay in: proc.runq.blocked is the node board's "Processes in D state".
+PROCESS_METRICS = ("proc.psinfo.*", "proc.id.*", "proc.memory.*", "proc.io.*", "proc.schedstat.*",
+                   "proc.fd.*", "proc.namespaces.*", "proc.smaps.*", "proc.control.*", "hotproc.*", "acct.*")
+
+
 def pmproxy_conf(redis: str, seconds: float, retention_days: float) -> str:
     """pmproxy.conf (PCP 6.0.3 sections) for REST + scalable time series in Valkey/Redis.
 
@@ -147,7 +154,7 @@ def pmproxy_conf(redis: str, seconds: float, retention_days: float) -> str:
             "[pmproxy]\npcp.enabled = true\nhttp.enabled = true\nredis.enabled = false\n"
             "secure.enabled = false\n\n"
             f"[redis]\nenabled = true\nservers = {redis}\n\n"
-            "[discover]\nenabled = true\nexclude.metrics = proc.*,acct.*\n"
+            f"[discover]\nenabled = true\nexclude.metrics = {','.join(PROCESS_METRICS)}\n"
             "exclude.indoms = 3.9,3.40,79.7\n\n"
             "[pmsearch]\nenabled = false\n\n"
             f"[pmseries]\nenabled = true\ncursor.count = 256\nstream.expire = {expire}\n"

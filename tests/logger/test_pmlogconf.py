@@ -7,8 +7,6 @@ from __future__ import annotations
 import fnmatch
 import re
 
-import pytest
-
 from hpc_pcp import dashboards, logger
 from hpc_pcp.dashboards import catalog
 
@@ -56,9 +54,6 @@ def test_every_metric_is_logged_or_left_out_on_purpose():
         assert any(n.startswith(subtree + ".") for n in ours), subtree
 
 
-@pytest.mark.xfail(strict=True, reason="hpc_pcp/logger.py's pmproxy.conf has [discover] exclude.metrics "
-                   "= proc.*, which keeps proc.runq.blocked (the node board's Processes in D state) out "
-                   "of the series store; exclude.indoms 3.9 already keeps the per-process metrics out")
 def test_pmproxy_loads_every_metric_a_panel_reads():
     conf = logger.pmproxy_conf("localhost:6379", 10, 1)
     found = re.search(r"(?m)^exclude\.metrics\s*=\s*(.*)$", conf)

@@ -185,3 +185,12 @@ def test_every_panel_query(live):
     print(f"panels: {run.panels}, with data: {run.with_data}, installed: {sorted(installed)}")
     assert not run.empty, "panels of installed agents without data: " + "; ".join(run.empty)
     assert run.with_data, "no panel returned data"
+
+
+def test_the_d_state_count_reaches_the_series_store(live):
+    """proc.runq.blocked (the node board's Processes in D state, the node.d_state alarm's
+    metric) is logged and loaded: the pmproxy.conf we write keeps per-process metrics out
+    of the store, not the system-wide proc ones (its old proc.* exclusion dropped it)."""
+    stack = live[0]
+    wait_for(lambda: stack.get("/series/query", expr="proc.runq.blocked"), 60,
+             what="proc.runq.blocked in pmproxy's series")
