@@ -14,17 +14,18 @@ METRICS metric series each, INSTS instances per domain.  Side by side in one run
   new jobs      a pass after a job appeared on 1 % of the hosts, in one metric of a domain
                 (as pmproxy 6.0.3 indexes it): the repair of those groups included
 
-Also: the first pass (reads every group once) and Redis's CPU per pass.  ``main(clients=...)``
-adds other clients' idle passes to the same run (name → a Store-like factory of the port).
+Also: the first pass (reads every group once) and Redis's CPU per pass.  ``--shards 3``: the
+same on a cluster of 3 masters (no Python-parser variant there).  ``main(clients=...)`` adds
+other clients' idle passes to the same run (name → a Store-like factory of the seeds).
 
     .venv/bin/python bench/series_index.py [--hosts 1000] [--indoms 6] [--metrics 25] [--insts 10]
+                                           [--shards 1]
 """
 from __future__ import annotations
 
 import argparse
 import hashlib
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,6 +37,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
 from bench.harness import interleaved, report  # noqa: E402
+from bench.logger_scale_parts.stores import free_cluster_port, free_port, redis_cli  # noqa: E402
 from hpc_pcp.seriesindex import Indexer, Store  # noqa: E402
 
 
@@ -80,51 +82,79 @@ def new_job(store: Store, hosts: int, metrics: int, serial: int) -> int:
     return len(commands) // 2
 
 
-def redis_cpu(store: Store) -> float:
-    fields = store.client.info("cpu")
-    return float(fields["used_cpu_user"]) + float(fields["used_cpu_sys"])
+def redis_cpu(ports: list[int]) -> float:
+    """used_cpu_user + used_cpu_sys summed over the servers."""
+    total = 0.0
+    for port in ports:
+        lines = redis_cli(port, "info", "cpu").splitlines()
+        fields = dict(line.split(":", 1) for line in lines if ":" in line)
+        total += float(fields["used_cpu_user"]) + float(fields["used_cpu_sys"])
+    return total
 
 
-def python_parser_store(port: int) -> Store:
-    """A Store whose redis-py connections parse replies in Python, not with hiredis."""
+def start_servers(workdir: str, shards: int) -> tuple[list[int], list[subprocess.Popen]]:
+    """One redis-server, or ``shards`` masters in one cluster; their ports and processes."""
+    ports, servers = [], []
+    for shard in range(shards):
+        port = free_cluster_port() if shards > 1 else free_port()
+        work = os.path.join(workdir, f"redis{shard}")
+        os.makedirs(work)
+        argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                "--appendonly", "no", "--dir", work]
+        if shards > 1:
+            argv += ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"]
+        servers.append(subprocess.Popen(argv, stdout=subprocess.DEVNULL))
+        ports.append(port)
+        for _ in range(100):
+            if redis_cli(port, "ping").strip() == "PONG":
+                break
+            time.sleep(0.1)
+    if shards > 1:
+        subprocess.run(["redis-cli", "--cluster", "create", *(f"127.0.0.1:{p}" for p in ports),
+                        "--cluster-replicas", "0", "--cluster-yes"],
+                       capture_output=True, check=True, timeout=60)
+        for _ in range(200):
+            if all("cluster_state:ok" in redis_cli(p, "cluster", "info") for p in ports):
+                break
+            time.sleep(0.1)
+    return ports, servers
+
+
+def python_parser_store(seeds: list[str]) -> Store:
+    """A Store whose redis-py connections parse replies in Python, not with hiredis (one server)."""
     import redis
     from redis.connection import PythonParser
 
-    store = Store([f"127.0.0.1:{port}"])
+    store = Store(seeds)
+    host, port = seeds[0].rsplit(":", 1)
     store.client.close()
     store.client = redis.Redis(connection_pool=redis.ConnectionPool(
-        host="127.0.0.1", port=port, socket_timeout=10.0, parser_class=PythonParser))
+        host=host, port=int(port), socket_timeout=10.0, parser_class=PythonParser))
     return store
 
 
-def main(argv: list[str] | None = None, clients: dict[str, Callable[[int], object]] | None = None) -> None:
+def main(argv: list[str] | None = None,
+         clients: dict[str, Callable[[list[str]], object]] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hosts", type=int, default=1000)
     parser.add_argument("--indoms", type=int, default=6)
     parser.add_argument("--metrics", type=int, default=25)
     parser.add_argument("--insts", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--shards", type=int, default=1, help="1: one server; more: a cluster of masters")
     args = parser.parse_args(argv)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     workdir = tempfile.mkdtemp(prefix="bench-seriesindex-")
-    redis = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                              "--appendonly", "no", "--dir", workdir], stdout=subprocess.DEVNULL)
+    ports, servers = start_servers(workdir, args.shards)
+    seeds = [f"127.0.0.1:{p}" for p in ports]
     try:
-        for _ in range(100):
-            try:
-                store = Store([f"127.0.0.1:{port}"])
-                break
-            except Exception:  # noqa: BLE001 - not listening yet
-                time.sleep(0.1)
+        store = Store(seeds)
         watched = fill(store, args.hosts, args.indoms, args.metrics, args.insts)
-        indexer = Indexer(Store([f"127.0.0.1:{port}"]), None)
-        started, cpu0, rcpu0 = time.perf_counter(), time.process_time(), redis_cpu(store)
+        indexer = Indexer(Store(seeds), None)
+        started, cpu0, rcpu0 = time.perf_counter(), time.process_time(), redis_cpu(ports)
         first = indexer.run_once()
         first_figures = {"seconds": time.perf_counter() - started,
                          "indexer_cpu_s": time.process_time() - cpu0,
-                         "redis_cpu_s": redis_cpu(store) - rcpu0, "series": first.series}
+                         "redis_cpu_s": redis_cpu(ports) - rcpu0, "series": first.series}
         keys = [b"pcp:instances:series:" + s.hex().encode() for s in watched]
         serial = [0]
         added: list[int] = []
@@ -140,24 +170,28 @@ def main(argv: list[str] | None = None, clients: dict[str, Callable[[int], objec
             assert done.added == jobs * (args.metrics - 1), (done, jobs)
             added.append(done.added)
 
-        cpu0, rcpu0 = time.process_time(), redis_cpu(store)
+        cpu0, rcpu0 = time.process_time(), redis_cpu(ports)
         # the other clients' indexers share the indexer's state: each of their passes is idle too
-        others = {f"idle pass, {name}": replace(indexer, store=factory(port)).run_once
-                  for name, factory in {"Python parser": python_parser_store, **(clients or {})}.items()}
+        factories = {"Python parser": python_parser_store} if args.shards == 1 else {}
+        others = {f"idle pass, {name}": replace(indexer, store=factory(seeds)).run_once
+                  for name, factory in {**factories, **(clients or {})}.items()}
         variants = {"scard sweep": sweep, "idle pass": indexer.run_once, **others, "new jobs": with_new_jobs}
         samples = interleaved(variants, rounds=args.rounds, warmup=1)
         passes = (args.rounds + 1) * len(variants)
         report("series_index", samples, anchor="scard sweep", unit="s",
-               notes=f"{args.hosts} hosts x {args.indoms * args.metrics} watched series "
+               notes=f"{args.shards} shard(s), {args.hosts} hosts x {args.indoms * args.metrics} "
+                     f"watched series "
                      f"({len(watched)}), {args.insts} instances per domain; first pass "
                      f"{first_figures['seconds']:.2f} s; per pass on average: this process "
                      f"{(time.process_time() - cpu0) / passes:.3f} CPU-s, redis-server "
-                     f"{(redis_cpu(store) - rcpu0) / passes:.3f} CPU-s",
-               extra={"hosts": args.hosts, "watched_series": len(watched), "first_pass": first_figures,
+                     f"{(redis_cpu(ports) - rcpu0) / passes:.3f} CPU-s",
+               extra={"hosts": args.hosts, "shards": args.shards, "watched_series": len(watched),
+                      "first_pass": first_figures,
                       "added_per_new_job_pass": added[:1]})
     finally:
-        redis.terminate()
-        redis.wait()
+        for server in servers:
+            server.terminate()
+            server.wait()
 
 
 if __name__ == "__main__":
