@@ -143,7 +143,7 @@ def test_checksums_of_many_files_are_pipelined_and_stay_in_step_after_refusals(w
 
 def test_directories_are_made_ahead_for_many_files_and_a_new_nested_destination(world, servers):
     """-cd costs globus-url-copy a round trip per file (2.3 s of 9.5 for 100 files at 130 ms):
-    with many files per slot the directories, the new destination's parents included, are
+    with more than 12 files per slot the directories, the new destination's parents included, are
     made beforehand over the checks' connection and -cd is left out; a destination that
     cannot be made still fails every file with the server's reason."""
     from dtn_transfer.batchrun import batch_argv, dest_dirs, dirs_ahead
@@ -153,14 +153,14 @@ def test_directories_are_made_ahead_for_many_files_and_a_new_nested_destination(
 
     from .conftest import dtn, identical
 
-    spec = {f"d{i % 3}/sub{i % 2}/f{i:02d}.bin": 2000 + i for i in range(60)}
+    spec = {f"d{i % 3}/sub{i % 2}/f{i:03d}.bin": 2000 + i for i in range(100)}
     make_files(world / "src", spec)
     tuning = Tuning(concurrency=8, parallelism=1, pipelining=True)
     batch = Batch(pair=0, bin="small", tuning=tuning,
                   files=make_plan(Endpoint(("a:1",), "/s"), Endpoint(("b:1",), "/d"),
                                   [plan.SourceFile(r, n) for r, n in spec.items()], 1 << 20).files)
-    few = Batch(pair=0, bin="small", tuning=tuning, files=batch.files[:48])
-    assert dirs_ahead(batch) and not dirs_ahead(few), "more than 6 files per slot"
+    few = Batch(pair=0, bin="small", tuning=tuning, files=batch.files[:96])
+    assert dirs_ahead(batch) and not dirs_ahead(few), "more than 12 files per slot"
     assert dest_dirs(batch)[:4] == ["", "d0", "d1", "d2"] and "d2/sub1" in dest_dirs(batch)
     assert "-cd" not in batch_argv(batch, RunOptions(), "l", "d", True, make_dirs=False)
     assert "-cd" in batch_argv(batch, RunOptions(), "l", "d", True)
