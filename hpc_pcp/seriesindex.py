@@ -250,7 +250,7 @@ def follow(seeds: Iterable[str], interval: float, wanted: frozenset[int] | None 
                 echo(f"indexed {done.added} (series, instance) pairs in {done.groups_checked} "
                      f"group(s) of {done.series} series, {done.seconds:.3f} s")
         except errors as exc:
-            echo(f"Valkey/Redis: {exc}; retrying in {interval:g} s")
+            echo(f"Valkey/Redis: {str(exc).rstrip('.')}; retrying in {interval:g} s")
             if indexer is not None:
                 indexer.store.close()
             indexer = None
