@@ -232,7 +232,7 @@ def grid_and_auto(args, bed: Testbed, shapes: list[str], grid: list[tuple[int, i
                 row.setdefault(f"{prefix}auto_trials", []).append(auto)
         for prefix, _ in sides:
             runs = row.pop(f"{prefix}auto_trials")
-            auto = sorted(runs, key=lambda a: a["rate"])[len(runs) // 2]      # the median round
+            auto = sorted(runs, key=lambda a: a["rate"])[(len(runs) - 1) // 2]    # the (lower) median round
             classes = (auto.get("auto_summary") or {}).get("classes", {})
             row.update({f"{prefix}auto_rate": auto["rate"], f"{prefix}auto_rates": [a["rate"] for a in runs],
                         f"{prefix}auto_whole_rate": auto["whole_rate"],
