@@ -117,15 +117,28 @@ def groups_source() -> Path:
 
 
 def pmlogconf_groups(source: Path | None = None) -> dict[str, str]:
-    """Agent → text of its pmlogconf group file (one group per agent)."""
+    """Group name → text of each pmlogconf group file.
+
+    Each agent's directory holds its groups: ``<agent>`` and, for what is logged at another
+    interval, ``<agent>-<what>`` (e.g. ``hpclustre-jobs`` for the servers' per-job statistics
+    every minute)."""
     source = source or groups_source()
     groups = {}
     for agent_dir in sorted(p for p in source.iterdir() if p.is_dir()):
         files = sorted(p for p in agent_dir.iterdir() if p.is_file())
-        if len(files) != 1:
-            raise LoggerSetupError(f"{agent_dir} must hold exactly one pmlogconf group file")
-        groups[agent_dir.name] = files[0].read_text(encoding="utf-8")
+        if not files:
+            raise LoggerSetupError(f"{agent_dir} holds no pmlogconf group file")
+        for path in files:
+            if group_agent(path.name) != agent_dir.name:
+                raise LoggerSetupError(f"{path}: a group of {agent_dir.name} is named "
+                                       f"{agent_dir.name} or {agent_dir.name}-<what>")
+            groups[path.name] = path.read_text(encoding="utf-8")
     return groups
+
+
+def group_agent(group: str) -> str:
+    """The agent a pmlogconf group belongs to: ``hpclustre-jobs`` → ``hpclustre``."""
+    return group.split("-", 1)[0]
 
 
 def control_line(node: str, seconds: float) -> str:
@@ -249,9 +262,9 @@ def plan(nodes: Sequence[str], interval: str = "30s", redis: str = "localhost:63
         files.append(ConfigFile(f"{sysconf}/pmlogger/control.d/hpc-{node}",
                                 MARK + "$version=1.1\n" + control_line(node, seconds),
                                 f"pmlogger farm: archive {node} every {interval}"))
-    for agent, text in (groups if groups is not None else pmlogconf_groups()).items():
-        files.append(ConfigFile(f"{var}/config/pmlogconf/hpc/{agent}", text,
-                                f"pmlogconf group hpc/{agent} (logged when the agent answers)"))
+    for group, text in (groups if groups is not None else pmlogconf_groups()).items():
+        files.append(ConfigFile(f"{var}/config/pmlogconf/hpc/{group}", text,
+                                f"pmlogconf group hpc/{group} (logged when the agent answers)"))
     files.append(ConfigFile(f"{sysconf}/pmproxy/pmproxy.conf", pmproxy_conf(redis, seconds, retention_days),
                             f"pmproxy: REST API and time series in {redis}, {retention_days:g} days"))
     files.append(ConfigFile(f"{sysconf}/pmproxy/pmproxy.options", pmproxy_options(listen),

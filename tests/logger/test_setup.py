@@ -124,8 +124,9 @@ def test_pmlogconf_groups_are_valid_and_name_real_metrics():
     groups = logger.pmlogconf_groups()
     assert set(groups) >= {n for n in available() if n != "hpcsample"}
     roots = catalog.agent_roots()
-    for agent, text in groups.items():
-        assert agent in AGENTS, f"group for unknown agent {agent}"
+    for group, text in groups.items():
+        agent = logger.group_agent(group)
+        assert agent in AGENTS, f"group {group} for unknown agent {agent}"
         lines = text.splitlines()
         assert lines[0] == "#pmlogconf-setup 2.0"
         keywords = [ln.split(None, 1)[0] for ln in lines[1:] if ln and not ln[0].isspace()]
@@ -199,3 +200,21 @@ def test_cli_takes_a_node_set(tmp_path):
     assert "servers = a:7001,a:7002,a:7003" in result.output
     bad = CliRunner().invoke(logger_group, ["setup", "--nodes", "node[01-", "--dry-run"])
     assert bad.exit_code == 2 and "node set" in bad.output
+
+
+def test_an_agent_may_have_several_pmlogconf_groups_named_after_it(tmp_path):
+    """hpclustre and hpclustre-jobs (its job_stats at another interval) are both written, as
+    hpc/<group>; a file not named after its agent is refused with the rule."""
+    head = "#pmlogconf-setup 2.0\nident\tx\nprobe\thpc.lustre.agent.up exists ? include : exclude\n"
+    (tmp_path / "hpclustre").mkdir()
+    (tmp_path / "hpclustre" / "hpclustre").write_text(head + "\thpc.lustre.client\n")
+    (tmp_path / "hpclustre" / "hpclustre-jobs").write_text(head + "delta\t1 minute\n\thpc.lustre.job\n")
+    groups = logger.pmlogconf_groups(tmp_path)
+    assert sorted(groups) == ["hpclustre", "hpclustre-jobs"]
+    assert {logger.group_agent(g) for g in groups} == {"hpclustre"}
+    files = logger.plan(["node01"], "10s", groups=groups, series_index=False)
+    written = {f.path.rsplit("/pmlogconf/", 1)[1]: f.text for f in files if "/pmlogconf/" in f.path}
+    assert written == {"hpc/hpclustre": groups["hpclustre"], "hpc/hpclustre-jobs": groups["hpclustre-jobs"]}
+    (tmp_path / "hpclustre" / "lustre-extra").write_text(head)
+    with pytest.raises(logger.LoggerSetupError, match="named hpclustre or hpclustre-<what>"):
+        logger.pmlogconf_groups(tmp_path)

@@ -26,7 +26,7 @@ def test_every_reader_of_shipped_data_uses_the_installation(tmp_path):
     assert Path(CURATED_DIR) == shipped.data_dir(shipped.BPFTRACE_SCRIPTS)
     assert Path(dashboards.DEFAULT_DIR) == shipped.data_dir(shipped.GRAFANA_DASHBOARDS)
     assert logger.groups_source() == shipped.data_dir(shipped.PMLOGCONF_GROUPS)
-    assert set(logger.pmlogconf_groups()) <= set(AGENTS)
+    assert {logger.group_agent(g) for g in logger.pmlogconf_groups()} <= set(AGENTS)
     assert logger.default_pmie_rules() == str(shipped.data_dir(shipped.PMIE_RULES) / "hpc-alarms.pmie")
     if "HPC_PCP_RULES_DIR" not in os.environ:
         assert alarm.catalogue_dir() == str(shipped.data_dir(shipped.PMIE_RULES))
