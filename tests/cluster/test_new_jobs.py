@@ -23,7 +23,7 @@ from hpc_demo.cluster import cluster, slurm
 from hpc_demo.cluster.cluster import PYTHON_ENV
 from hpc_demo.cluster.layout import LOGGER
 from hpc_pcp import dashboards, logger
-from tests.cluster.test_cluster import COMPUTE, REPO, SERVERS, _pmproxy, _two_node_job, _window
+from tests.cluster.test_cluster import COMPUTE, JOB_LOG, REPO, SERVERS, _pmproxy, _two_node_job, _window
 from tests.harness.pcp import wait_for
 from tests.logger.panels import substitute
 
@@ -127,7 +127,7 @@ def test_without_the_index_a_later_job_is_found_in_one_lustre_metric_then_everyw
     pid = _index_pid(up[LOGGER])
     os.kill(pid, signal.SIGTERM)
     wait_for(lambda: _index_pid(up[LOGGER]) is None, timeout=10, interval=0.2, what="the index to stop")
-    job = _two_node_job(up, "noindex", 150)
+    job = _two_node_job(up, "noindex", 150 + 2 * int(JOB_LOG))
     try:
         metrics = sorted({m for node in SERVERS for m in _job_values(up[node], job)})
 
@@ -135,8 +135,8 @@ def test_without_the_index_a_later_job_is_found_in_one_lustre_metric_then_everyw
             hits = dict(zip(metrics, _found(up, [f'{m}{{instance.name ~~ "*/{job}"}}' for m in metrics]),
                             strict=True))
             return hits if any(hits.values()) else None
-        wait_for(by_name, timeout=60, interval=3, what=f"pmproxy to load job {job}")
-        time.sleep(25)      # two more pmlogger samples: pmproxy has seen the job in each of them
+        wait_for(by_name, timeout=60 + JOB_LOG, interval=3, what=f"pmproxy to load job {job}")
+        time.sleep(JOB_LOG + 5)   # another sample of the job's metrics: pmproxy saw the job again
         loaded = by_name() or {}
         per_server = {node: _found(up, [f'hpc.lustre.job.write.bytes{{hostname == "{node}", '
                                         f'instance.name ~~ "*/{job}"}}'])[0] for node in SERVERS}
@@ -149,7 +149,7 @@ def test_without_the_index_a_later_job_is_found_in_one_lustre_metric_then_everyw
         up[LOGGER].run(sys.executable, "-c", code, UNIT, env=PYTHON_ENV)
         get = _pmproxy(up)
         expr = f'hpc.lustre.job.write.bytes{{hostname == "{SERVERS[0]}", instance.name ~~ "*/{job}"}}'
-        series = wait_for(lambda: get("/series/query", expr=expr), timeout=40, interval=2,
+        series = wait_for(lambda: get("/series/query", expr=expr), timeout=40 + JOB_LOG, interval=2,
                           what=f"job {job} in write.bytes once indexed")
         names = {i["instance"]: i["name"] for i in get("/series/instances", series=series[0])}
         stamps = [p["timestamp"] / 1000 for p in get("/series/values", series=series[0], start=_window()[0],
@@ -178,7 +178,7 @@ def test_job_started_after_the_logger_is_found_in_every_per_job_metric_on_both_n
         raise AssertionError(f"pmproxy has no hpc.job.job.state of some compute node after 120 s: "
                              f"{per_node('hpc.job.job.state')}; any series of the node (IB): "
                              f"{per_node('hpc.ib.port.xmit.bytes')}; pmproxy.log:\n{log}") from None
-    job = _two_node_job(up, "newjob", 150)    # after pmproxy has the Lustre job series
+    job = _two_node_job(up, "newjob", 150 + 2 * int(JOB_LOG))    # after pmproxy has the Lustre job series
     started = time.monotonic()
     try:
         for node in COMPUTE:    # hpcjob refreshes on its own interval: wait for the job there too
@@ -195,7 +195,7 @@ def test_job_started_after_the_logger_is_found_in_every_per_job_metric_on_both_n
             last[:] = _missing(up, wanted)
             return not last
         try:
-            wait_for(all_found, timeout=90, interval=2, what=f"job {job} in every per-job metric")
+            wait_for(all_found, timeout=90 + JOB_LOG, interval=2, what=f"job {job} in every per-job metric")
         except AssertionError:
             raise AssertionError(f"job {job}: not found by name through pmproxy: {last}\n"
                                  f"series index log:\n{_index_log(up)}") from None
@@ -204,7 +204,8 @@ def test_job_started_after_the_logger_is_found_in_every_per_job_metric_on_both_n
               f"{checked}, {time.monotonic() - started:.0f} s after its values were on the pmcds")
         # and the job board's "Bytes" queries return the job's values from both servers
         hosts = wait_for(lambda: (found := _board_hosts(get, job)) >= set(SERVERS) and found,
-                         timeout=40, interval=2, what=f"job {job} from both servers in the board's queries")
+                         timeout=40 + JOB_LOG, interval=2,
+                         what=f"job {job} from both servers in the board's queries")
         print(f"job {job}: the job board's Bytes queries have its values from {sorted(hosts)}")
     finally:
         slurm.run(up["head"], "scancel", job)

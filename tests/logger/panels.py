@@ -138,7 +138,9 @@ def target_fields(get: Get, target: dict, values: dict[str, str], window: tuple[
     names = {i["instance"]: i["name"] for i in get("/series/instances", series=",".join(series))}
     labelled = get("/series/labels", series=",".join([*series, *names])) if names else \
         get("/series/labels", series=",".join(series))
-    labels = {entry["series"]: entry.get("labels", {}) for entry in labelled}
+    labels: dict[str, dict] = {}
+    for entry in labelled:   # pmproxy 6.0.3 may split one id's labels over several entries
+        labels.setdefault(entry["series"], {}).update(entry.get("labels", {}))
     by_field: dict[tuple[str, str | None], list[tuple[float, float]]] = {}
     for p in points:
         by_field.setdefault((p["series"], p.get("instance")), []).append(
