@@ -1,5 +1,10 @@
 """The alarm agent on the demo node: a real pmie evaluates the pcp-hpc rules against the demo's agents.
 
+The demo node is its own logger too (``make demo`` starts pmlogger, pmproxy and Redis), so
+the logger's other service runs here as well: on PCP before 6.3.4, the series index
+(``hpc-pcp logger series-index``), which makes the demo Slurm's new jobs found in every
+per-job metric of the dashboards.
+
 ``prepare`` returns hpcalarm's settings (a state directory under the demo directory).
 ``advance`` (every demo tick) writes the rules for the agents pmcd answers for and keeps one
 pmie running on them; the first tick after ``hpc-demo up`` starts it, once every agent
@@ -19,6 +24,7 @@ from hpc_pcp.alarm import configure, installed_command, load_catalogue, render
 from hpc_pcp.pcpenv import pcp_config
 
 DELTA = "2 sec"
+SERIES_STORE = "localhost:6379"      # the demo node's pmproxy store (scripts/setup-node.sh --logger)
 # The demo's Slurm keeps held and begin-time jobs: with a 30 s limit they pend "too long", so an
 # alarm fires and the dashboards have one to show.  The DTN testbed's links are shaped to
 # 4 MiB/s per node (a thousandth of a real DTN), so the transfer floor is scaled down with them.
@@ -28,7 +34,8 @@ OVERRIDES = {"job.pending_too_long": {"max_seconds": 30},
 
 def _paths(directory: str) -> dict[str, str]:
     return {name: os.path.join(directory, name)
-            for name in ("state", "hpc-demo.pmie", "pmie.pid", "pmie.log")}
+            for name in ("state", "hpc-demo.pmie", "pmie.pid", "pmie.log", "series-index.pid",
+                         "series-index.log")}
 
 
 def prepare(directory: str) -> dict:
@@ -80,8 +87,22 @@ def _pid(path: str) -> int | None:
     return pid
 
 
+def _start_series_index(paths: dict[str, str]) -> None:
+    """The logger's series index over the demo node's pmproxy store (PCP before 6.3.4 only)."""
+    from hpc_pcp.logger import series_index_command, series_index_needed
+
+    if _pid(paths["series-index.pid"]) or not series_index_needed():
+        return
+    with open(paths["series-index.log"], "ab") as log:
+        proc = subprocess.Popen(series_index_command(SERIES_STORE, 10), stdin=subprocess.DEVNULL,
+                                stdout=log, stderr=log, start_new_session=True)
+    with open(paths["series-index.pid"], "w", encoding="ascii") as f:
+        f.write(str(proc.pid))
+
+
 def advance(directory: str) -> None:
     paths = _paths(directory)
+    _start_series_index(paths)
     if _pid(paths["pmie.pid"]):
         return
     text = rules_text(paths["state"])
@@ -99,15 +120,20 @@ def advance(directory: str) -> None:
 
 def teardown(directory: str) -> None:
     paths = _paths(directory)
-    pid = _pid(paths["pmie.pid"])
+    for pidfile in (paths["pmie.pid"], paths["series-index.pid"]):
+        _stop(pidfile)
+
+
+def _stop(pidfile: str) -> None:
+    pid = _pid(pidfile)
     if pid is None:
         return
     with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGTERM)       # pmie and any action it is running
+        os.killpg(pid, signal.SIGTERM)       # the service and any action it is running
     deadline = time.monotonic() + 10
-    while _pid(paths["pmie.pid"]) and time.monotonic() < deadline:
+    while _pid(pidfile) and time.monotonic() < deadline:
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)
         time.sleep(0.1)
     with contextlib.suppress(OSError):
-        os.unlink(paths["pmie.pid"])
+        os.unlink(pidfile)

@@ -15,11 +15,22 @@ import pytest
 
 from hpc_demo.node import demo_modules
 from hpc_pcp.agents import available
+from hpc_pcp.logger import series_index_needed
 from tests.harness.pcp import agent_diagnostics, hpc_pcp, reader, wait_for, wait_refreshed
 
 pytestmark = [pytest.mark.pcp, pytest.mark.usefixtures("pmcd")]
 
 PMCD_CONF = "/etc/pcp/pmcd/pmcd.conf"
+
+
+def _running(pidfile: str) -> int | None:
+    """The pid in ``pidfile`` if that process runs (not a zombie)."""
+    try:
+        pid = int(open(pidfile, encoding="ascii").read())
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            return None if f.read().rpartition(")")[2].split()[0] == "Z" else pid
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def _pmcd_agents() -> set[str]:
@@ -57,6 +68,12 @@ def test_demo_up_runs_every_demo_agent_and_down_removes_them():
         wait_for(lambda: [k for k, v in (reader().fetch(["hpc.alarm.firing"])["hpc.alarm.firing"]
                                          or {}).items() if v == 1 and k.startswith("job.pending_too_long:")],
                  120, what="the demo's pmie to fire job.pending_too_long")
+        index = None
+        if series_index_needed():   # the demo node is its own logger: its new jobs in every metric
+            index = wait_for(lambda: _running(os.path.join(root, "hpcalarm", "series-index.pid")), 60,
+                             what="the demo's series index (PCP before 6.3.4)")
+            with open(f"/proc/{index}/cmdline", "rb") as f:
+                assert b"series-index" in f.read()
     finally:
         down = hpc_pcp("down", env=env, timeout=300, command="hpc-demo")
     assert down.returncode == 0, down.stdout + down.stderr
@@ -65,3 +82,6 @@ def test_demo_up_runs_every_demo_agent_and_down_removes_them():
     assert after == before - set(names)
     pmie = subprocess.run(["pgrep", "-f", f"pmie .*{root}"], capture_output=True, text=True)
     assert pmie.returncode == 1, f"pmie still runs after demo down: {pmie.stdout}"
+    assert index is None or _running(os.path.join(root, "hpcalarm", "series-index.pid")) is None
+    assert index is None or not os.path.exists(f"/proc/{index}/cmdline") or \
+        b"series-index" not in open(f"/proc/{index}/cmdline", "rb").read()
