@@ -167,7 +167,9 @@ def run_parameters(f):
                      help="With --auto: round-trip time of the path in milliseconds; with the path "
                           "bandwidth it gives the BDP below which files are pipelined."),
         click.option("--probe-budget", type=click.FloatRange(1, 600), default=30.0, show_default=True,
-                     help="With --auto: seconds of probing per size class; then the search settles."),
+                     help="With --auto: most seconds of probing per size class (a class probes for at "
+                          "most a third of its expected time, and not at all when two probes do not "
+                          "fit); then the search settles."),
         click.option("--split", type=Size(), default=None, metavar="SIZE",
                      help="Send files larger than SIZE as byte ranges of about SIZE over every node pair "
                           "at once (globus-url-copy -off/-len), e.g. 1G. GridFTP nodes on both sides only."),
