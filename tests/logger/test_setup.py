@@ -218,3 +218,19 @@ def test_an_agent_may_have_several_pmlogconf_groups_named_after_it(tmp_path):
     (tmp_path / "hpclustre" / "lustre-extra").write_text(head)
     with pytest.raises(logger.LoggerSetupError, match="named hpclustre or hpclustre-<what>"):
         logger.pmlogconf_groups(tmp_path)
+
+
+def test_setup_says_the_series_index_needs_python3_redis(monkeypatch):
+    """Where setup plans the series index (PCP before 6.3.4) and redis-py is missing, it says
+    which package to install; where none is planned, or redis-py is there, it says nothing."""
+    import sys
+    monkeypatch.setitem(sys.modules, "redis", None)
+    for version, planned in (("6.0.3", True), ("6.3.4", False)):
+        monkeypatch.setenv("PCP_VERSION", version)
+        done = CliRunner().invoke(logger_group, ["setup", "--nodes", "n1", "--dry-run"])
+        assert done.exit_code == 0, done.output
+        assert ("apt-get install python3-redis" in done.output) is planned, done.output
+    monkeypatch.delitem(sys.modules, "redis")
+    monkeypatch.setenv("PCP_VERSION", "6.0.3")
+    done = CliRunner().invoke(logger_group, ["setup", "--nodes", "n1", "--dry-run"])
+    assert done.exit_code == 0 and "python3-redis" not in done.output, done.output

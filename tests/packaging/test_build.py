@@ -89,7 +89,7 @@ def test_the_debian_package_depends_on_debian_packages_only(built):
     depends = {d.strip().split()[0] for d in control["Depends"].split(",")}
     assert depends == {"python3", "pcp", "python3-pcp", "python3-yaml", "python3-click",
                        "python3-clustershell"}
-    assert control["Recommends"] == "bpftrace"
+    assert control["Recommends"] == "bpftrace, python3-redis"
     assert control["Version"] in built["deb"].name
 
 
