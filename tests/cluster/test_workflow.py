@@ -289,7 +289,8 @@ def test_job_stuck_in_d_state_alarms_on_its_node_and_clears(up):
         cluster.fault(HEALTHY, None)
     assert blocked(node) == 0
     assert not os.path.exists(dstate.cgroup(next(n for n in cluster.load()[0] if n.name == HEALTHY)))
-    assert slurm.run(namespaces["head"], "squeue", "-h", "-n", dstate.JOB_NAME) == ""
+    wait_for(lambda: slurm.run(namespaces["head"], "squeue", "-h", "-n", dstate.JOB_NAME) == "",
+             timeout=60, interval=1, what="the frozen job to leave the queue (it completes, CG, first)")
     wait_for(lambda: f"node.d_state@{HEALTHY}" not in firing(), timeout=60, interval=0.5,
              what=f"alarm node.d_state@{HEALTHY} to clear")
     D_STATE["alarm_cleared_s"] = round(time.monotonic() - t1, 1)
