@@ -24,6 +24,10 @@ from .test_versions import INSTANCE
 pytestmark = [pytest.mark.services, pytest.mark.root, pytest.mark.matrix]
 
 ARCHIVE = REPO / "tests" / "fixtures" / "archives" / "dashboards-2026-12-05"
+# Panels newer than the recording, whose metrics it holds no values of: no curated bpftrace
+# script exports a byte counter or a level (tests/logger/test_pmproxy_live.py adds one live,
+# as an admin would, and checks both panels against this machine's pmproxy).
+NEWER_THAN_RECORDING = {"hpc-bpftrace.json / Byte counters", "hpc-bpftrace.json / Levels"}
 
 
 def _archive() -> tuple[str, tuple[int, int], dict[str, set[str]]]:
@@ -101,5 +105,5 @@ def test_every_panel_query(matrix_node, series):
         [w for w in run.empty if _needs_job_label(*w.split(" / ", 1))]
     print(f"\n[matrix] {matrix_node.node.release} pmproxy {matrix_node.versions['pcp']}: "
           f"{run.panels} panels, {run.with_data} with data, {len(unlabelled)} need instance labels")
-    empty = [w for w in run.empty if w not in unlabelled]
+    empty = [w for w in run.empty if w not in unlabelled and w not in NEWER_THAN_RECORDING]
     assert not empty, "panels without data: " + "; ".join(empty)
