@@ -67,8 +67,9 @@ def setup_cmd(nodes: str, interval: str, redis: str, retention_days: float, viz:
                             series_index={"auto": None, "on": True, "off": False}[series_index])
     except logger.LoggerSetupError as exc:
         raise click.UsageError(str(exc)) from None
-    index_planned = any(f.path.endswith(os.path.basename(logger.SERIES_INDEX_UNIT)) for f in files)
-    no_client = logger.seriesindex.missing_client() if index_planned else None
+    index_unit = next((f.path for f in files if f.path.endswith(os.path.basename(logger.SERIES_INDEX_UNIT))),
+                      None)
+    no_client = logger.seriesindex.missing_client() if index_unit else None
     if no_client:
         click.echo(f"Warning: {no_client}; the series index cannot run until then", err=True)
     if dry_run:
@@ -83,8 +84,7 @@ def setup_cmd(nodes: str, interval: str, redis: str, retention_days: float, viz:
     except (OSError, KeyError) as exc:
         raise click.ClickException(f"cannot write the configuration: {exc}") from None
     if start:
-        unit = next((os.path.join(root, f.path.lstrip("/")) for f in files
-                     if f.path.endswith(os.path.basename(logger.SERIES_INDEX_UNIT))), None)
+        unit = os.path.join(root, index_unit.lstrip("/")) if index_unit else None
         if logger.start_services(click.echo, with_pmie, with_store=logger.local_store(redis),
                                  series_index=None if no_client else unit):
             raise click.ClickException("a service failed to start; see above and $PCP_LOG_DIR")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -347,7 +348,6 @@ def start_series_index(unit: str, echo: Callable[[str], None] = print) -> bool:
 
 def stop_series_index(pidfile: str) -> None:
     """Stop the series index whose pid ``pidfile`` holds, if that pid is still one."""
-    import signal
     try:
         with open(pidfile, encoding="utf-8") as f:
             pid = int(f.read().strip())
