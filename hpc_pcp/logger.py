@@ -9,6 +9,7 @@ being replaced, so an admin's pmproxy.conf is never silently lost.
 """
 from __future__ import annotations
 
+import collections
 import os
 import re
 import shutil
@@ -336,14 +337,32 @@ def start_series_index(unit: str, echo: Callable[[str], None] = print) -> bool:
     stop_series_index(pidfile)
     log_dir = os.path.join(pcp_config("PCP_LOG_DIR"), "pmproxy")
     os.makedirs(log_dir, exist_ok=True)
-    with open(os.path.join(log_dir, "hpc-series-index.log"), "a", encoding="utf-8") as log:
+    log_path = os.path.join(log_dir, "hpc-series-index.log")
+    with open(log_path, "a", encoding="utf-8") as log:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
     os.makedirs(os.path.dirname(pidfile), exist_ok=True)
     with open(pidfile, "w", encoding="utf-8") as f:
         f.write(f"{proc.pid}\n")
-    echo(f"series index: started (pid {proc.pid}, log {log_dir}/hpc-series-index.log)")
-    return True
+    try:   # one that cannot start (no Redis client, a bad option) exits at once: say so
+        code = proc.wait(timeout=STARTED_AFTER)
+    except subprocess.TimeoutExpired:
+        echo(f"series index: started (pid {proc.pid}, log {log_path})")
+        return True
+    echo(f"series index: FAILED: exited with status {code} at start; {log_path} ends:\n"
+         + "".join(_last_lines(log_path, 5)).rstrip())
+    return False
+
+
+STARTED_AFTER = 2.0   # seconds a series index must run to be reported started
+
+
+def _last_lines(path: str, count: int) -> list[str]:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return list(collections.deque(f, maxlen=count))
+    except OSError:
+        return []
 
 
 def stop_series_index(pidfile: str) -> None:
@@ -413,12 +432,15 @@ def local_store(redis: str) -> bool:
 
 def start_services(echo: Callable[[str], None] = print, with_pmie: bool = False,
                    with_store: bool = True, series_index: str | None = None) -> int:
-    """(Re)start Valkey (or Redis) if ``with_store``, pmproxy, pmlogger and, if configured,
-    pmie and the series index (``series_index``: its unit file); return failures."""
+    """(Re)start Valkey (or Redis) if ``with_store``, pmlogger, pmproxy and, if configured,
+    pmie and the series index (``series_index``: its unit file); return failures.  pmlogger
+    first: its init script returns once pmlogger_check has started every pmlogger of the farm,
+    so pmproxy, started next, finds every archive with its label written (pmproxy 6.0.3 could
+    miss an archive it saw created, half written, and never load it)."""
     rc_dir = pcp_config("PCP_RC_DIR")
     store = "valkey-server" if os.path.exists("/etc/init.d/valkey-server") else "redis-server"
     steps = [(f"/etc/init.d/{store}", "start")] if with_store else []
-    steps += [(f"{rc_dir}/pmproxy", "restart"), (f"{rc_dir}/pmlogger", "restart")]
+    steps += [(f"{rc_dir}/pmlogger", "restart"), (f"{rc_dir}/pmproxy", "restart")]
     if with_pmie:
         steps.append((f"{rc_dir}/pmie", "restart"))
     env = {**os.environ, "PATH": "/usr/bin:/bin:/usr/sbin:/sbin:" + os.environ.get("PATH", "")}

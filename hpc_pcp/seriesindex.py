@@ -23,6 +23,7 @@ only the logger node needs it), one server or a cluster, in pipelines of single-
 from __future__ import annotations
 
 import time
+import traceback
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -230,6 +231,16 @@ class Indexer:
         return done
 
 
+def _dropped(indexer: Indexer | None) -> None:
+    """Close ``indexer``'s connection (the next pass reconnects and relearns every series)."""
+    if indexer is not None:
+        try:
+            indexer.store.close()
+        except Exception:   # noqa: BLE001 -- a connection already broken
+            pass
+    return None
+
+
 def follow(seeds: Iterable[str], interval: float, wanted: frozenset[int] | None = OUR_DOMAINS,
            echo: Callable[[str], None] = print, passes: int | None = None) -> None:
     """Repair every ``interval`` seconds (``passes`` times, or forever), reconnecting on errors."""
@@ -251,8 +262,10 @@ def follow(seeds: Iterable[str], interval: float, wanted: frozenset[int] | None 
                      f"group(s) of {done.series} series, {done.seconds:.3f} s")
         except errors as exc:
             echo(f"Valkey/Redis: {str(exc).rstrip('.')}; retrying in {interval:g} s")
-            if indexer is not None:
-                indexer.store.close()
-            indexer = None
+            indexer = _dropped(indexer)
+        except Exception as exc:   # noqa: BLE001 -- one bad pass must not end the service
+            echo(f"pass failed ({type(exc).__name__}: {exc}); starting afresh in {interval:g} s\n"
+                 + "".join(traceback.format_exc(limit=6)).rstrip())
+            indexer = _dropped(indexer)
         if passes is None or count < passes:
             time.sleep(interval)

@@ -265,22 +265,33 @@ def test_an_unreachable_store_is_reported_and_retried_not_raised():
     assert len(lines) == 2 and all(line.startswith("Valkey/Redis: ") and "retrying" in line for line in lines)
 
 
-def test_start_series_index_replaces_the_one_it_started_before(tmp_path, monkeypatch):
-    """Without systemd, --start runs the index detached with its pid in $PCP_RUN_DIR; running
-    setup again stops that one (by the pid it recorded, if that process is an index) first."""
+@pytest.fixture
+def detached_unit(tmp_path, monkeypatch):
+    """A series-index unit running ``program`` (Python source), started the way setup does
+    without systemd, with $PCP_RUN_DIR and $PCP_LOG_DIR under ``tmp_path``."""
     if os.path.isdir("/run/systemd/system"):
         pytest.fail("this machine runs systemd: the detached path is not the one setup takes here")
     monkeypatch.setenv("PCP_RUN_DIR", str(tmp_path / "run"))
     monkeypatch.setenv("PCP_LOG_DIR", str(tmp_path / "log"))
-    unit = tmp_path / "hpc-pcp-series-index.service"
-    sleeper = tmp_path / "sleeper.py"
-    sleeper.write_text("import time\ntime.sleep(60)\n")
-    unit.write_text(f"[Service]\nExecStart={sys.executable} {sleeper} series-index --redis x:1\n")
+
+    def unit(program: str) -> str:
+        script = tmp_path / "index.py"
+        script.write_text(program)
+        path = tmp_path / "hpc-pcp-series-index.service"
+        path.write_text(f"[Service]\nExecStart={sys.executable} {script} series-index --redis x:1\n")
+        return str(path)
+    return unit
+
+
+def test_start_series_index_replaces_the_one_it_started_before(tmp_path, detached_unit):
+    """Without systemd, --start runs the index detached with its pid in $PCP_RUN_DIR; running
+    setup again stops that one (by the pid it recorded, if that process is an index) first."""
+    unit = detached_unit("import time\ntime.sleep(60)\n")
     pidfile = tmp_path / "run" / logger.SERIES_INDEX_PID
     pids = []
     try:
         for _ in range(2):
-            assert logger.start_series_index(str(unit), echo=lambda line: None)
+            assert logger.start_series_index(unit, echo=lambda line: None)
             pids.append(int(pidfile.read_text()))
             wait_for(lambda: b"series-index" in open(f"/proc/{pids[-1]}/cmdline", "rb").read(), 10,
                      what="the index to run (exec'd)")
@@ -295,6 +306,45 @@ def test_start_series_index_replaces_the_one_it_started_before(tmp_path, monkeyp
                 os.kill(pid, 15)
             except OSError:
                 pass
+
+
+def test_an_index_that_exits_at_start_is_reported_failed_with_its_log(detached_unit):
+    """Without systemd nothing restarts the index: one that cannot start is a failure of
+    --start (with the end of its log), never "started"."""
+    unit = detached_unit("import sys\nprint('Error: no Valkey/Redis client here')\nsys.exit(3)\n")
+    lines: list[str] = []
+    assert not logger.start_series_index(unit, echo=lines.append)
+    assert len(lines) == 1 and lines[0].startswith("series index: FAILED: exited with status 3"), lines
+    assert "Error: no Valkey/Redis client here" in lines[0]
+
+
+def test_a_pass_that_fails_unexpectedly_is_logged_and_the_next_pass_starts_afresh(monkeypatch):
+    """A bug or a reply the index did not expect ends one pass, not the service: the error is
+    logged with where it happened and the next pass reconnects and relearns every series."""
+    made: list[object] = []
+
+    class Broken:
+        def __init__(self, store, wanted) -> None:
+            made.append(self)
+            self.store = store
+
+        def run_once(self):
+            raise KeyError("pcp:desc:series:ab")
+
+    class NoStore:
+        def __init__(self, seeds) -> None:
+            pass
+
+        def close(self) -> None:
+            pass
+    monkeypatch.setattr(seriesindex, "Indexer", Broken)
+    monkeypatch.setattr(seriesindex, "Store", NoStore)
+    lines: list[str] = []
+    seriesindex.follow(["127.0.0.1:1"], 0, passes=2, echo=lines.append)
+    assert len(made) == 2, made
+    assert len(lines) == 2 and all(line.startswith("pass failed (KeyError: 'pcp:desc:series:ab'); "
+                                                   "starting afresh") for line in lines), lines
+    assert "run_once" in lines[0]   # where it happened
 
 
 def test_needed_before_6_3_4_only():
