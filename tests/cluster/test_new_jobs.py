@@ -114,7 +114,7 @@ def _index_log(up) -> str:
 
 
 def test_setup_runs_the_series_index_on_this_pcp(up):
-    assert NEEDED == (_index_pid(up[LOGGER]) is not None)
+    assert NEEDED == (_index_pid(up[LOGGER]) is not None), _index_log(up)
 
 
 @pytest.mark.skipif(not NEEDED, reason="PCP >= 6.3.4: pmproxy indexes later instances itself")
@@ -127,8 +127,9 @@ def test_without_the_index_a_later_job_is_found_in_one_lustre_metric_then_everyw
     pid = _index_pid(up[LOGGER])
     os.kill(pid, signal.SIGTERM)
     wait_for(lambda: _index_pid(up[LOGGER]) is None, timeout=10, interval=0.2, what="the index to stop")
-    job = _two_node_job(up, "noindex", 150 + 2 * int(JOB_LOG))
-    try:
+    job = None
+    try:   # whatever fails, the index runs again for the next test
+        job = _two_node_job(up, "noindex", 150 + 2 * int(JOB_LOG))
         metrics = sorted({m for node in SERVERS for m in _job_values(up[node], job)})
 
         def by_name() -> dict[str, bool] | None:
@@ -159,13 +160,15 @@ def test_without_the_index_a_later_job_is_found_in_one_lustre_metric_then_everyw
               f"write.bytes samples from before then: {sum(t < restarted for t in stamps)} of {len(stamps)}")
         assert any(t < restarted - 10 for t in stamps), (stamps, restarted)
     finally:
-        slurm.run(up["head"], "scancel", job)
+        if job:
+            slurm.run(up["head"], "scancel", job)
         if _index_pid(up[LOGGER]) is None:
-            up[LOGGER].run(sys.executable, "-c", code, UNIT, env=PYTHON_ENV, check=False)
+            done = up[LOGGER].run(sys.executable, "-c", code, UNIT, env=PYTHON_ENV, check=False)
+            print(f"series index restarted (exit {done.returncode}): {done.stdout}{done.stderr}")
 
 
 def test_job_started_after_the_logger_is_found_in_every_per_job_metric_on_both_nodes(up):
-    assert _index_pid(up[LOGGER]) is not None or not NEEDED
+    assert _index_pid(up[LOGGER]) is not None or not NEEDED, f"no series index; its log:\n{_index_log(up)}"
     get = _pmproxy(up)
     try:   # a job that starts now starts after pmproxy cached the nodes' per-job metrics
         wait_for(lambda: all(_found(up, [f'hpc.job.job.state{{hostname == "{n}"}}' for n in COMPUTE])),

@@ -104,6 +104,7 @@ class Field:
     ref: str
     labels: dict[str, str]
     values: list[tuple[float, float]]
+    series: str = ""   # pmproxy's id of the metric series (one metric on one host)
 
 
 def _legend(legend: str, instance: str | None, labels: dict[str, str]) -> str:
@@ -151,7 +152,7 @@ def target_fields(get: Get, target: dict, values: dict[str, str], window: tuple[
         field_labels = {k: str(v) for k, v in {**labels.get(sid, {}), **labels.get(inst or "", {})}.items()}
         name = _legend(target["legendFormat"], names.get(inst) if inst else None, field_labels)
         fields.append(Field(name, target["refId"], field_labels,
-                            _rates(vals) if rate and counter.get(sid) else vals))
+                            _rates(vals) if rate and counter.get(sid) else vals, sid))
     return fields
 
 
@@ -171,7 +172,7 @@ def transform(data: list, transformations: list[dict], values: dict[str, str]) -
             data = [f for f in data if f.name in wanted]
         elif kind == "renameByRegex":
             data = [Field(_js_replace(options["regex"], f.name, options["renamePattern"]), f.ref,
-                          f.labels, f.values) for f in data]
+                          f.labels, f.values, f.series) for f in data]
         elif kind == "reduce" and options["reducers"] == ["lastNotNull"]:
             data = [{"Field": f.name, "Last *": f.values[-1][1]} for f in data if f.values]
         elif kind == "groupBy":
