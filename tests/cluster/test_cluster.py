@@ -153,6 +153,9 @@ def _why_no_lustre_series(up) -> str:
     for log in ("/var/log/pcp/pmproxy/hpc-series-index.log", "/var/log/pcp/pmproxy/pmproxy.log",
                 "/var/log/pcp/pmlogger/pmlogger_check.log"):
         lines.append(f"{log}:\n" + up[LOGGER].run("tail", "-12", log, check=False).stdout)
+    ticker = os.path.join(BASE, "head", "ticker.log")   # the jobs whose I/O the servers count
+    lines.append(f"{ticker}:\n" + up["head"].run("tail", "-5", ticker, check=False).stdout)
+    lines.append("squeue: " + slurm.run(up["head"], "squeue", "-h", "-o", "%i %t %N", check=False))
     return "\n".join(lines)
 
 
