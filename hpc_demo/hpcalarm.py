@@ -89,15 +89,12 @@ def _pid(path: str) -> int | None:
 
 def _start_series_index(paths: dict[str, str]) -> None:
     """The logger's series index over the demo node's pmproxy store (PCP before 6.3.4 only)."""
-    from hpc_pcp.logger import series_index_command, series_index_needed
+    from hpc_pcp.logger import series_index_command, series_index_needed, spawn_series_index
 
     if _pid(paths["series-index.pid"]) or not series_index_needed():
         return
-    with open(paths["series-index.log"], "ab") as log:
-        proc = subprocess.Popen(series_index_command(SERIES_STORE, 10), stdin=subprocess.DEVNULL,
-                                stdout=log, stderr=log, start_new_session=True)
-    with open(paths["series-index.pid"], "w", encoding="ascii") as f:
-        f.write(str(proc.pid))
+    spawn_series_index(series_index_command(SERIES_STORE, 10), paths["series-index.log"],
+                       paths["series-index.pid"])
 
 
 def advance(directory: str) -> None:

@@ -337,14 +337,24 @@ def start_series_index(unit: str, echo: Callable[[str], None] = print) -> bool:
     stop_series_index(pidfile)
     log_dir = os.path.join(pcp_config("PCP_LOG_DIR"), "pmproxy")
     os.makedirs(log_dir, exist_ok=True)
-    log_path = os.path.join(log_dir, "hpc-series-index.log")
+    return spawn_series_index(argv, os.path.join(log_dir, "hpc-series-index.log"), pidfile, echo)
+
+
+STARTED_AFTER = 2.0   # seconds a series index must run to be reported started
+
+
+def spawn_series_index(argv: Sequence[str], log_path: str, pidfile: str,
+                       echo: Callable[[str], None] = print) -> bool:
+    """Run ``argv`` detached (its own session, output appended to ``log_path``, pid in
+    ``pidfile``); True once it has run ``STARTED_AFTER`` seconds, else False with its log's end:
+    nothing restarts it without systemd, so one that cannot start is never reported started."""
     with open(log_path, "a", encoding="utf-8") as log:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+        proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
     os.makedirs(os.path.dirname(pidfile), exist_ok=True)
     with open(pidfile, "w", encoding="utf-8") as f:
         f.write(f"{proc.pid}\n")
-    try:   # one that cannot start (no Redis client, a bad option) exits at once: say so
+    try:
         code = proc.wait(timeout=STARTED_AFTER)
     except subprocess.TimeoutExpired:
         echo(f"series index: started (pid {proc.pid}, log {log_path})")
@@ -352,9 +362,6 @@ def start_series_index(unit: str, echo: Callable[[str], None] = print) -> bool:
     echo(f"series index: FAILED: exited with status {code} at start; {log_path} ends:\n"
          + "".join(_last_lines(log_path, 5)).rstrip())
     return False
-
-
-STARTED_AFTER = 2.0   # seconds a series index must run to be reported started
 
 
 def _last_lines(path: str, count: int) -> list[str]:

@@ -22,6 +22,7 @@ only the logger node needs it), one server or a cluster, in pipelines of single-
 """
 from __future__ import annotations
 
+import contextlib
 import time
 import traceback
 from collections.abc import Callable, Iterable, Sequence
@@ -231,16 +232,6 @@ class Indexer:
         return done
 
 
-def _dropped(indexer: Indexer | None) -> None:
-    """Close ``indexer``'s connection (the next pass reconnects and relearns every series)."""
-    if indexer is not None:
-        try:
-            indexer.store.close()
-        except Exception:   # noqa: BLE001 -- a connection already broken
-            pass
-    return None
-
-
 def follow(seeds: Iterable[str], interval: float, wanted: frozenset[int] | None = OUR_DOMAINS,
            echo: Callable[[str], None] = print, passes: int | None = None) -> None:
     """Repair every ``interval`` seconds (``passes`` times, or forever), reconnecting on errors."""
@@ -260,12 +251,15 @@ def follow(seeds: Iterable[str], interval: float, wanted: frozenset[int] | None 
             if done.added:
                 echo(f"indexed {done.added} (series, instance) pairs in {done.groups_checked} "
                      f"group(s) of {done.series} series, {done.seconds:.3f} s")
-        except errors as exc:
-            echo(f"Valkey/Redis: {str(exc).rstrip('.')}; retrying in {interval:g} s")
-            indexer = _dropped(indexer)
         except Exception as exc:   # noqa: BLE001 -- one bad pass must not end the service
-            echo(f"pass failed ({type(exc).__name__}: {exc}); starting afresh in {interval:g} s\n"
-                 + "".join(traceback.format_exc(limit=6)).rstrip())
-            indexer = _dropped(indexer)
+            if isinstance(exc, errors):
+                echo(f"Valkey/Redis: {str(exc).rstrip('.')}; retrying in {interval:g} s")
+            else:
+                echo(f"pass failed ({type(exc).__name__}: {exc}); starting afresh in {interval:g} s\n"
+                     + "".join(traceback.format_exc(limit=6)).rstrip())
+            if indexer is not None:
+                with contextlib.suppress(Exception):   # a connection already broken
+                    indexer.store.close()
+            indexer = None
         if passes is None or count < passes:
             time.sleep(interval)
